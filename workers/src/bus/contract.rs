@@ -1,0 +1,148 @@
+//! The behaviour every event bus backend must show. Each backend instantiates the suite with
+//! `bus_contract!(name, async-expression-making-a-fresh-bus)`; a fresh bus per test keeps tests
+//! isolated (on Kafka: unique topic names and groups).
+
+use std::time::Duration;
+
+use super::{EventBus, Subscription};
+use crate::domain::{Point, SeriesId, Version};
+use crate::events::{Event, Topic, TrainingData};
+
+pub fn training_data(series: &str, n: u32) -> Event {
+    Event::TrainingData(TrainingData {
+        series_id: SeriesId::parse(series).expect("valid id"),
+        version: Version::from_number(n).expect("valid version"),
+        points: vec![Point {
+            timestamp: n as i64,
+            value: n as f64,
+        }],
+    })
+}
+
+/// Waits for the next event with a deadline, so a broken backend fails instead of hanging.
+pub async fn next_event(sub: &mut Box<dyn Subscription>) -> Option<Event> {
+    let delivery = tokio::time::timeout(Duration::from_secs(30), sub.next())
+        .await
+        .expect("no event within 30 s")
+        .expect("bus error");
+    let delivery = delivery?;
+    sub.ack(&delivery).await.expect("ack");
+    Some(delivery.event)
+}
+
+pub async fn a_group_receives_events_of_a_key_in_order(bus: impl EventBus) {
+    let mut member = bus.join_group(Topic::TrainingData, "g1").await.unwrap();
+    for n in 1..=20 {
+        bus.publish(training_data("s1", n)).await.unwrap();
+    }
+    for n in 1..=20 {
+        assert_eq!(next_event(&mut member).await, Some(training_data("s1", n)));
+    }
+}
+
+pub async fn every_group_receives_every_event(bus: impl EventBus) {
+    let mut a = bus.join_group(Topic::TrainingData, "ga").await.unwrap();
+    let mut b = bus.join_group(Topic::TrainingData, "gb").await.unwrap();
+    bus.publish(training_data("s1", 1)).await.unwrap();
+    bus.emit(training_data("s1", 2)).unwrap();
+    for member in [&mut a, &mut b] {
+        assert_eq!(next_event(member).await, Some(training_data("s1", 1)));
+        assert_eq!(next_event(member).await, Some(training_data("s1", 2)));
+    }
+}
+
+pub async fn members_of_one_group_share_the_events(bus: impl EventBus) {
+    let mut first = bus.join_group(Topic::TrainingData, "shared").await.unwrap();
+    let mut second = bus.join_group(Topic::TrainingData, "shared").await.unwrap();
+    for n in 1..=10 {
+        bus.publish(training_data(&format!("s{n}"), n))
+            .await
+            .unwrap();
+    }
+    // Drain both members until ten distinct events arrived; none may arrive twice.
+    let mut seen = Vec::new();
+    while seen.len() < 10 {
+        tokio::select! {
+            Some(e) = next_event(&mut first) => seen.push(e),
+            Some(e) = next_event(&mut second) => seen.push(e),
+        }
+    }
+    for n in 1..=10 {
+        let expected = training_data(&format!("s{n}"), n);
+        assert_eq!(seen.iter().filter(|e| **e == expected).count(), 1);
+    }
+}
+
+pub async fn every_follower_sees_every_event(bus: impl EventBus) {
+    let mut a = bus.follow(Topic::Anomalies).await.unwrap();
+    let mut b = bus.follow(Topic::Anomalies).await.unwrap();
+    let scored = crate::events::Scored {
+        series_id: SeriesId::parse("s1").unwrap(),
+        model_version: Version::FIRST,
+        detector: "zscore".into(),
+        point: Point {
+            timestamp: 1,
+            value: 22.5,
+        },
+        verdict: crate::detector::Verdict {
+            anomaly: true,
+            score: 2.0,
+            expected: 10.5,
+            lower: Some(9.0),
+            upper: Some(12.0),
+        },
+        at_ms: 1,
+    };
+    bus.emit(Event::Anomaly(scored.clone())).unwrap();
+    for follower in [&mut a, &mut b] {
+        assert_eq!(
+            next_event(follower).await,
+            Some(Event::Anomaly(scored.clone()))
+        );
+    }
+}
+
+pub async fn closing_delivers_what_was_accepted_then_ends(bus: impl EventBus) {
+    let mut member = bus.join_group(Topic::TrainingData, "drain").await.unwrap();
+    for n in 1..=3 {
+        bus.publish(training_data("s1", n)).await.unwrap();
+    }
+    bus.close();
+    assert!(bus.publish(training_data("s1", 4)).await.is_err());
+    for n in 1..=3 {
+        assert_eq!(next_event(&mut member).await, Some(training_data("s1", n)));
+    }
+    assert_eq!(next_event(&mut member).await, None);
+}
+
+macro_rules! bus_contract {
+    ($backend:ident, $make:expr) => {
+        mod $backend {
+            #[allow(unused_imports)]
+            use super::*;
+            use crate::bus::contract;
+
+            #[tokio::test]
+            async fn a_group_receives_events_of_a_key_in_order() {
+                contract::a_group_receives_events_of_a_key_in_order($make).await;
+            }
+            #[tokio::test]
+            async fn every_group_receives_every_event() {
+                contract::every_group_receives_every_event($make).await;
+            }
+            #[tokio::test]
+            async fn members_of_one_group_share_the_events() {
+                contract::members_of_one_group_share_the_events($make).await;
+            }
+            #[tokio::test]
+            async fn every_follower_sees_every_event() {
+                contract::every_follower_sees_every_event($make).await;
+            }
+            #[tokio::test]
+            async fn closing_delivers_what_was_accepted_then_ends() {
+                contract::closing_delivers_what_was_accepted_then_ends($make).await;
+            }
+        }
+    };
+}
+pub(crate) use bus_contract;

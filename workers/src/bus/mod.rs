@@ -1,0 +1,75 @@
+//! The event bus port: how roles hand events to each other (SPEC §7). One trait, one file per
+//! backend: `memory` (bounded in-process queues, the embedded default) and, with the distributed
+//! deployment, Kafka. Every backend passes the contract suite in `contract.rs`.
+
+mod memory;
+
+#[cfg(test)]
+mod contract;
+
+use async_trait::async_trait;
+
+use crate::events::{Event, Topic};
+
+pub use memory::MemoryBus;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("the event bus is closed")]
+    Closed,
+    #[error("the event bus queue for topic {0} is full")]
+    Full(Topic),
+    #[error("this follower fell behind and missed {0} events")]
+    Lagged(u64),
+    #[error("the event bus is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Where a delivered event sits in its topic, so that `ack` can store the right offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    pub partition: i32,
+    pub offset: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub event: Event,
+    /// None on backends that keep no offsets (the in-process bus).
+    pub position: Option<Position>,
+}
+
+#[async_trait]
+pub trait EventBus: Send + Sync + 'static {
+    /// Returns once the bus has taken responsibility for the event (Kafka: acknowledged by the
+    /// brokers). Waits while the bus is full: backpressure, never loss.
+    async fn publish(&self, event: Event) -> Result<(), BusError>;
+
+    /// Hands the event over without waiting on the bus: for metrics and live feeds on the hot
+    /// path. A full bus refuses the event instead of blocking.
+    fn emit(&self, event: Event) -> Result<(), BusError>;
+
+    /// Joins consumer group `group` on `topic`: each event goes to exactly one member of each
+    /// group. Events are delivered at least once; `ack` after the work is done.
+    async fn join_group(
+        &self,
+        topic: Topic,
+        group: &str,
+    ) -> Result<Box<dyn Subscription>, BusError>;
+
+    /// Follows every event of `topic` published from now on; every follower sees all of them.
+    /// A follower that falls too far behind is told so (`BusError::Lagged`) and carries on.
+    async fn follow(&self, topic: Topic) -> Result<Box<dyn Subscription>, BusError>;
+
+    /// Stops accepting events. Subscribers receive what was already accepted, then `None`.
+    fn close(&self);
+}
+
+#[async_trait]
+pub trait Subscription: Send {
+    /// The next event, or `None` once the bus is closed and everything accepted was delivered.
+    async fn next(&mut self) -> Result<Option<Delivery>, BusError>;
+
+    /// Records that `delivery` was processed, so it is not delivered to the group again.
+    async fn ack(&mut self, delivery: &Delivery) -> Result<(), BusError>;
+}

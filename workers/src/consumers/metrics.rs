@@ -1,0 +1,35 @@
+//! The metrics consumer's write: metrics and heartbeats into the metrics store.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::{HandleError, Handler};
+use crate::events::Event;
+use crate::metrics::MetricsStore;
+
+pub struct MetricsWriter {
+    metrics: Arc<dyn MetricsStore>,
+}
+
+impl MetricsWriter {
+    pub fn new(metrics: Arc<dyn MetricsStore>) -> Self {
+        Self { metrics }
+    }
+}
+
+#[async_trait]
+impl Handler for MetricsWriter {
+    async fn handle(&self, event: &Event) -> Result<(), HandleError> {
+        let written = match event {
+            Event::Metric(metric) => self.metrics.record(metric).await,
+            Event::Heartbeat(heartbeat) => self.metrics.record_heartbeat(heartbeat).await,
+            other => {
+                return Err(HandleError::Poison(format!(
+                    "expected a metric or heartbeat, got {other:?}"
+                )));
+            }
+        };
+        written.map_err(|e| HandleError::Transient(e.to_string()))
+    }
+}

@@ -1,0 +1,37 @@
+//! The training-data consumer's write: a model version's points into the database, idempotently.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::{HandleError, Handler};
+use crate::events::Event;
+use crate::store::ModelStore;
+
+pub struct TrainingDataWriter {
+    store: Arc<dyn ModelStore>,
+}
+
+impl TrainingDataWriter {
+    pub fn new(store: Arc<dyn ModelStore>) -> Self {
+        Self { store }
+    }
+}
+
+#[async_trait]
+impl Handler for TrainingDataWriter {
+    async fn handle(&self, event: &Event) -> Result<(), HandleError> {
+        let Event::TrainingData(data) = event else {
+            return Err(HandleError::Poison(format!(
+                "expected training data, got {event:?}"
+            )));
+        };
+        let inserted = self
+            .store
+            .save_training_points(&data.series_id, data.version, &data.points)
+            .await
+            .map_err(|e| HandleError::Transient(e.to_string()))?;
+        tracing::debug!(series = %data.series_id, version = %data.version, inserted, "training data stored");
+        Ok(())
+    }
+}

@@ -1,0 +1,227 @@
+//! Detectors: pure code that fits on training points, scores new points with evidence (score,
+//! expected value, band) and, for online kinds, learns from every point it scores. No I/O here:
+//! the trainer stores what `fit` returns, the predictor keeps the learning state and checkpoints
+//! it. A fitted detector is plain data (serde), so a model version and a checkpoint are the
+//! same JSON.
+//!
+//! Kinds: `zscore` (the seed's static rule, two-sided by default), `ewma` (online z-score with
+//! exponentially weighted mean and variance), `robust` (median/MAD of a sliding window, with a
+//! scale floor) and `seasonal` (per-phase baseline for a period found at fit time or given).
+//! `adaptive` (the default) follows the series with a slow, per-phase baseline and scales its band
+//! by the largest recent deviation. `AlertGate` turns verdicts into alerts (rising edge,
+//! cooldown).
+
+mod adaptive;
+mod ewma;
+mod gate;
+mod robust;
+mod seasonal;
+mod stats;
+mod zscore;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{InvalidInput, Point, TrainingSet};
+
+pub use adaptive::{Adaptive, AdaptiveOptions};
+pub use ewma::{Ewma, EwmaOptions};
+pub use gate::{AlertGate, AlertOptions};
+pub use robust::{Robust, RobustOptions};
+pub use seasonal::{Seasonal, SeasonalOptions};
+pub use zscore::{ZScoreOptions, ZScoreParams};
+
+/// Which side of the expected band counts as anomalous.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Above,
+    Below,
+    #[default]
+    Both,
+}
+
+/// What the caller asks `fit` to build: a detector kind and its options.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DetectorSpec {
+    Zscore(ZScoreOptions),
+    Ewma(EwmaOptions),
+    Robust(RobustOptions),
+    Seasonal(SeasonalOptions),
+    Adaptive(AdaptiveOptions),
+}
+
+/// The default: `adaptive`, chosen on NAB (see the README's detection section).
+impl Default for DetectorSpec {
+    fn default() -> Self {
+        Self::Adaptive(AdaptiveOptions::default())
+    }
+}
+
+impl DetectorSpec {
+    pub fn fit(&self, training: &TrainingSet) -> Result<DetectorParams, InvalidInput> {
+        Ok(match self {
+            Self::Zscore(o) => DetectorParams::Zscore(ZScoreParams::fit(o, training)?),
+            Self::Ewma(o) => DetectorParams::Ewma(Ewma::fit(o, training)?),
+            Self::Robust(o) => DetectorParams::Robust(Robust::fit(o, training)?),
+            Self::Seasonal(o) => DetectorParams::Seasonal(Seasonal::fit(o, training)?),
+            Self::Adaptive(o) => DetectorParams::Adaptive(Adaptive::fit(o, training)?),
+        })
+    }
+
+    /// The spec of a kind by name with default options (`anomaly nab --detector NAME`).
+    pub fn named(name: &str) -> Option<Self> {
+        Some(match name {
+            "zscore" => Self::Zscore(ZScoreOptions::default()),
+            "ewma" => Self::Ewma(EwmaOptions::default()),
+            "robust" => Self::Robust(RobustOptions::default()),
+            "seasonal" => Self::Seasonal(SeasonalOptions::default()),
+            "adaptive" => Self::Adaptive(AdaptiveOptions::default()),
+            _ => return None,
+        })
+    }
+
+    pub const NAMES: [&'static str; 5] = ["zscore", "ewma", "robust", "seasonal", "adaptive"];
+
+    /// The kind's name, as `named` takes it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Zscore(_) => "zscore",
+            Self::Ewma(_) => "ewma",
+            Self::Robust(_) => "robust",
+            Self::Seasonal(_) => "seasonal",
+            Self::Adaptive(_) => "adaptive",
+        }
+    }
+}
+
+/// Everything `fit` is asked to build: the detector and how its verdicts become alerts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelSpec {
+    pub detector: DetectorSpec,
+    pub alerts: AlertOptions,
+}
+
+/// A fitted detector with its learning state: what a model version stores and what the
+/// predictor scores with (and checkpoints as it learns).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DetectorParams {
+    Zscore(ZScoreParams),
+    Ewma(Ewma),
+    Robust(Robust),
+    Seasonal(Seasonal),
+    Adaptive(Adaptive),
+}
+
+impl DetectorParams {
+    /// The detector's name as answers and storage show it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Zscore(_) => "zscore",
+            Self::Ewma(_) => "ewma",
+            Self::Robust(_) => "robust",
+            Self::Seasonal(_) => "seasonal",
+            Self::Adaptive(_) => "adaptive",
+        }
+    }
+
+    /// Whether `learn` changes anything (and so whether state is worth checkpointing).
+    pub fn is_online(&self) -> bool {
+        !matches!(self, Self::Zscore(_))
+    }
+
+    /// The verdict on `point` given everything learnt so far; changes nothing.
+    pub fn score(&self, point: Point) -> Verdict {
+        match self {
+            Self::Zscore(d) => d.score(point.value),
+            Self::Ewma(d) => d.score(point.value),
+            Self::Robust(d) => d.score(point.value),
+            Self::Seasonal(d) => d.score(point),
+            Self::Adaptive(d) => d.score(point),
+        }
+    }
+
+    /// Learns from a point that has been scored.
+    pub fn learn(&mut self, point: Point) {
+        match self {
+            Self::Zscore(_) => {}
+            Self::Ewma(d) => d.learn(point.value),
+            Self::Robust(d) => d.learn(point.value),
+            Self::Seasonal(d) => d.learn(point),
+            Self::Adaptive(d) => d.learn(point),
+        }
+    }
+
+    /// Scores `point`, then learns from it: the predictor's path.
+    pub fn observe(&mut self, point: Point) -> Verdict {
+        let verdict = self.score(point);
+        self.learn(point);
+        verdict
+    }
+}
+
+/// The verdict on one point and the evidence for it. `score` ≤ 1 is normal, > 1 anomalous, and
+/// the verdict always agrees with the band: anomalous exactly when the value lies outside
+/// `[lower, upper]` on a side the detector watches (an unwatched side has no bound).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub anomaly: bool,
+    pub score: f64,
+    pub expected: f64,
+    pub lower: Option<f64>,
+    pub upper: Option<f64>,
+}
+
+impl Verdict {
+    /// The verdict for `value` against a band of `half_width` around `expected`.
+    pub fn against_band(value: f64, expected: f64, half_width: f64, direction: Direction) -> Self {
+        let deviation = value - expected;
+        let watched = match direction {
+            Direction::Both => deviation.abs(),
+            Direction::Above => deviation.max(0.0),
+            Direction::Below => (-deviation).max(0.0),
+        };
+        let score = if half_width > 0.0 {
+            watched / half_width
+        } else if watched > 0.0 {
+            f64::INFINITY
+        } else {
+            0.0
+        };
+        // JSON has no infinity: a value off a zero-width band scores "very anomalous".
+        let score = score.min(1e12);
+        let (lower, upper) = match direction {
+            Direction::Both => (Some(expected - half_width), Some(expected + half_width)),
+            Direction::Above => (None, Some(expected + half_width)),
+            Direction::Below => (Some(expected - half_width), None),
+        };
+        Verdict {
+            anomaly: score > 1.0,
+            score,
+            expected,
+            lower,
+            upper,
+        }
+    }
+
+    /// The score mapped onto [0, 1) (0.5 at the boundary), as NAB's results files want it.
+    pub fn unit_score(&self) -> f64 {
+        self.score / (1.0 + self.score)
+    }
+}
+
+/// Options every kind understands: thresholds must be positive and finite.
+fn check_threshold(threshold: f64) -> Result<(), InvalidInput> {
+    if threshold.is_finite() && threshold > 0.0 {
+        Ok(())
+    } else {
+        Err(InvalidInput(
+            "threshold must be a positive finite number".into(),
+        ))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing;

@@ -1,0 +1,289 @@
+//! The platform's vocabulary as types whose constructors reject bad input, so that code past the
+//! edge never sees an invalid series id, version or point.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Why an input was refused; the text is safe to show to the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidInput(pub String);
+
+fn invalid(text: impl Into<String>) -> InvalidInput {
+    InvalidInput(text.into())
+}
+
+/// A series identifier: 1 to 128 characters from `[A-Za-z0-9_.:-]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct SeriesId(String);
+
+impl SeriesId {
+    pub const MAX_LEN: usize = 128;
+
+    pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
+        let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-');
+        if raw.is_empty() || raw.len() > Self::MAX_LEN || !raw.chars().all(allowed) {
+            return Err(invalid(
+                "Invalid series_id: use 1 to 128 characters from A-Z, a-z, 0-9, '_', '.', ':', '-'",
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SeriesId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for SeriesId {
+    type Error = InvalidInput;
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        Self::parse(&raw)
+    }
+}
+
+impl From<SeriesId> for String {
+    fn from(id: SeriesId) -> Self {
+        id.0
+    }
+}
+
+/// A model version: `v1`, `v2`, ... Every fit of a series makes the next one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Version(u32);
+
+impl Version {
+    pub const FIRST: Version = Version(1);
+
+    pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
+        let refuse = || invalid("Invalid version: expected v<N>, for example v1");
+        let digits = raw.strip_prefix('v').ok_or_else(refuse)?;
+        if digits.is_empty() || digits.len() > 9 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(refuse());
+        }
+        match digits.parse::<u32>() {
+            Ok(n) if n >= 1 => Ok(Self(n)),
+            _ => Err(refuse()),
+        }
+    }
+
+    pub fn from_number(n: u32) -> Result<Self, InvalidInput> {
+        if n == 0 {
+            return Err(invalid("Invalid version: numbers start at 1"));
+        }
+        Ok(Self(n))
+    }
+
+    pub fn number(self) -> u32 {
+        self.0
+    }
+
+    pub fn next(self) -> Self {
+        Self(self.0 + 1)
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "v{}", self.0)
+    }
+}
+
+impl TryFrom<String> for Version {
+    type Error = InvalidInput;
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        Self::parse(&raw)
+    }
+}
+
+impl From<Version> for String {
+    fn from(v: Version) -> Self {
+        v.to_string()
+    }
+}
+
+/// One observation: a Unix timestamp (seconds, as the seed used) and a finite value.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Point {
+    pub timestamp: i64,
+    pub value: f64,
+}
+
+impl Point {
+    pub fn parse(timestamp: i64, value: f64) -> Result<Self, InvalidInput> {
+        if !value.is_finite() {
+            return Err(invalid("value must be a finite number"));
+        }
+        Ok(Self { timestamp, value })
+    }
+}
+
+/// Points a model can be trained on: at least three, not all the same value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainingSet(Vec<Point>);
+
+impl TrainingSet {
+    pub const MIN_POINTS: usize = 3;
+
+    pub fn parse(points: Vec<Point>) -> Result<Self, InvalidInput> {
+        if points.is_empty() {
+            return Err(invalid("No data points provided"));
+        }
+        if points.len() < Self::MIN_POINTS {
+            return Err(invalid(format!(
+                "At least {} data points are required, got {}",
+                Self::MIN_POINTS,
+                points.len()
+            )));
+        }
+        if let Some(bad) = points.iter().position(|p| !p.value.is_finite()) {
+            return Err(invalid(format!(
+                "value at index {bad} must be a finite number"
+            )));
+        }
+        let first = points[0].value;
+        if points.iter().all(|p| p.value == first) {
+            return Err(invalid(
+                "Values are constant: a model needs at least two distinct values",
+            ));
+        }
+        Ok(Self(points))
+    }
+
+    /// The seed's second body shape: parallel arrays.
+    pub fn from_arrays(timestamps: Vec<i64>, values: Vec<f64>) -> Result<Self, InvalidInput> {
+        if timestamps.len() != values.len() {
+            return Err(invalid(format!(
+                "timestamps and values must have the same length (got {} and {})",
+                timestamps.len(),
+                values.len()
+            )));
+        }
+        let points = timestamps
+            .into_iter()
+            .zip(values)
+            .map(|(timestamp, value)| Point { timestamp, value })
+            .collect();
+        Self::parse(points)
+    }
+
+    pub fn points(&self) -> &[Point] {
+        &self.0
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = f64> + '_ {
+        self.0.iter().map(|p| p.value)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn into_points(self) -> Vec<Point> {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pts(values: &[f64]) -> Vec<Point> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, &value)| Point {
+                timestamp: i as i64,
+                value,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn series_ids_follow_the_documented_alphabet() {
+        for ok in ["sensor_01", "a", "host-1.cpu:idle", &"x".repeat(128)] {
+            assert_eq!(SeriesId::parse(ok).unwrap().as_str(), ok);
+        }
+        for bad in [
+            "",
+            "has space",
+            "slash/",
+            "é",
+            "semi;colon",
+            &"x".repeat(129),
+        ] {
+            assert!(SeriesId::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn versions_are_v_followed_by_a_positive_number() {
+        assert_eq!(Version::parse("v1").unwrap().number(), 1);
+        assert_eq!(Version::parse("v42").unwrap().to_string(), "v42");
+        for bad in [
+            "",
+            "v",
+            "v0",
+            "1",
+            "V1",
+            "v-1",
+            "v1.0",
+            "v 1",
+            "v99999999999",
+        ] {
+            assert!(Version::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+        assert_eq!(Version::FIRST.next().to_string(), "v2");
+    }
+
+    #[test]
+    fn points_must_be_finite() {
+        assert!(Point::parse(1, 0.0).is_ok(), "zero is a valid value");
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            assert!(Point::parse(1, bad).is_err());
+        }
+    }
+
+    #[test]
+    fn a_training_set_needs_three_distinct_enough_points() {
+        assert!(TrainingSet::parse(pts(&[10.0, 10.5, 11.0])).is_ok());
+        assert_eq!(
+            TrainingSet::parse(vec![]).unwrap_err().0,
+            "No data points provided"
+        );
+        assert!(
+            TrainingSet::parse(pts(&[1.0, 2.0]))
+                .unwrap_err()
+                .0
+                .contains("At least 3")
+        );
+        assert!(
+            TrainingSet::parse(pts(&[5.0, 5.0, 5.0]))
+                .unwrap_err()
+                .0
+                .contains("constant")
+        );
+        assert!(TrainingSet::parse(pts(&[1.0, f64::NAN, 3.0])).is_err());
+    }
+
+    #[test]
+    fn parallel_arrays_must_have_equal_lengths() {
+        assert!(TrainingSet::from_arrays(vec![1, 2, 3], vec![1.0, 2.0, 3.0]).is_ok());
+        let err = TrainingSet::from_arrays(vec![1, 2, 3], vec![1.0, 2.0]).unwrap_err();
+        assert!(err.0.contains("same length"), "{err}");
+        assert!(TrainingSet::from_arrays(vec![], vec![]).is_err());
+    }
+}

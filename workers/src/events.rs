@@ -1,0 +1,171 @@
+//! The events that flow between roles, one topic each (SPEC §7). Every event is keyed by its
+//! series id (or role instance) so a series keeps its order on a partitioned bus.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::detector::Verdict;
+use crate::domain::{Point, SeriesId, Version};
+use crate::model::TrainedModel;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Topic {
+    Metrics,
+    TrainingData,
+    Models,
+    Anomalies,
+    Predictions,
+    Heartbeats,
+}
+
+impl Topic {
+    pub const ALL: [Topic; 6] = [
+        Topic::Metrics,
+        Topic::TrainingData,
+        Topic::Models,
+        Topic::Anomalies,
+        Topic::Predictions,
+        Topic::Heartbeats,
+    ];
+
+    /// The Kafka topic name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Topic::Metrics => "metrics",
+            Topic::TrainingData => "training-data",
+            Topic::Models => "models",
+            Topic::Anomalies => "anomalies",
+            Topic::Predictions => "predictions",
+            Topic::Heartbeats => "heartbeats",
+        }
+    }
+}
+
+impl fmt::Display for Topic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The roles of SPEC §3 that run workloads (and so send heartbeats).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    Gateway,
+    Trainer,
+    Predictor,
+    MetricsConsumer,
+    TrainingDataConsumer,
+}
+
+impl Role {
+    pub const ALL: [Role; 5] = [
+        Role::Gateway,
+        Role::Trainer,
+        Role::Predictor,
+        Role::MetricsConsumer,
+        Role::TrainingDataConsumer,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Gateway => "gateway",
+            Role::Trainer => "trainer",
+            Role::Predictor => "predictor",
+            Role::MetricsConsumer => "metrics-consumer",
+            Role::TrainingDataConsumer => "training-data-consumer",
+        }
+    }
+}
+
+/// The points a model version was trained on, for the training-data consumer to persist.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainingData {
+    pub series_id: SeriesId,
+    pub version: Version,
+    pub points: Vec<Point>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricKind {
+    Training,
+    Inference,
+}
+
+/// One timed operation; `id` lets a store ignore a redelivered copy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metric {
+    pub id: Uuid,
+    pub kind: MetricKind,
+    pub series_id: SeriesId,
+    pub latency_ms: f64,
+    pub at_ms: i64,
+}
+
+/// A scored point, published on `predictions` (every one) and `anomalies` (anomalous ones).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scored {
+    pub series_id: SeriesId,
+    pub model_version: Version,
+    pub detector: String,
+    pub point: Point,
+    pub verdict: Verdict,
+    pub at_ms: i64,
+}
+
+/// A role instance's sign of life with its system figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub role: Role,
+    pub instance: String,
+    pub cpu_percent: f64,
+    pub memory_percent: f64,
+    pub load_avg: [f64; 3],
+    pub at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data", rename_all = "snake_case")]
+pub enum Event {
+    Metric(Metric),
+    TrainingData(TrainingData),
+    Model(TrainedModel),
+    Anomaly(Scored),
+    Prediction(Scored),
+    Heartbeat(Heartbeat),
+}
+
+impl Event {
+    pub fn topic(&self) -> Topic {
+        match self {
+            Event::Metric(_) => Topic::Metrics,
+            Event::TrainingData(_) => Topic::TrainingData,
+            Event::Model(_) => Topic::Models,
+            Event::Anomaly(_) => Topic::Anomalies,
+            Event::Prediction(_) => Topic::Predictions,
+            Event::Heartbeat(_) => Topic::Heartbeats,
+        }
+    }
+
+    /// The partitioning key: the series id, or the instance for heartbeats.
+    pub fn key(&self) -> &str {
+        match self {
+            Event::Metric(m) => m.series_id.as_str(),
+            Event::TrainingData(t) => t.series_id.as_str(),
+            Event::Model(m) => m.series_id.as_str(),
+            Event::Anomaly(s) | Event::Prediction(s) => s.series_id.as_str(),
+            Event::Heartbeat(h) => &h.instance,
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,17 @@
+//! Everything behind the gateway: the detectors, the trainer and predictor roles, the two
+//! consumers, and the ports to the outside world (event bus, metrics store, model/data store),
+//! each a trait with one implementation per backend.
+
+pub mod bus;
+pub mod consumers;
+pub mod detector;
+pub mod domain;
+pub mod events;
+pub mod heartbeat;
+pub mod live;
+pub mod metrics;
+pub mod model;
+pub mod nab;
+pub mod predictor;
+pub mod store;
+pub mod trainer;

@@ -1,0 +1,148 @@
+//! The behaviour every metrics store backend must show; instantiate with
+//! `metrics_contract!(name, expression-making-a-fresh-store)`.
+
+use uuid::Uuid;
+
+use super::{HEARTBEAT_TTL_MS, LatencySummary, MetricsStore};
+use crate::domain::SeriesId;
+use crate::events::{Heartbeat, Metric, MetricKind, Role};
+
+const NOW: i64 = 1_700_000_000_000;
+
+fn metric(kind: MetricKind, series: &str, latency_ms: f64, at_ms: i64) -> Metric {
+    Metric {
+        id: Uuid::new_v4(),
+        kind,
+        series_id: SeriesId::parse(series).expect("valid id"),
+        latency_ms,
+        at_ms,
+    }
+}
+
+fn heartbeat(role: Role, instance: &str, cpu: f64, at_ms: i64) -> Heartbeat {
+    Heartbeat {
+        role,
+        instance: instance.into(),
+        cpu_percent: cpu,
+        memory_percent: 40.0,
+        load_avg: [1.0, 0.5, 0.25],
+        at_ms,
+    }
+}
+
+pub async fn an_empty_store_reports_zeros(store: impl MetricsStore) {
+    let snap = store.snapshot(NOW).await.unwrap();
+    assert_eq!(snap.series_trained, 0);
+    assert_eq!(snap.inference_latency, LatencySummary::default());
+    assert_eq!(snap.training_per_minute, 0.0);
+    assert!(snap.model_usage.is_empty() && snap.instances.is_empty());
+}
+
+pub async fn latencies_usage_and_series_are_counted(store: impl MetricsStore) {
+    for (series, latency) in [("a", 2.0), ("b", 4.0), ("a", 6.0)] {
+        let m = metric(MetricKind::Training, series, latency, NOW);
+        store.record(&m).await.unwrap();
+    }
+    for latency in 1..=20 {
+        let m = metric(MetricKind::Inference, "a", f64::from(latency), NOW);
+        store.record(&m).await.unwrap();
+    }
+    let snap = store.snapshot(NOW).await.unwrap();
+    assert_eq!(snap.series_trained, 2);
+    assert_eq!(snap.training_latency, LatencySummary { avg: 4.0, p95: 6.0 });
+    assert_eq!(
+        snap.inference_latency,
+        LatencySummary {
+            avg: 10.5,
+            p95: 19.0
+        }
+    );
+    assert_eq!(snap.training_per_minute, 3.0);
+    assert_eq!(snap.inference_per_minute, 20.0);
+    assert_eq!(snap.model_usage.get("a"), Some(&20));
+    assert_eq!(snap.model_usage.get("b"), None);
+}
+
+pub async fn a_redelivered_metric_counts_once(store: impl MetricsStore) {
+    let m = metric(MetricKind::Inference, "a", 1.0, NOW);
+    store.record(&m).await.unwrap();
+    store.record(&m).await.unwrap();
+    let snap = store.snapshot(NOW).await.unwrap();
+    assert_eq!(snap.model_usage.get("a"), Some(&1));
+    assert_eq!(snap.inference_per_minute, 1.0);
+}
+
+pub async fn throughput_spreads_over_the_minutes_since_the_first(store: impl MetricsStore) {
+    for at in [NOW - 120_000, NOW - 120_000, NOW - 60_000, NOW] {
+        let m = metric(MetricKind::Inference, "a", 1.0, at);
+        store.record(&m).await.unwrap();
+    }
+    let snap = store.snapshot(NOW).await.unwrap();
+    assert!((snap.inference_per_minute - 4.0 / 3.0).abs() < 1e-9);
+}
+
+pub async fn heartbeats_list_live_instances_only(store: impl MetricsStore) {
+    store
+        .record_heartbeat(&heartbeat(Role::Trainer, "t1", 10.0, NOW - 1000))
+        .await
+        .unwrap();
+    store
+        .record_heartbeat(&heartbeat(Role::Trainer, "t1", 12.0, NOW))
+        .await
+        .unwrap();
+    store
+        .record_heartbeat(&heartbeat(Role::Predictor, "p1", 5.0, NOW))
+        .await
+        .unwrap();
+    store
+        .record_heartbeat(&heartbeat(
+            Role::Predictor,
+            "gone",
+            5.0,
+            NOW - HEARTBEAT_TTL_MS - 1,
+        ))
+        .await
+        .unwrap();
+    let snap = store.snapshot(NOW).await.unwrap();
+    let listed: Vec<(Role, &str, f64)> = snap
+        .instances
+        .iter()
+        .map(|h| (h.role, h.instance.as_str(), h.cpu_percent))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![(Role::Trainer, "t1", 12.0), (Role::Predictor, "p1", 5.0)]
+    );
+}
+
+macro_rules! metrics_contract {
+    ($backend:ident, $make:expr) => {
+        mod $backend {
+            #[allow(unused_imports)]
+            use super::*;
+            use crate::metrics::contract;
+
+            #[tokio::test]
+            async fn an_empty_store_reports_zeros() {
+                contract::an_empty_store_reports_zeros($make).await;
+            }
+            #[tokio::test]
+            async fn latencies_usage_and_series_are_counted() {
+                contract::latencies_usage_and_series_are_counted($make).await;
+            }
+            #[tokio::test]
+            async fn a_redelivered_metric_counts_once() {
+                contract::a_redelivered_metric_counts_once($make).await;
+            }
+            #[tokio::test]
+            async fn throughput_spreads_over_the_minutes_since_the_first() {
+                contract::throughput_spreads_over_the_minutes_since_the_first($make).await;
+            }
+            #[tokio::test]
+            async fn heartbeats_list_live_instances_only() {
+                contract::heartbeats_list_live_instances_only($make).await;
+            }
+        }
+    };
+}
+pub(crate) use metrics_contract;

@@ -1,0 +1,159 @@
+//! The in-process metrics store: bounded windows behind one mutex. Real code with the same
+//! contract as Redis; it just forgets everything when the process ends.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use super::stats::{LatencySummary, minute_of, per_minute};
+use super::{
+    HEARTBEAT_TTL_MS, LATENCY_WINDOW, MetricsError, MetricsSnapshot, MetricsStore,
+    THROUGHPUT_MINUTES,
+};
+use crate::events::{Heartbeat, Metric, MetricKind, Role};
+
+/// How many recent metric ids are remembered to ignore redelivered copies.
+const SEEN_IDS: usize = 10_000;
+
+#[derive(Default)]
+pub struct MemoryMetrics {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    training: Series,
+    inference: Series,
+    series_trained: HashSet<String>,
+    model_usage: BTreeMap<String, u64>,
+    heartbeats: HashMap<(Role, String), Heartbeat>,
+    seen: HashSet<Uuid>,
+    seen_order: VecDeque<Uuid>,
+}
+
+#[derive(Default)]
+struct Series {
+    latencies: VecDeque<f64>,
+    per_minute: BTreeMap<i64, u64>,
+}
+
+impl Series {
+    fn record(&mut self, latency_ms: f64, at_ms: i64) {
+        if self.latencies.len() == LATENCY_WINDOW {
+            self.latencies.pop_front();
+        }
+        self.latencies.push_back(latency_ms);
+        *self.per_minute.entry(minute_of(at_ms)).or_default() += 1;
+    }
+
+    fn throughput(&self, now_minute: i64) -> f64 {
+        let since = now_minute - THROUGHPUT_MINUTES + 1;
+        per_minute(
+            self.per_minute.range(since..).map(|(m, c)| (*m, *c)),
+            now_minute,
+        )
+    }
+
+    fn prune(&mut self, now_minute: i64) {
+        let since = now_minute - THROUGHPUT_MINUTES + 1;
+        self.per_minute = self.per_minute.split_off(&since);
+    }
+}
+
+impl MemoryMetrics {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl State {
+    /// True the first time an id is seen (within the remembered window).
+    fn first_sighting(&mut self, id: Uuid) -> bool {
+        if !self.seen.insert(id) {
+            return false;
+        }
+        self.seen_order.push_back(id);
+        if self.seen_order.len() > SEEN_IDS
+            && let Some(old) = self.seen_order.pop_front()
+        {
+            self.seen.remove(&old);
+        }
+        true
+    }
+}
+
+#[async_trait]
+impl MetricsStore for MemoryMetrics {
+    async fn record(&self, metric: &Metric) -> Result<(), MetricsError> {
+        let mut state = self.lock();
+        if !state.first_sighting(metric.id) {
+            return Ok(());
+        }
+        let series = metric.series_id.as_str().to_owned();
+        match metric.kind {
+            MetricKind::Training => {
+                state.training.record(metric.latency_ms, metric.at_ms);
+                state.training.prune(minute_of(metric.at_ms));
+                state.series_trained.insert(series);
+            }
+            MetricKind::Inference => {
+                state.inference.record(metric.latency_ms, metric.at_ms);
+                state.inference.prune(minute_of(metric.at_ms));
+                *state.model_usage.entry(series).or_default() += 1;
+            }
+        }
+        Ok(())
+    }
+
+    async fn record_heartbeat(&self, heartbeat: &Heartbeat) -> Result<(), MetricsError> {
+        let mut state = self.lock();
+        let key = (heartbeat.role, heartbeat.instance.clone());
+        let newer = state
+            .heartbeats
+            .get(&key)
+            .is_none_or(|known| known.at_ms <= heartbeat.at_ms);
+        if newer {
+            state.heartbeats.insert(key, heartbeat.clone());
+        }
+        Ok(())
+    }
+
+    async fn snapshot(&self, now_ms: i64) -> Result<MetricsSnapshot, MetricsError> {
+        let mut state = self.lock();
+        state
+            .heartbeats
+            .retain(|_, hb| now_ms - hb.at_ms <= HEARTBEAT_TTL_MS);
+        let mut instances: Vec<Heartbeat> = state.heartbeats.values().cloned().collect();
+        instances.sort_by(|a, b| {
+            (a.role, std::cmp::Reverse(a.at_ms), &a.instance).cmp(&(
+                b.role,
+                std::cmp::Reverse(b.at_ms),
+                &b.instance,
+            ))
+        });
+        let now_minute = minute_of(now_ms);
+        Ok(MetricsSnapshot {
+            series_trained: state.series_trained.len() as u64,
+            training_latency: LatencySummary::of(state.training.latencies.make_contiguous()),
+            inference_latency: LatencySummary::of(state.inference.latencies.make_contiguous()),
+            training_per_minute: state.training.throughput(now_minute),
+            inference_per_minute: state.inference.throughput(now_minute),
+            model_usage: state.model_usage.clone(),
+            instances,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::contract::metrics_contract;
+    use super::MemoryMetrics;
+
+    metrics_contract!(memory, MemoryMetrics::new());
+}

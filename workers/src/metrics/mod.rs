@@ -1,0 +1,57 @@
+//! The metrics store port: where the metrics consumer keeps latencies, throughput, model usage and
+//! heartbeats, and where `/healthcheck` reads them. One trait, one file per backend (`memory` for
+//! the embedded default; Redis with the distributed deployment), one contract suite.
+
+mod memory;
+pub mod stats;
+
+#[cfg(test)]
+mod contract;
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::events::{Heartbeat, Metric};
+
+pub use memory::MemoryMetrics;
+pub use stats::LatencySummary;
+
+/// How many recent latency samples each kind keeps: the window avg and p95 are computed over.
+pub const LATENCY_WINDOW: usize = 1000;
+/// How many minutes of throughput history are kept.
+pub const THROUGHPUT_MINUTES: i64 = 60;
+/// A role instance whose last heartbeat is older than this is no longer listed.
+pub const HEARTBEAT_TTL_MS: i64 = 30_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    #[error("the metrics store is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Everything `/healthcheck` reports, as of one moment.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetricsSnapshot {
+    pub series_trained: u64,
+    pub training_latency: LatencySummary,
+    pub inference_latency: LatencySummary,
+    pub training_per_minute: f64,
+    pub inference_per_minute: f64,
+    pub model_usage: BTreeMap<String, u64>,
+    /// Live instances (heartbeat within `HEARTBEAT_TTL_MS`), newest first per role.
+    pub instances: Vec<Heartbeat>,
+}
+
+#[async_trait]
+pub trait MetricsStore: Send + Sync + 'static {
+    /// Records one timed operation. Recording the same metric id twice counts it once.
+    async fn record(&self, metric: &Metric) -> Result<(), MetricsError>;
+
+    /// Records a role instance's heartbeat, replacing its previous one.
+    async fn record_heartbeat(&self, heartbeat: &Heartbeat) -> Result<(), MetricsError>;
+
+    /// The figures as of `now_ms`.
+    async fn snapshot(&self, now_ms: i64) -> Result<MetricsSnapshot, MetricsError>;
+}

@@ -1,0 +1,241 @@
+//! The predictor role: scores points against the newest model of their series and, for online
+//! detectors, learns from them. Each series' live state sits in an in-memory cache behind its own
+//! lock (updates of one series are serialised), kept fresh from the `models` topic, so a cached
+//! series costs no database query. Learning state is checkpointed every `checkpoint_every`
+//! points and on shutdown, and restored when a model is loaded again. Metrics and live events
+//! are handed to the bus without waiting on it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::bus::{BusError, EventBus, Subscription};
+use crate::detector::Verdict;
+use crate::domain::{Point, SeriesId, Version};
+use crate::events::{Event, Metric, MetricKind, Scored, now_ms};
+use crate::live::LiveState;
+use crate::model::TrainedModel;
+use crate::store::{ModelStore, StoreError};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prediction {
+    pub series_id: SeriesId,
+    pub model_version: Version,
+    pub detector: String,
+    pub point: Point,
+    pub verdict: Verdict,
+    /// Whether the point raised an anomaly event (the verdict after alert suppression).
+    pub alert: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PredictError {
+    #[error("no model is trained for series {0}")]
+    ModelNotFound(SeriesId),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What the gateway needs from a predictor: an in-process `Predictor` in `serve`, an HTTP client
+/// in the distributed deployment.
+#[async_trait]
+pub trait Scoring: Send + Sync + 'static {
+    async fn predict(&self, series: &SeriesId, point: Point) -> Result<Prediction, PredictError>;
+}
+
+/// One series' model in use.
+struct Live {
+    model: TrainedModel,
+    state: Mutex<LiveState>,
+}
+
+/// The newest known model per series with its live state. Offers of older (or the same)
+/// versions are ignored, so a slow database read cannot undo a newer announcement.
+#[derive(Default)]
+struct ModelCache {
+    models: RwLock<HashMap<SeriesId, Arc<Live>>>,
+}
+
+impl ModelCache {
+    fn get(&self, series: &SeriesId) -> Option<Arc<Live>> {
+        let models = self.models.read().unwrap_or_else(|e| e.into_inner());
+        models.get(series).cloned()
+    }
+
+    /// Keeps `model` unless the same or a newer version is cached; returns the one kept.
+    fn offer(&self, model: TrainedModel, state: LiveState) -> Arc<Live> {
+        let mut models = self.models.write().unwrap_or_else(|e| e.into_inner());
+        match models.get(&model.series_id) {
+            Some(cached) if cached.model.version >= model.version => cached.clone(),
+            _ => {
+                let live = Arc::new(Live {
+                    model,
+                    state: Mutex::new(state),
+                });
+                models.insert(live.model.series_id.clone(), live.clone());
+                live
+            }
+        }
+    }
+
+    fn all(&self) -> Vec<Arc<Live>> {
+        let models = self.models.read().unwrap_or_else(|e| e.into_inner());
+        models.values().cloned().collect()
+    }
+
+    fn clear(&self) {
+        self.models
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+}
+
+pub struct Predictor {
+    store: Arc<dyn ModelStore>,
+    bus: Arc<dyn EventBus>,
+    cache: ModelCache,
+    checkpoint_every: u64,
+}
+
+impl Predictor {
+    pub fn new(store: Arc<dyn ModelStore>, bus: Arc<dyn EventBus>, checkpoint_every: u64) -> Self {
+        Self {
+            store,
+            bus,
+            cache: ModelCache::default(),
+            checkpoint_every: checkpoint_every.max(1),
+        }
+    }
+
+    async fn live_for(&self, series: &SeriesId) -> Result<Arc<Live>, PredictError> {
+        if let Some(live) = self.cache.get(series) {
+            return Ok(live);
+        }
+        let model = self
+            .store
+            .latest_model(series)
+            .await?
+            .ok_or_else(|| PredictError::ModelNotFound(series.clone()))?;
+        let state = match self.store.load_state(series, model.version).await? {
+            Some(state) => state,
+            None => LiveState::fresh(&model),
+        };
+        Ok(self.cache.offer(model, state))
+    }
+
+    /// Applies model announcements to the cache until the subscription ends or `stop` fires.
+    pub async fn follow_models(&self, mut models: Box<dyn Subscription>, stop: CancellationToken) {
+        loop {
+            let next = tokio::select! {
+                _ = stop.cancelled() => return,
+                next = models.next() => next,
+            };
+            match next {
+                Ok(Some(delivery)) => {
+                    if let Event::Model(model) = delivery.event {
+                        tracing::debug!(series = %model.series_id, version = %model.version, "model cached");
+                        let state = LiveState::fresh(&model);
+                        self.cache.offer(model, state);
+                    }
+                }
+                Ok(None) => return,
+                Err(BusError::Lagged(missed)) => {
+                    // Missed announcements would leave stale models cached: checkpoint what
+                    // was learnt and start over from the database.
+                    tracing::warn!(missed, "model announcements missed; reloading models");
+                    self.checkpoint_all().await;
+                    self.cache.clear();
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "model announcements interrupted");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Saves the learning state of every cached online model: on shutdown.
+    pub async fn checkpoint_all(&self) {
+        for live in self.cache.all() {
+            if !live.model.detector.is_online() {
+                continue;
+            }
+            let state = live.state.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            if let Err(err) = self
+                .store
+                .save_state(&live.model.series_id, live.model.version, &state)
+                .await
+            {
+                tracing::warn!(error = %err, series = %live.model.series_id, "checkpoint failed");
+            }
+        }
+    }
+
+    /// Writes a checkpoint in the background; an older one arriving late is ignored by the store.
+    fn checkpoint(&self, model: &TrainedModel, state: LiveState) {
+        let store = self.store.clone();
+        let (series, version) = (model.series_id.clone(), model.version);
+        tokio::spawn(async move {
+            if let Err(err) = store.save_state(&series, version, &state).await {
+                tracing::warn!(error = %err, %series, "checkpoint failed; the next one retries");
+            }
+        });
+    }
+
+    fn emit(&self, event: Event) {
+        if let Err(err) = self.bus.emit(event) {
+            tracing::warn!(error = %err, "prediction event dropped");
+        }
+    }
+}
+
+#[async_trait]
+impl Scoring for Predictor {
+    async fn predict(&self, series: &SeriesId, point: Point) -> Result<Prediction, PredictError> {
+        let started = Instant::now();
+        let live = self.live_for(series).await?;
+        let (observation, checkpoint) = {
+            let mut state = live.state.lock().unwrap_or_else(|e| e.into_inner());
+            let observation = state.observe(point);
+            let due = live.model.detector.is_online() && state.seen % self.checkpoint_every == 0;
+            (observation, due.then(|| state.clone()))
+        };
+        if let Some(state) = checkpoint {
+            self.checkpoint(&live.model, state);
+        }
+        let prediction = Prediction {
+            series_id: series.clone(),
+            model_version: live.model.version,
+            detector: live.model.detector.name().to_owned(),
+            point,
+            verdict: observation.verdict,
+            alert: observation.alert,
+        };
+        let scored = Scored {
+            series_id: series.clone(),
+            model_version: prediction.model_version,
+            detector: prediction.detector.clone(),
+            point,
+            verdict: observation.verdict,
+            at_ms: now_ms(),
+        };
+        if observation.alert {
+            self.emit(Event::Anomaly(scored.clone()));
+        }
+        self.emit(Event::Prediction(scored));
+        self.emit(Event::Metric(Metric {
+            id: Uuid::new_v4(),
+            kind: MetricKind::Inference,
+            series_id: series.clone(),
+            latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+            at_ms: now_ms(),
+        }));
+        Ok(prediction)
+    }
+}

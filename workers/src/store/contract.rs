@@ -1,0 +1,202 @@
+//! The behaviour every database backend must show; instantiate with
+//! `store_contract!(name, async-expression-giving-(store, guard))` where the guard keeps the
+//! test's private database alive.
+
+use super::{ModelStore, NewModel};
+use crate::detector::{DetectorParams, Direction, ZScoreParams};
+use crate::domain::{Point, SeriesId, Version};
+
+fn series(id: &str) -> SeriesId {
+    SeriesId::parse(id).expect("valid id")
+}
+
+fn new_model(id: &str) -> NewModel {
+    NewModel {
+        series_id: series(id),
+        detector: DetectorParams::Zscore(ZScoreParams {
+            mean: 10.5,
+            std: 0.5,
+            threshold: 3.0,
+            direction: Direction::Both,
+        }),
+        alerts: Default::default(),
+        points_used: 3,
+        created_at_ms: 1_700_000_000_000,
+    }
+}
+
+fn points(n: usize) -> Vec<Point> {
+    (0..n)
+        .map(|i| Point {
+            timestamp: 1_693_459_200 + 60 * i as i64,
+            value: i as f64 * 0.5,
+        })
+        .collect()
+}
+
+pub async fn versions_count_up_per_series(store: impl ModelStore) {
+    let v1 = store.create_model(new_model("a")).await.unwrap();
+    let v2 = store.create_model(new_model("a")).await.unwrap();
+    let b1 = store.create_model(new_model("b")).await.unwrap();
+    assert_eq!(
+        (v1.version, v2.version, b1.version),
+        (Version::FIRST, Version::FIRST.next(), Version::FIRST)
+    );
+    let latest = store.latest_model(&series("a")).await.unwrap().unwrap();
+    assert_eq!(latest, v2);
+    assert_eq!(latest.detector, new_model("a").detector);
+    assert!(store.latest_model(&series("nope")).await.unwrap().is_none());
+}
+
+pub async fn concurrent_fits_get_distinct_versions(store: impl ModelStore) {
+    let store = std::sync::Arc::new(store);
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.create_model(new_model("race")).await })
+        })
+        .collect();
+    let mut versions = Vec::new();
+    for task in tasks {
+        versions.push(task.await.unwrap().unwrap().version.number());
+    }
+    versions.sort_unstable();
+    assert_eq!(versions, (1..=8).collect::<Vec<_>>());
+}
+
+pub async fn deleting_a_version_leaves_the_others(store: impl ModelStore) {
+    store.create_model(new_model("a")).await.unwrap();
+    let v2 = store.create_model(new_model("a")).await.unwrap();
+    store.delete_model(&series("a"), v2.version).await.unwrap();
+    let latest = store.latest_model(&series("a")).await.unwrap().unwrap();
+    assert_eq!(latest.version, Version::FIRST);
+}
+
+pub async fn training_points_round_trip_in_order(store: impl ModelStore) {
+    let sent = points(2500); // spans several INSERT statements
+    let inserted = store
+        .save_training_points(&series("a"), Version::FIRST, &sent)
+        .await
+        .unwrap();
+    assert_eq!(inserted, 2500);
+    assert_eq!(
+        store
+            .training_points(&series("a"), Version::FIRST)
+            .await
+            .unwrap(),
+        sent
+    );
+    assert!(
+        store
+            .training_points(&series("a"), Version::FIRST.next())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+pub async fn a_redelivered_batch_adds_nothing(store: impl ModelStore) {
+    let sent = points(10);
+    store
+        .save_training_points(&series("a"), Version::FIRST, &sent)
+        .await
+        .unwrap();
+    let again = store
+        .save_training_points(&series("a"), Version::FIRST, &sent)
+        .await
+        .unwrap();
+    assert_eq!(again, 0);
+    assert_eq!(
+        store
+            .training_points(&series("a"), Version::FIRST)
+            .await
+            .unwrap(),
+        sent
+    );
+}
+
+pub async fn the_latest_state_checkpoint_wins(store: impl ModelStore) {
+    use crate::live::LiveState;
+    let model = store.create_model(new_model("a")).await.unwrap();
+    assert!(
+        store
+            .load_state(&model.series_id, model.version)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let mut state = LiveState::fresh(&model);
+    state.seen = 200;
+    store
+        .save_state(&model.series_id, model.version, &state)
+        .await
+        .unwrap();
+    let mut older = state.clone();
+    older.seen = 100;
+    store
+        .save_state(&model.series_id, model.version, &older)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .load_state(&model.series_id, model.version)
+            .await
+            .unwrap(),
+        Some(state.clone())
+    );
+    let mut newer = state.clone();
+    newer.seen = 300;
+    store
+        .save_state(&model.series_id, model.version, &newer)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .load_state(&model.series_id, model.version)
+            .await
+            .unwrap(),
+        Some(newer)
+    );
+}
+
+macro_rules! store_contract {
+    ($backend:ident, $make:expr) => {
+        mod $backend {
+            #[allow(unused_imports)]
+            use super::*;
+            use crate::store::contract;
+
+            #[tokio::test]
+            async fn versions_count_up_per_series() {
+                let (store, _guard) = $make;
+                contract::versions_count_up_per_series(store).await;
+            }
+            #[tokio::test]
+            async fn concurrent_fits_get_distinct_versions() {
+                let (store, _guard) = $make;
+                contract::concurrent_fits_get_distinct_versions(store).await;
+            }
+            #[tokio::test]
+            async fn deleting_a_version_leaves_the_others() {
+                let (store, _guard) = $make;
+                contract::deleting_a_version_leaves_the_others(store).await;
+            }
+            #[tokio::test]
+            async fn training_points_round_trip_in_order() {
+                let (store, _guard) = $make;
+                contract::training_points_round_trip_in_order(store).await;
+            }
+            #[tokio::test]
+            async fn the_latest_state_checkpoint_wins() {
+                let (store, _guard) = $make;
+                contract::the_latest_state_checkpoint_wins(store).await;
+            }
+            #[tokio::test]
+            async fn a_redelivered_batch_adds_nothing() {
+                let (store, _guard) = $make;
+                contract::a_redelivered_batch_adds_nothing(store).await;
+            }
+        }
+    };
+}
+pub(crate) use store_contract;

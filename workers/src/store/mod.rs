@@ -1,0 +1,79 @@
+//! The model and training-data store port. sea-orm already speaks both dialects, so there is one
+//! implementation (`sql`) that runs on SQLite (embedded default) and PostgreSQL; the contract
+//! suite runs against both.
+
+mod sql;
+
+#[cfg(test)]
+pub(crate) mod contract;
+
+use async_trait::async_trait;
+
+use crate::detector::{AlertOptions, DetectorParams};
+use crate::domain::{Point, SeriesId, Version};
+use crate::live::LiveState;
+use crate::model::TrainedModel;
+
+pub use sql::SqlStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// A model about to be stored; the store assigns its version.
+#[derive(Debug, Clone)]
+pub struct NewModel {
+    pub series_id: SeriesId,
+    pub detector: DetectorParams,
+    pub alerts: AlertOptions,
+    pub points_used: u32,
+    pub created_at_ms: i64,
+}
+
+#[async_trait]
+pub trait ModelStore: Send + Sync + 'static {
+    /// Stores a model as the series' next version (`v1` for a new series).
+    async fn create_model(&self, model: NewModel) -> Result<TrainedModel, StoreError>;
+
+    /// Removes a model version (used when its training data could not be handed to the bus).
+    async fn delete_model(&self, series: &SeriesId, version: Version) -> Result<(), StoreError>;
+
+    /// The newest version of a series.
+    async fn latest_model(&self, series: &SeriesId) -> Result<Option<TrainedModel>, StoreError>;
+
+    /// Saves a version's training points. Saving the same batch again adds nothing; returns how
+    /// many rows were new.
+    async fn save_training_points(
+        &self,
+        series: &SeriesId,
+        version: Version,
+        points: &[Point],
+    ) -> Result<u64, StoreError>;
+
+    /// Saves a checkpoint of a version's online state, unless a later one (more points seen) is
+    /// already saved.
+    async fn save_state(
+        &self,
+        series: &SeriesId,
+        version: Version,
+        state: &LiveState,
+    ) -> Result<(), StoreError>;
+
+    /// The latest checkpoint of a version's online state.
+    async fn load_state(
+        &self,
+        series: &SeriesId,
+        version: Version,
+    ) -> Result<Option<LiveState>, StoreError>;
+
+    /// A version's training points in their original order.
+    async fn training_points(
+        &self,
+        series: &SeriesId,
+        version: Version,
+    ) -> Result<Vec<Point>, StoreError>;
+}

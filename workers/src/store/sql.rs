@@ -1,0 +1,278 @@
+//! The store on sea-orm: SQLite for the embedded default, PostgreSQL in production. The same
+//! queries run on both; `connect` runs the migrations.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use entity::{model, model_state, training_point};
+use migration::{Migrator, MigratorTrait};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    DbErr, EntityTrait, QueryFilter, QueryOrder, Set, SqlErr, TransactionTrait,
+};
+
+use super::{ModelStore, NewModel, StoreError};
+use crate::domain::{Point, SeriesId, Version};
+use crate::live::LiveState;
+use crate::model::{StoredParameters, TrainedModel};
+
+/// Rows per INSERT: well under SQLite's 32,766 bound parameters at five columns a row.
+const ROWS_PER_STATEMENT: usize = 1000;
+/// Concurrent fits of one series race for the next version; the unique key settles it.
+const VERSION_ATTEMPTS: usize = 16;
+
+#[derive(Clone)]
+pub struct SqlStore {
+    db: DatabaseConnection,
+}
+
+impl From<DbErr> for StoreError {
+    fn from(err: DbErr) -> Self {
+        StoreError::Unavailable(err.to_string())
+    }
+}
+
+impl SqlStore {
+    /// Connects to `url` (`sqlite://path?mode=rwc` or `postgres://...`) and brings the schema up
+    /// to date.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let mut options = ConnectOptions::new(url.to_owned());
+        options
+            .connect_timeout(Duration::from_secs(10))
+            .acquire_timeout(Duration::from_secs(10))
+            .sqlx_logging(false);
+        let db = Database::connect(options).await?;
+        if db.get_database_backend() == sea_orm::DatabaseBackend::Sqlite {
+            // WAL lets the plot and health readers run beside the writers.
+            db.execute_unprepared("PRAGMA journal_mode=WAL").await?;
+        }
+        Migrator::up(&db, None).await?;
+        Ok(Self { db })
+    }
+
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+}
+
+fn to_trained(row: model::Model) -> Result<TrainedModel, StoreError> {
+    let corrupt = |what: String| StoreError::Corrupt(format!("model {}: {what}", row.id));
+    let series_id = SeriesId::parse(&row.series_id).map_err(|e| corrupt(e.0))?;
+    let version = u32::try_from(row.version)
+        .map_err(|e| e.to_string())
+        .and_then(|n| Version::from_number(n).map_err(|e| e.0))
+        .map_err(corrupt)?;
+    let parameters: StoredParameters =
+        serde_json::from_str(&row.parameters).map_err(|e| corrupt(e.to_string()))?;
+    Ok(TrainedModel {
+        series_id,
+        version,
+        detector: parameters.detector,
+        alerts: parameters.alerts,
+        points_used: u32::try_from(row.points_used).unwrap_or(0),
+        created_at_ms: row.created_at_ms,
+    })
+}
+
+fn version_column(version: Version) -> i32 {
+    // Versions come from the database (i32) or from Version::parse (at most nine digits).
+    i32::try_from(version.number()).unwrap_or(i32::MAX)
+}
+
+#[async_trait]
+impl ModelStore for SqlStore {
+    async fn create_model(&self, new: NewModel) -> Result<TrainedModel, StoreError> {
+        let parameters = StoredParameters {
+            detector: new.detector.clone(),
+            alerts: new.alerts,
+        };
+        let parameters =
+            serde_json::to_string(&parameters).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        for _ in 0..VERSION_ATTEMPTS {
+            let next = match self.latest_model(&new.series_id).await? {
+                Some(latest) => latest.version.next(),
+                None => Version::FIRST,
+            };
+            let row = model::ActiveModel {
+                series_id: Set(new.series_id.to_string()),
+                version: Set(version_column(next)),
+                detector: Set(new.detector.name().to_owned()),
+                parameters: Set(parameters.clone()),
+                points_used: Set(i32::try_from(new.points_used).unwrap_or(i32::MAX)),
+                created_at_ms: Set(new.created_at_ms),
+                ..Default::default()
+            };
+            match row.insert(&self.db).await {
+                Ok(row) => return to_trained(row),
+                Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                    continue;
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "could not claim a version for {} after {VERSION_ATTEMPTS} attempts",
+            new.series_id
+        )))
+    }
+
+    async fn delete_model(&self, series: &SeriesId, version: Version) -> Result<(), StoreError> {
+        model::Entity::delete_many()
+            .filter(model::Column::SeriesId.eq(series.as_str()))
+            .filter(model::Column::Version.eq(version_column(version)))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    async fn latest_model(&self, series: &SeriesId) -> Result<Option<TrainedModel>, StoreError> {
+        model::Entity::find()
+            .filter(model::Column::SeriesId.eq(series.as_str()))
+            .order_by_desc(model::Column::Version)
+            .one(&self.db)
+            .await?
+            .map(to_trained)
+            .transpose()
+    }
+
+    async fn save_training_points(
+        &self,
+        series: &SeriesId,
+        version: Version,
+        points: &[Point],
+    ) -> Result<u64, StoreError> {
+        let rows = points
+            .iter()
+            .enumerate()
+            .map(|(seq, point)| training_point::ActiveModel {
+                series_id: Set(series.to_string()),
+                version: Set(version_column(version)),
+                seq: Set(i32::try_from(seq).unwrap_or(i32::MAX)),
+                timestamp: Set(point.timestamp),
+                value: Set(point.value),
+            })
+            .collect::<Vec<_>>();
+        let txn = self.db.begin().await?;
+        let mut inserted = 0;
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            inserted += training_point::Entity::insert_many(chunk.iter().cloned())
+                .on_conflict(
+                    OnConflict::columns([
+                        training_point::Column::SeriesId,
+                        training_point::Column::Version,
+                        training_point::Column::Seq,
+                    ])
+                    .do_nothing()
+                    .to_owned(),
+                )
+                .exec_without_returning(&txn)
+                .await?;
+        }
+        txn.commit().await?;
+        Ok(inserted)
+    }
+
+    async fn save_state(
+        &self,
+        series: &SeriesId,
+        version: Version,
+        state: &LiveState,
+    ) -> Result<(), StoreError> {
+        let json = serde_json::to_string(state).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let seen = i64::try_from(state.seen).unwrap_or(i64::MAX);
+        let key = (series.to_string(), version_column(version));
+        let existing = model_state::Entity::find_by_id(key.clone())
+            .one(&self.db)
+            .await?;
+        match existing {
+            Some(row) if row.seen >= seen => Ok(()),
+            Some(_) => {
+                model_state::Entity::update_many()
+                    .col_expr(model_state::Column::Seen, seen.into())
+                    .col_expr(model_state::Column::State, json.into())
+                    .col_expr(
+                        model_state::Column::UpdatedAtMs,
+                        crate::events::now_ms().into(),
+                    )
+                    .filter(model_state::Column::SeriesId.eq(key.0))
+                    .filter(model_state::Column::Version.eq(key.1))
+                    .filter(model_state::Column::Seen.lt(seen))
+                    .exec(&self.db)
+                    .await?;
+                Ok(())
+            }
+            None => {
+                let row = model_state::ActiveModel {
+                    series_id: Set(key.0),
+                    version: Set(key.1),
+                    seen: Set(seen),
+                    state: Set(json),
+                    updated_at_ms: Set(crate::events::now_ms()),
+                };
+                match model_state::Entity::insert(row)
+                    .exec_without_returning(&self.db)
+                    .await
+                {
+                    Ok(_) => Ok(()),
+                    // A concurrent first checkpoint won; ours is retried by the next one.
+                    Err(err)
+                        if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) =>
+                    {
+                        Ok(())
+                    }
+                    Err(err) => Err(err.into()),
+                }
+            }
+        }
+    }
+
+    async fn load_state(
+        &self,
+        series: &SeriesId,
+        version: Version,
+    ) -> Result<Option<LiveState>, StoreError> {
+        let key = (series.to_string(), version_column(version));
+        let Some(row) = model_state::Entity::find_by_id(key).one(&self.db).await? else {
+            return Ok(None);
+        };
+        serde_json::from_str(&row.state)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(format!("state of {series} {version}: {e}")))
+    }
+
+    async fn training_points(
+        &self,
+        series: &SeriesId,
+        version: Version,
+    ) -> Result<Vec<Point>, StoreError> {
+        let rows = training_point::Entity::find()
+            .filter(training_point::Column::SeriesId.eq(series.as_str()))
+            .filter(training_point::Column::Version.eq(version_column(version)))
+            .order_by_asc(training_point::Column::Seq)
+            .all(&self.db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| Point {
+                timestamp: row.timestamp,
+                value: row.value,
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::contract::store_contract;
+    use super::SqlStore;
+
+    /// A fresh SQLite file per test; the directory lives as long as the store.
+    async fn sqlite() -> (SqlStore, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        (SqlStore::connect(&url).await.expect("connect"), dir)
+    }
+
+    store_contract!(sqlite, sqlite().await);
+}

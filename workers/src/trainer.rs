@@ -1,0 +1,117 @@
+//! The trainer role: fits a detector on a series' training points, stores the model as the
+//! series' next version, and announces it (training data for the database, the model for the
+//! predictors' caches, a metric for health).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::bus::{BusError, EventBus};
+use crate::detector::ModelSpec;
+use crate::domain::{InvalidInput, SeriesId, TrainingSet, Version};
+use crate::events::{Event, Metric, MetricKind, TrainingData, now_ms};
+use crate::store::{ModelStore, NewModel, StoreError};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FitOutcome {
+    pub series_id: SeriesId,
+    pub version: Version,
+    pub points_used: u32,
+    pub detector: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Invalid(#[from] InvalidInput),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Bus(#[from] BusError),
+}
+
+/// What the gateway needs from a trainer: an in-process `Trainer` in `serve`, an HTTP client in
+/// the distributed deployment.
+#[async_trait]
+pub trait Training: Send + Sync + 'static {
+    async fn fit(
+        &self,
+        series: SeriesId,
+        training: TrainingSet,
+        spec: ModelSpec,
+    ) -> Result<FitOutcome, TrainError>;
+}
+
+pub struct Trainer {
+    store: Arc<dyn ModelStore>,
+    bus: Arc<dyn EventBus>,
+}
+
+impl Trainer {
+    pub fn new(store: Arc<dyn ModelStore>, bus: Arc<dyn EventBus>) -> Self {
+        Self { store, bus }
+    }
+}
+
+#[async_trait]
+impl Training for Trainer {
+    #[tracing::instrument(skip_all, fields(series = %series))]
+    async fn fit(
+        &self,
+        series: SeriesId,
+        training: TrainingSet,
+        spec: ModelSpec,
+    ) -> Result<FitOutcome, TrainError> {
+        let started = Instant::now();
+        let detector = spec.detector.fit(&training)?;
+        let points_used = u32::try_from(training.len()).unwrap_or(u32::MAX);
+        let model = self
+            .store
+            .create_model(NewModel {
+                series_id: series.clone(),
+                detector,
+                alerts: spec.alerts,
+                points_used,
+                created_at_ms: now_ms(),
+            })
+            .await?;
+        let data = Event::TrainingData(TrainingData {
+            series_id: series.clone(),
+            version: model.version,
+            points: training.into_points(),
+        });
+        // `fit` answers only once its training data is safe on the bus; without it the version
+        // would be a model nobody can plot, so it is taken back.
+        if let Err(err) = self.bus.publish(data).await {
+            if let Err(undo) = self.store.delete_model(&series, model.version).await {
+                tracing::error!(error = %undo, version = %model.version, "could not remove a model whose training data was not published");
+            }
+            return Err(err.into());
+        }
+        let outcome = FitOutcome {
+            series_id: series.clone(),
+            version: model.version,
+            points_used,
+            detector: model.detector.name().to_owned(),
+        };
+        if let Err(err) = self.bus.publish(Event::Model(model)).await {
+            // The model and its data are stored; predictors that miss the announcement load the
+            // model from the database when they first need it.
+            tracing::warn!(error = %err, "model announcement not published");
+        }
+        let metric = Event::Metric(Metric {
+            id: Uuid::new_v4(),
+            kind: MetricKind::Training,
+            series_id: series,
+            latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+            at_ms: now_ms(),
+        });
+        if let Err(err) = self.bus.emit(metric) {
+            tracing::warn!(error = %err, "training metric dropped");
+        }
+        Ok(outcome)
+    }
+}
