@@ -1,0 +1,75 @@
+//! The `anomaly` command line: one subcommand per role (SPEC §3). Roles not listed here are not
+//! built yet.
+
+use clap::{Parser, Subcommand};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "anomaly",
+    version,
+    about = "Time-series anomaly detection platform"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Default, Subcommand)]
+pub enum Command {
+    /// Every role in one process on the embedded backends (the default).
+    #[default]
+    Serve,
+    /// Runs the database migrations and exits.
+    Migrate,
+    /// Runs a detector over a NAB corpus and prints its NAB scores.
+    Nab(crate::nab::NabArgs),
+}
+
+pub async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => {
+            let address = (config.host.as_str(), config.port);
+            let listener = TcpListener::bind(address).await.map_err(|e| {
+                anyhow::anyhow!("cannot listen on {}:{}: {e}", config.host, config.port)
+            })?;
+            crate::serve::run(config, listener, shutdown_on_signal()).await
+        }
+        Command::Nab(args) => crate::nab::run(&args),
+        Command::Migrate => {
+            crate::serve::connect_store(&config).await?;
+            tracing::info!("migrations are up to date");
+            Ok(())
+        }
+    }
+}
+
+/// A token cancelled on ctrl-c or SIGTERM.
+pub fn shutdown_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let fired = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut sigterm) => {
+                    sigterm.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = terminate => {}
+        }
+        tracing::info!("shutdown requested");
+        fired.cancel();
+    });
+    token
+}

@@ -1,0 +1,198 @@
+//! Configuration from the environment (a `.env` file is read first if present). The seed's
+//! variable names keep working; `.env.example` documents every variable.
+
+use std::time::Duration;
+
+/// What went wrong reading the configuration; the text says which variable to fix.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(String);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub host: String,
+    pub port: u16,
+    /// `sqlite://...` or `postgres://...`.
+    pub database_url: String,
+    /// Kafka bootstrap servers; none means the in-process bus.
+    pub kafka_brokers: Option<String>,
+    /// Redis URL; none means the in-process metrics store.
+    pub redis_url: Option<String>,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    pub heartbeat_interval: Duration,
+    /// Bound of each in-process bus queue.
+    pub bus_capacity: usize,
+    /// Points between checkpoints of a series' online learning state.
+    pub checkpoint_every: u64,
+    pub log_format: LogFormat,
+}
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/anomaly.db?mode=rwc";
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup` (the environment, or a map in tests). Empty
+    /// values count as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        Ok(Self {
+            host: get("APP_HOST").unwrap_or_else(|| "0.0.0.0".into()),
+            port: parse_or(&get, "APP_PORT", 8000)?,
+            database_url: database_url(&get)?,
+            kafka_brokers: get("KAFKA_BROKERS"),
+            redis_url: redis_url(&get)?,
+            max_body_bytes: parse_or(&get, "MAX_BODY_BYTES", 2 * 1024 * 1024)?,
+            heartbeat_interval: Duration::from_secs(parse_or(&get, "HEARTBEAT_INTERVAL_SECS", 5)?)
+                .max(Duration::from_secs(1)),
+            bus_capacity: parse_or(&get, "BUS_CAPACITY", 1024)?,
+            checkpoint_every: parse_or(&get, "CHECKPOINT_EVERY", 100)?,
+            log_format: match get("LOG_FORMAT").as_deref() {
+                None | Some("text") => LogFormat::Text,
+                Some("json") => LogFormat::Json,
+                Some(other) => {
+                    return Err(ConfigError(format!(
+                        "LOG_FORMAT must be text or json, not {other:?}"
+                    )));
+                }
+            },
+        })
+    }
+}
+
+fn parse_or<T: std::str::FromStr>(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: T,
+) -> Result<T, ConfigError> {
+    match get(name) {
+        None => Ok(default),
+        Some(raw) => raw
+            .trim()
+            .parse()
+            .map_err(|_| ConfigError(format!("{name} has an invalid value {raw:?}"))),
+    }
+}
+
+/// `DATABASE_URL`, else the seed's `POSTGRES_*` variables (when `POSTGRES_HOST` or
+/// `POSTGRES_DB` is set), else the embedded SQLite file.
+fn database_url(get: &impl Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
+    if let Some(url) = get("DATABASE_URL") {
+        return Ok(url);
+    }
+    if get("POSTGRES_HOST").is_none() && get("POSTGRES_DB").is_none() {
+        return Ok(DEFAULT_DATABASE_URL.into());
+    }
+    let user = get("POSTGRES_USER").unwrap_or_else(|| "postgres".into());
+    let password = get("POSTGRES_PASSWORD");
+    let host = get("POSTGRES_HOST").unwrap_or_else(|| "localhost".into());
+    let port: u16 = parse_or(get, "POSTGRES_PORT", 5432)?;
+    let db = get("POSTGRES_DB").unwrap_or_else(|| user.clone());
+    let credentials = match password {
+        Some(password) => format!("{}:{}", encode(&user), encode(&password)),
+        None => encode(&user),
+    };
+    Ok(format!(
+        "postgres://{credentials}@{host}:{port}/{}",
+        encode(&db)
+    ))
+}
+
+/// `REDIS_URL`, else the seed's `REDIS_HOST`/`REDIS_PORT`.
+fn redis_url(get: &impl Fn(&str) -> Option<String>) -> Result<Option<String>, ConfigError> {
+    if let Some(url) = get("REDIS_URL") {
+        return Ok(Some(url));
+    }
+    match get("REDIS_HOST") {
+        None => Ok(None),
+        Some(host) => {
+            let port: u16 = parse_or(get, "REDIS_PORT", 6379)?;
+            Ok(Some(format!("redis://{host}:{port}")))
+        }
+    }
+}
+
+/// Percent-encodes everything but unreserved characters, for URL user info and paths.
+fn encode(raw: &str) -> String {
+    raw.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_platform_on_port_8000() {
+        let c = config(&[]).unwrap();
+        assert_eq!((c.host.as_str(), c.port), ("0.0.0.0", 8000));
+        assert_eq!(c.database_url, DEFAULT_DATABASE_URL);
+        assert!(c.kafka_brokers.is_none() && c.redis_url.is_none());
+        assert_eq!(c.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn the_seed_postgres_variables_build_a_url() {
+        let c = config(&[
+            ("POSTGRES_USER", "anomaly"),
+            ("POSTGRES_PASSWORD", "p@ss word"),
+            ("POSTGRES_DB", "anomaly"),
+            ("POSTGRES_HOST", "db"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.database_url,
+            "postgres://anomaly:p%40ss%20word@db:5432/anomaly"
+        );
+        let explicit = config(&[
+            ("DATABASE_URL", "postgres://x@y/z"),
+            ("POSTGRES_HOST", "db"),
+        ]);
+        assert_eq!(explicit.unwrap().database_url, "postgres://x@y/z");
+    }
+
+    #[test]
+    fn the_seed_redis_variables_build_a_url() {
+        let c = config(&[("REDIS_HOST", "redis"), ("REDIS_PORT", "6380")]).unwrap();
+        assert_eq!(c.redis_url.as_deref(), Some("redis://redis:6380"));
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let err = config(&[("APP_PORT", "eighty")]).unwrap_err().to_string();
+        assert!(err.contains("APP_PORT"), "{err}");
+        let err = config(&[("LOG_FORMAT", "xml")]).unwrap_err().to_string();
+        assert!(err.contains("LOG_FORMAT"), "{err}");
+    }
+
+    #[test]
+    fn empty_values_count_as_unset() {
+        let c = config(&[("KAFKA_BROKERS", ""), ("APP_PORT", " ")]).unwrap();
+        assert!(c.kafka_brokers.is_none());
+        assert_eq!(c.port, 8000);
+    }
+}

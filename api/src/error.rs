@@ -1,0 +1,134 @@
+//! The one error type at the edge: maps every failure to a status and the seed's
+//! `{"detail": ...}` body, logs internal causes, and never shows them to the client.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use anomaly_workers::domain::InvalidInput;
+use anomaly_workers::metrics::MetricsError;
+use anomaly_workers::predictor::PredictError;
+use anomaly_workers::store::StoreError;
+use anomaly_workers::trainer::TrainError;
+
+pub const INVALID_PAYLOAD: &str = "Invalid request payload";
+pub const MODEL_NOT_FOUND: &str = "Model not found";
+pub const NO_TRAINING_DATA: &str = "No training data found for given series_id and version.";
+
+#[derive(Debug)]
+pub enum ApiError {
+    /// 400 with a detail safe to show; `reason` optionally explains a malformed payload.
+    BadRequest {
+        detail: String,
+        reason: Option<String>,
+    },
+    NotFound(&'static str),
+    PayloadTooLarge(usize),
+    /// 503: a backend is down; `what` is shown, `cause` only logged.
+    Unavailable {
+        what: &'static str,
+        cause: String,
+    },
+    /// 500: a bug or corrupt data; only logged.
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::BadRequest {
+            detail: detail.into(),
+            reason: None,
+        }
+    }
+
+    pub fn invalid_payload(reason: impl Into<String>) -> Self {
+        Self::BadRequest {
+            detail: INVALID_PAYLOAD.into(),
+            reason: Some(reason.into()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = match self {
+            ApiError::BadRequest { detail, reason } => {
+                let mut body = json!({ "detail": detail });
+                if let Some(reason) = reason {
+                    body["reason"] = reason.into();
+                }
+                (StatusCode::BAD_REQUEST, body)
+            }
+            ApiError::NotFound(detail) => (StatusCode::NOT_FOUND, json!({ "detail": detail })),
+            ApiError::PayloadTooLarge(limit) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                json!({ "detail": format!("Request body too large: the limit is {limit} bytes") }),
+            ),
+            ApiError::Unavailable { what, cause } => {
+                tracing::warn!(%cause, "{what} unavailable");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    json!({ "detail": format!("{what} is unavailable, try again shortly") }),
+                )
+            }
+            ApiError::Internal(cause) => {
+                tracing::error!(%cause, "internal error");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({ "detail": "Internal server error" }),
+                )
+            }
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+impl From<InvalidInput> for ApiError {
+    fn from(err: InvalidInput) -> Self {
+        ApiError::bad_request(err.0)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Unavailable(cause) => ApiError::Unavailable {
+                what: "The database",
+                cause,
+            },
+            StoreError::Corrupt(cause) => ApiError::Internal(cause),
+        }
+    }
+}
+
+impl From<MetricsError> for ApiError {
+    fn from(err: MetricsError) -> Self {
+        ApiError::Unavailable {
+            what: "The metrics store",
+            cause: err.to_string(),
+        }
+    }
+}
+
+impl From<TrainError> for ApiError {
+    fn from(err: TrainError) -> Self {
+        match err {
+            TrainError::Invalid(invalid) => invalid.into(),
+            TrainError::Store(store) => store.into(),
+            TrainError::Bus(bus) => ApiError::Unavailable {
+                what: "The event bus",
+                cause: bus.to_string(),
+            },
+        }
+    }
+}
+
+impl From<PredictError> for ApiError {
+    fn from(err: PredictError) -> Self {
+        match err {
+            PredictError::ModelNotFound(_) => ApiError::NotFound(MODEL_NOT_FOUND),
+            PredictError::Store(store) => store.into(),
+        }
+    }
+}

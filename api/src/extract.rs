@@ -1,0 +1,78 @@
+//! Request extractors whose rejections are the API's own errors, so a malformed body, path or
+//! query gets the seed's `{"detail": ...}` answer instead of axum's plain text.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use anomaly_workers::domain::SeriesId;
+
+use crate::error::ApiError;
+
+/// A JSON body. The content type is not insisted on (the seed's clients did not always send
+/// one); the body must be JSON of the expected shape, within the configured size limit.
+pub struct JsonBody<T>(pub T);
+
+impl<S, T> FromRequest<S> for JsonBody<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let limit = req
+            .extensions()
+            .get::<BodyLimit>()
+            .map_or(usize::MAX, |l| l.0);
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge(limit)
+            } else {
+                ApiError::invalid_payload(rejection.body_text())
+            }
+        })?;
+        // serde would also read a struct from an array; every body of this API is an object.
+        let starts_as_object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+        if !starts_as_object {
+            return Err(ApiError::invalid_payload("expected a JSON object"));
+        }
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|err| ApiError::invalid_payload(err.to_string()))
+    }
+}
+
+/// The body limit in force, recorded in request extensions so rejections can name it.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+/// The `{series_id}` path segment, parsed: a malformed id is refused before the body is read.
+pub struct SeriesPath(pub SeriesId);
+
+impl<S: Send + Sync> FromRequestParts<S> for SeriesPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let raw = axum::extract::Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
+        Ok(SeriesPath(SeriesId::parse(&raw.0)?))
+    }
+}
+
+/// Query parameters of type `T`.
+pub struct QueryParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| QueryParams(q.0))
+            .map_err(|rejection| ApiError::bad_request(rejection.body_text()))
+    }
+}

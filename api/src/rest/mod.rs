@@ -1,0 +1,22 @@
+//! The seed's documented REST API, kept working as it was documented (SPEC §5), and the
+//! whole-series mode (`/detect`).
+
+mod detect;
+mod fit;
+mod health;
+mod plot;
+mod predict;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/fit/{series_id}", post(fit::fit))
+        .route("/predict/{series_id}", post(predict::predict))
+        .route("/plot", get(plot::plot))
+        .route("/healthcheck", get(health::healthcheck))
+        .route("/detect", post(detect::detect))
+}

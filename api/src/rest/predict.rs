@@ -1,0 +1,51 @@
+//! `POST /predict/{series_id}`: the seed's answer (`model_version`, `anomaly`) first, then the
+//! evidence (score, expected value and band, detector).
+
+use axum::Json;
+use axum::extract::State;
+use serde::Serialize;
+
+use anomaly_workers::domain::Point;
+
+use super::fit::PointBody;
+use crate::error::ApiError;
+use crate::extract::{JsonBody, SeriesPath};
+use crate::state::AppState;
+
+#[derive(Serialize)]
+pub struct PredictAnswer {
+    model_version: String,
+    anomaly: bool,
+    score: f64,
+    expected: f64,
+    lower: Option<f64>,
+    upper: Option<f64>,
+    detector: String,
+    alert: bool,
+    series_id: String,
+    timestamp: i64,
+    value: f64,
+}
+
+pub async fn predict(
+    State(state): State<AppState>,
+    SeriesPath(series): SeriesPath,
+    JsonBody(body): JsonBody<PointBody>,
+) -> Result<Json<PredictAnswer>, ApiError> {
+    let point = Point::parse(body.timestamp, body.value)?;
+    let prediction = state.scoring.predict(&series, point).await?;
+    let verdict = prediction.verdict;
+    Ok(Json(PredictAnswer {
+        model_version: prediction.model_version.to_string(),
+        anomaly: verdict.anomaly,
+        score: verdict.score,
+        expected: verdict.expected,
+        lower: verdict.lower,
+        upper: verdict.upper,
+        detector: prediction.detector,
+        alert: prediction.alert,
+        series_id: prediction.series_id.to_string(),
+        timestamp: prediction.point.timestamp,
+        value: prediction.point.value,
+    }))
+}
