@@ -1,0 +1,8 @@
+//! Integration tests of the gateway: the app is started as users start it (`serve::run`) on a
+//! port-0 listener with its own SQLite file, and driven over HTTP.
+
+mod bad_input;
+mod demo_scenario;
+mod online_state;
+mod support;
+mod whole_series;

@@ -1,0 +1,193 @@
+//! `spawn_app()`: a running platform on a random port with a private database, and typed helpers
+//! for its routes. Logs stay silent unless `TEST_LOG` is set.
+
+use std::future::Future;
+use std::sync::{Arc, Once};
+use std::time::Duration;
+
+use anomaly_api::config::Config;
+use anomaly_workers::store::SqlStore;
+use serde_json::Value;
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub database_url: String,
+    dir: Arc<TempDir>,
+    vars: Vec<(String, String)>,
+    shutdown: CancellationToken,
+    server: JoinHandle<anyhow::Result<()>>,
+}
+
+pub struct Answer {
+    pub status: u16,
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+}
+
+impl Answer {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.bytes)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.bytes)))
+    }
+
+    pub fn detail(&self) -> String {
+        self.json()["detail"].as_str().expect("a detail").to_owned()
+    }
+}
+
+fn init_logs() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            anomaly_api::telemetry::init(anomaly_api::config::LogFormat::Text);
+        }
+    });
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// Starts the app with extra configuration variables.
+pub async fn spawn_app_with(vars: &[(&str, &str)]) -> TestApp {
+    let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let vars = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    start(dir, vars).await
+}
+
+async fn start(dir: Arc<TempDir>, vars: Vec<(String, String)>) -> TestApp {
+    init_logs();
+    let database_url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("anomaly.db").display()
+    );
+    let mut all = vars.clone();
+    all.push(("DATABASE_URL".into(), database_url.clone()));
+    all.push(("HEARTBEAT_INTERVAL_SECS".into(), "1".into()));
+    let config = Config::from_lookup(|name| {
+        all.iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    })
+    .expect("test configuration");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(anomaly_api::serve::run(config, listener, shutdown.clone()));
+    let app = TestApp {
+        base,
+        client: reqwest::Client::new(),
+        database_url,
+        dir,
+        vars,
+        shutdown,
+        server,
+    };
+    // The listener is bound before `run` starts, so requests queue until it serves.
+    eventually("the app answers", || async {
+        app.get("/healthcheck").await.status == 200
+    })
+    .await;
+    app
+}
+
+impl TestApp {
+    /// Shuts the app down gracefully and starts it again on the same database.
+    pub async fn restart(self) -> TestApp {
+        self.shutdown.cancel();
+        self.server
+            .await
+            .expect("server task")
+            .expect("server ended cleanly");
+        start(self.dir, self.vars).await
+    }
+
+    async fn answer(&self, request: reqwest::RequestBuilder) -> Answer {
+        let response = request.send().await.expect("request sent");
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let bytes = response.bytes().await.expect("body").to_vec();
+        Answer {
+            status,
+            content_type,
+            bytes,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        self.answer(self.client.get(format!("{}{path}", self.base)))
+            .await
+    }
+
+    /// POSTs a raw body, with no content type, as a hand-written client might.
+    pub async fn post_raw(&self, path: &str, body: impl Into<reqwest::Body>) -> Answer {
+        self.answer(self.client.post(format!("{}{path}", self.base)).body(body))
+            .await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Answer {
+        self.answer(self.client.post(format!("{}{path}", self.base)).json(body))
+            .await
+    }
+
+    pub async fn fit(&self, series: &str, body: &Value) -> Answer {
+        self.post(&format!("/fit/{series}"), body).await
+    }
+
+    pub async fn predict(&self, series: &str, timestamp: i64, value: f64) -> Answer {
+        let body = serde_json::json!({ "timestamp": timestamp, "value": value });
+        self.post(&format!("/predict/{series}"), &body).await
+    }
+
+    pub async fn plot(&self, series: &str, version: &str) -> Answer {
+        self.get(&format!("/plot?series_id={series}&version={version}"))
+            .await
+    }
+
+    pub async fn health(&self) -> Value {
+        let answer = self.get("/healthcheck").await;
+        assert_eq!(answer.status, 200);
+        answer.json()
+    }
+
+    /// A second connection to the app's database, for checking what reached it.
+    pub async fn store(&self) -> SqlStore {
+        SqlStore::connect(&self.database_url)
+            .await
+            .expect("database")
+    }
+}
+
+/// Polls `check` until it holds, failing after `DEADLINE`.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let started = tokio::time::Instant::now();
+    let mut wait = Duration::from_millis(5);
+    while !check().await {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_millis(200));
+    }
+}
