@@ -15,3 +15,6 @@ pub mod nab;
 pub mod predictor;
 pub mod store;
 pub mod trainer;
+
+#[cfg(test)]
+mod testing;

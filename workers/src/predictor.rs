@@ -153,8 +153,15 @@ impl Predictor {
                     self.cache.clear();
                 }
                 Err(err) => {
-                    tracing::warn!(error = %err, "model announcements interrupted");
-                    return;
+                    // A broker outage: models may change meanwhile, so start over from the
+                    // database once announcements flow again.
+                    tracing::warn!(error = %err, "model announcements interrupted; retrying");
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                    }
+                    self.checkpoint_all().await;
+                    self.cache.clear();
                 }
             }
         }

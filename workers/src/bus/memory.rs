@@ -204,6 +204,23 @@ mod tests {
     bus_contract!(memory, MemoryBus::new(64));
 
     #[tokio::test]
+    async fn closing_delivers_what_was_accepted_then_ends() {
+        use super::super::EventBus;
+        use super::super::contract::{next_event, training_data};
+        use crate::events::Topic;
+        let bus = MemoryBus::new(64);
+        let mut member = bus.join_group(Topic::TrainingData, "drain").await.unwrap();
+        for n in 1..=3 {
+            bus.publish(training_data("s1", n)).await.unwrap();
+        }
+        bus.close();
+        for n in 1..=3 {
+            assert_eq!(next_event(&mut member).await, Some(training_data("s1", n)));
+        }
+        assert_eq!(next_event(&mut member).await, None);
+    }
+
+    #[tokio::test]
     async fn emit_refuses_instead_of_blocking_when_a_group_queue_is_full() {
         use super::super::{BusError, EventBus};
         use crate::events::Topic;

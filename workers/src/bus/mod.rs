@@ -1,7 +1,8 @@
 //! The event bus port: how roles hand events to each other (SPEC §7). One trait, one file per
-//! backend: `memory` (bounded in-process queues, the embedded default) and, with the distributed
-//! deployment, Kafka. Every backend passes the contract suite in `contract.rs`.
+//! backend: `memory` (bounded in-process queues, the embedded default) and `kafka` (the distributed
+//! deployment). Every backend passes the contract suite in `contract.rs`.
 
+mod kafka;
 mod memory;
 
 #[cfg(test)]
@@ -11,6 +12,7 @@ use async_trait::async_trait;
 
 use crate::events::{Event, Topic};
 
+pub use kafka::{KafkaBus, KafkaOptions};
 pub use memory::MemoryBus;
 
 #[derive(Debug, thiserror::Error)]

@@ -116,29 +116,34 @@ pub async fn heartbeats_list_live_instances_only(store: impl MetricsStore) {
 }
 
 macro_rules! metrics_contract {
-    ($backend:ident, $make:expr) => {
+    ($(#[$attr:meta])* $backend:ident, $make:expr) => {
         mod $backend {
             #[allow(unused_imports)]
             use super::*;
             use crate::metrics::contract;
 
             #[tokio::test]
+            $(#[$attr])*
             async fn an_empty_store_reports_zeros() {
                 contract::an_empty_store_reports_zeros($make).await;
             }
             #[tokio::test]
+            $(#[$attr])*
             async fn latencies_usage_and_series_are_counted() {
                 contract::latencies_usage_and_series_are_counted($make).await;
             }
             #[tokio::test]
+            $(#[$attr])*
             async fn a_redelivered_metric_counts_once() {
                 contract::a_redelivered_metric_counts_once($make).await;
             }
             #[tokio::test]
+            $(#[$attr])*
             async fn throughput_spreads_over_the_minutes_since_the_first() {
                 contract::throughput_spreads_over_the_minutes_since_the_first($make).await;
             }
             #[tokio::test]
+            $(#[$attr])*
             async fn heartbeats_list_live_instances_only() {
                 contract::heartbeats_list_live_instances_only($make).await;
             }

@@ -1,8 +1,9 @@
 //! The metrics store port: where the metrics consumer keeps latencies, throughput, model usage and
 //! heartbeats, and where `/healthcheck` reads them. One trait, one file per backend (`memory` for
-//! the embedded default; Redis with the distributed deployment), one contract suite.
+//! the embedded default, `redis` for the distributed deployment), one contract suite.
 
 mod memory;
+mod redis;
 pub mod stats;
 
 #[cfg(test)]
@@ -15,6 +16,7 @@ use serde::Serialize;
 
 use crate::events::{Heartbeat, Metric};
 
+pub use self::redis::RedisMetrics;
 pub use memory::MemoryMetrics;
 pub use stats::LatencySummary;
 

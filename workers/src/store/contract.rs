@@ -160,38 +160,44 @@ pub async fn the_latest_state_checkpoint_wins(store: impl ModelStore) {
 }
 
 macro_rules! store_contract {
-    ($backend:ident, $make:expr) => {
+    ($(#[$attr:meta])* $backend:ident, $make:expr) => {
         mod $backend {
             #[allow(unused_imports)]
             use super::*;
             use crate::store::contract;
 
             #[tokio::test]
+            $(#[$attr])*
             async fn versions_count_up_per_series() {
                 let (store, _guard) = $make;
                 contract::versions_count_up_per_series(store).await;
             }
             #[tokio::test]
+            $(#[$attr])*
             async fn concurrent_fits_get_distinct_versions() {
                 let (store, _guard) = $make;
                 contract::concurrent_fits_get_distinct_versions(store).await;
             }
             #[tokio::test]
+            $(#[$attr])*
             async fn deleting_a_version_leaves_the_others() {
                 let (store, _guard) = $make;
                 contract::deleting_a_version_leaves_the_others(store).await;
             }
             #[tokio::test]
+            $(#[$attr])*
             async fn training_points_round_trip_in_order() {
                 let (store, _guard) = $make;
                 contract::training_points_round_trip_in_order(store).await;
             }
             #[tokio::test]
+            $(#[$attr])*
             async fn the_latest_state_checkpoint_wins() {
                 let (store, _guard) = $make;
                 contract::the_latest_state_checkpoint_wins(store).await;
             }
             #[tokio::test]
+            $(#[$attr])*
             async fn a_redelivered_batch_adds_nothing() {
                 let (store, _guard) = $make;
                 contract::a_redelivered_batch_adds_nothing(store).await;

@@ -37,11 +37,22 @@ impl SqlStore {
     /// Connects to `url` (`sqlite://path?mode=rwc` or `postgres://...`) and brings the schema up
     /// to date.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(Self::options(url)).await
+    }
+
+    /// The connection options `connect` uses, for callers that adjust them (tests put each run
+    /// in its own PostgreSQL schema).
+    pub fn options(url: &str) -> ConnectOptions {
         let mut options = ConnectOptions::new(url.to_owned());
         options
             .connect_timeout(Duration::from_secs(10))
             .acquire_timeout(Duration::from_secs(10))
             .sqlx_logging(false);
+        options
+    }
+
+    /// Connects with `options` and brings the schema up to date.
+    pub async fn connect_with(options: ConnectOptions) -> Result<Self, StoreError> {
         let db = Database::connect(options).await?;
         if db.get_database_backend() == sea_orm::DatabaseBackend::Sqlite {
             // WAL lets the plot and health readers run beside the writers.
@@ -275,4 +286,21 @@ mod tests {
     }
 
     store_contract!(sqlite, sqlite().await);
+
+    /// A fresh PostgreSQL schema per test, dropped when the guard goes.
+    async fn postgres() -> (SqlStore, crate::testing::PgSchema) {
+        let schema = crate::testing::PgSchema::create().await;
+        let mut options = SqlStore::options(&schema.url);
+        options.set_schema_search_path(schema.name.clone());
+        (
+            SqlStore::connect_with(options).await.expect("connect"),
+            schema,
+        )
+    }
+
+    store_contract!(
+        #[ignore = "needs PostgreSQL: run bash .ci/run"]
+        postgres,
+        postgres().await
+    );
 }

@@ -1,0 +1,413 @@
+//! The event bus on Kafka (rdkafka): JSON events keyed by series id, an idempotent producer, and
+//! consumers that store an offset only when `ack` says the work is done (at-least-once; the
+//! writes downstream are idempotent). Poison messages are logged and skipped. Followers read every
+//! partition from the end, each on its own, so every follower sees every new event.
+//!
+//! Topic and group names get an optional prefix, so tests (and tenants) never share them.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::util::Timeout;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+
+use super::{BusError, Delivery, EventBus, Position, Subscription};
+use crate::events::{Event, Topic};
+
+/// How long a publish may wait for the brokers before it fails.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long metadata and watermark requests may take.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where the brokers are and how topics are made.
+#[derive(Debug, Clone)]
+pub struct KafkaOptions {
+    pub brokers: String,
+    /// Put before every topic and group name (empty in a normal deployment).
+    pub prefix: String,
+    /// Partitions of topics created at start.
+    pub partitions: i32,
+    /// Replication factor of topics created at start.
+    pub replication: i32,
+    /// Create missing topics at start (off only where something else made them: librdkafka's
+    /// mock cluster has no CreateTopics).
+    pub create_topics: bool,
+}
+
+#[derive(Clone)]
+pub struct KafkaBus {
+    options: Arc<KafkaOptions>,
+    producer: FutureProducer,
+    closed: Arc<AtomicBool>,
+    stop: CancellationToken,
+}
+
+fn unavailable(err: KafkaError) -> BusError {
+    BusError::Unavailable(err.to_string())
+}
+
+impl KafkaBus {
+    /// Connects, and creates the topics of SPEC §7 that are missing.
+    pub async fn connect(options: KafkaOptions) -> Result<Self, BusError> {
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", &options.brokers)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "2")
+            .set(
+                "message.timeout.ms",
+                DELIVERY_TIMEOUT.as_millis().to_string(),
+            )
+            .create()
+            .map_err(unavailable)?;
+        let bus = Self {
+            options: Arc::new(options),
+            producer,
+            closed: Arc::new(AtomicBool::new(false)),
+            stop: CancellationToken::new(),
+        };
+        if bus.options.create_topics {
+            bus.create_topics().await?;
+        }
+        Ok(bus)
+    }
+
+    fn topic_name(&self, topic: Topic) -> String {
+        format!("{}{}", self.options.prefix, topic.name())
+    }
+
+    async fn create_topics(&self) -> Result<(), BusError> {
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", &self.options.brokers)
+            .create()
+            .map_err(unavailable)?;
+        let names: Vec<String> = Topic::ALL.iter().map(|t| self.topic_name(*t)).collect();
+        let topics: Vec<NewTopic<'_>> = names
+            .iter()
+            .map(|name| {
+                NewTopic::new(
+                    name,
+                    self.options.partitions,
+                    TopicReplication::Fixed(self.options.replication),
+                )
+            })
+            .collect();
+        let options = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));
+        let results = admin
+            .create_topics(&topics, &options)
+            .await
+            .map_err(unavailable)?;
+        for result in results {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((name, code)) => {
+                    return Err(BusError::Unavailable(format!(
+                        "creating topic {name}: {code}"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn encode(event: &Event) -> Result<Vec<u8>, BusError> {
+        serde_json::to_vec(event)
+            .map_err(|e| BusError::Unavailable(format!("encoding an event: {e}")))
+    }
+
+    fn consumer_config(&self, group: &str) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.options.brokers)
+            .set("group.id", format!("{}{group}", self.options.prefix))
+            .set("enable.partition.eof", "false")
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "1000");
+        config
+    }
+
+    fn check_open(&self) -> Result<(), BusError> {
+        if self.closed.load(Ordering::Acquire) {
+            Err(BusError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait]
+impl EventBus for KafkaBus {
+    async fn publish(&self, event: Event) -> Result<(), BusError> {
+        self.check_open()?;
+        let payload = Self::encode(&event)?;
+        let topic = self.topic_name(event.topic());
+        let record = FutureRecord::to(&topic).key(event.key()).payload(&payload);
+        self.producer
+            .send(record, Timeout::After(DELIVERY_TIMEOUT))
+            .await
+            .map(|_| ())
+            .map_err(|(err, _)| unavailable(err))
+    }
+
+    fn emit(&self, event: Event) -> Result<(), BusError> {
+        self.check_open()?;
+        let payload = Self::encode(&event)?;
+        let topic = self.topic_name(event.topic());
+        let record = FutureRecord::to(&topic).key(event.key()).payload(&payload);
+        match self.producer.send_result(record) {
+            // Nobody waits on the delivery; librdkafka retries it and logs a final failure.
+            Ok(_delivery) => Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                Err(BusError::Full(event.topic()))
+            }
+            Err((err, _)) => Err(unavailable(err)),
+        }
+    }
+
+    async fn join_group(
+        &self,
+        topic: Topic,
+        group: &str,
+    ) -> Result<Box<dyn Subscription>, BusError> {
+        self.check_open()?;
+        let consumer: StreamConsumer = self
+            .consumer_config(group)
+            .set("enable.auto.commit", "true")
+            .set("auto.commit.interval.ms", "1000")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .map_err(unavailable)?;
+        let name = self.topic_name(topic);
+        consumer.subscribe(&[&name]).map_err(unavailable)?;
+        Ok(Box::new(KafkaSubscription {
+            consumer,
+            topic: name,
+            commits: true,
+            stop: self.stop.clone(),
+        }))
+    }
+
+    async fn follow(&self, topic: Topic) -> Result<Box<dyn Subscription>, BusError> {
+        self.check_open()?;
+        let group = format!("follower-{}", uuid::Uuid::new_v4().simple());
+        let consumer: StreamConsumer = self
+            .consumer_config(&group)
+            .set("enable.auto.commit", "false")
+            .create()
+            .map_err(unavailable)?;
+        let name = self.topic_name(topic);
+        // "From now on": start every partition at its current end, without a group rebalance.
+        let consumer = tokio::task::spawn_blocking(move || -> Result<_, KafkaError> {
+            let metadata = consumer.fetch_metadata(Some(&name), METADATA_TIMEOUT)?;
+            let mut assignment = TopicPartitionList::new();
+            for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
+                let (_, high) =
+                    consumer.fetch_watermarks(&name, partition.id(), METADATA_TIMEOUT)?;
+                assignment.add_partition_offset(&name, partition.id(), Offset::Offset(high))?;
+            }
+            consumer.assign(&assignment)?;
+            Ok((consumer, name))
+        })
+        .await
+        .map_err(|e| BusError::Unavailable(format!("following a topic: {e}")))?
+        .map_err(unavailable)?;
+        Ok(Box::new(KafkaSubscription {
+            consumer: consumer.0,
+            topic: consumer.1,
+            commits: false,
+            stop: self.stop.clone(),
+        }))
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.stop.cancel();
+        if let Err(err) = self.producer.flush(Timeout::After(DELIVERY_TIMEOUT)) {
+            tracing::warn!(error = %err, "events still queued for Kafka at close");
+        }
+    }
+}
+
+struct KafkaSubscription {
+    consumer: StreamConsumer,
+    topic: String,
+    /// Group members commit what they acked; followers keep no offsets.
+    commits: bool,
+    stop: CancellationToken,
+}
+
+impl KafkaSubscription {
+    fn commit(&self) {
+        if !self.commits {
+            return;
+        }
+        match self.consumer.commit_consumer_state(CommitMode::Sync) {
+            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Err(err) => tracing::warn!(topic = %self.topic, error = %err, "final commit failed"),
+        }
+    }
+}
+
+#[async_trait]
+impl Subscription for KafkaSubscription {
+    async fn next(&mut self) -> Result<Option<Delivery>, BusError> {
+        loop {
+            let message = tokio::select! {
+                biased;
+                _ = self.stop.cancelled() => {
+                    self.commit();
+                    return Ok(None);
+                }
+                message = self.consumer.recv() => message.map_err(unavailable)?,
+            };
+            let position = Position {
+                partition: message.partition(),
+                offset: message.offset(),
+            };
+            let event = message
+                .payload()
+                .ok_or_else(|| "no payload".to_owned())
+                .and_then(|bytes| {
+                    serde_json::from_slice::<Event>(bytes).map_err(|e| e.to_string())
+                });
+            match event {
+                Ok(event) => {
+                    return Ok(Some(Delivery {
+                        event,
+                        position: Some(position),
+                    }));
+                }
+                Err(reason) => {
+                    tracing::error!(topic = %self.topic, partition = position.partition, offset = position.offset, %reason, "skipping a poison message");
+                    self.store(position)?;
+                }
+            }
+        }
+    }
+
+    async fn ack(&mut self, delivery: &Delivery) -> Result<(), BusError> {
+        match delivery.position {
+            Some(position) => self.store(position),
+            None => Ok(()),
+        }
+    }
+}
+
+impl KafkaSubscription {
+    fn store(&self, position: Position) -> Result<(), BusError> {
+        if !self.commits {
+            return Ok(());
+        }
+        // librdkafka stores offset + 1: the next message to read.
+        self.consumer
+            .store_offset(&self.topic, position.partition, position.offset)
+            .map_err(unavailable)
+    }
+}
+
+impl Drop for KafkaSubscription {
+    fn drop(&mut self) {
+        self.commit();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::contract::bus_contract;
+    use super::{KafkaBus, KafkaOptions};
+
+    /// A bus with fresh topic and group names on `brokers`.
+    async fn bus_on(brokers: String, prefix: String, create_topics: bool) -> KafkaBus {
+        KafkaBus::connect(KafkaOptions {
+            brokers,
+            prefix,
+            partitions: 3,
+            replication: 1,
+            create_topics,
+        })
+        .await
+        .expect("connect to Kafka")
+    }
+
+    fn fresh_prefix() -> String {
+        format!("t{}-", uuid::Uuid::new_v4().simple())
+    }
+
+    /// librdkafka's in-process mock cluster: the real protocol, no broker to install. Leaked
+    /// because it must outlive the bus; each test runs in its own process.
+    async fn mock() -> KafkaBus {
+        let cluster = Box::leak(Box::new(
+            rdkafka::mocking::MockCluster::new(1).expect("mock cluster"),
+        ));
+        let prefix = fresh_prefix();
+        for topic in crate::events::Topic::ALL {
+            cluster
+                .create_topic(&format!("{prefix}{}", topic.name()), 3, 1)
+                .expect("mock topic");
+        }
+        bus_on(cluster.bootstrap_servers(), prefix, false).await
+    }
+
+    /// The tansu broker `bash .ci/run` starts (TEST_KAFKA_BROKERS).
+    async fn tansu() -> KafkaBus {
+        let brokers = std::env::var("TEST_KAFKA_BROKERS")
+            .expect("TEST_KAFKA_BROKERS names a running broker (bash .ci/run starts tansu)");
+        bus_on(brokers, fresh_prefix(), true).await
+    }
+
+    bus_contract!(mock_cluster, mock().await);
+
+    #[tokio::test]
+    async fn an_unacknowledged_event_goes_to_the_next_member_of_the_group() {
+        use super::super::EventBus;
+        use super::super::contract::{next_event, training_data};
+        use crate::events::Topic;
+        let bus = mock().await;
+        bus.publish(training_data("s1", 1)).await.unwrap();
+        bus.publish(training_data("s1", 2)).await.unwrap();
+        let mut first = bus.join_group(Topic::TrainingData, "crashy").await.unwrap();
+        assert_eq!(next_event(&mut first).await, Some(training_data("s1", 1)));
+        // The second event is taken but never acknowledged: the member "crashes".
+        let taken = first.next().await.unwrap().unwrap();
+        assert_eq!(taken.event, training_data("s1", 2));
+        drop(first);
+        let mut second = bus.join_group(Topic::TrainingData, "crashy").await.unwrap();
+        assert_eq!(next_event(&mut second).await, Some(training_data("s1", 2)));
+    }
+
+    #[tokio::test]
+    async fn a_poison_message_is_skipped() {
+        use super::super::EventBus;
+        use super::super::contract::{next_event, training_data};
+        use crate::events::Topic;
+        use rdkafka::producer::FutureRecord;
+        let bus = mock().await;
+        let topic = bus.topic_name(Topic::TrainingData);
+        bus.producer
+            .send(
+                FutureRecord::to(&topic).key("s1").payload("not json"),
+                rdkafka::util::Timeout::Never,
+            )
+            .await
+            .unwrap();
+        bus.publish(training_data("s1", 1)).await.unwrap();
+        let mut member = bus.join_group(Topic::TrainingData, "g").await.unwrap();
+        assert_eq!(next_event(&mut member).await, Some(training_data("s1", 1)));
+    }
+    bus_contract!(
+        #[ignore = "needs a Kafka broker: run bash .ci/run"]
+        tansu_broker,
+        tansu().await
+    );
+}

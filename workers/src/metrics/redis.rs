@@ -1,0 +1,239 @@
+//! The metrics store on Redis, shared by every metrics-consumer instance and read by every gateway.
+//! Each record is one Lua script, so a metric is counted whole or not at all, and a redelivered
+//! copy (same id) is recognised and skipped. Keys live under a prefix (`anomaly:` in production, a
+//! fresh one per test).
+//!
+//! Keys: `seen:<id>` (expiring), `latency:<kind>` (newest `LATENCY_WINDOW` samples),
+//! `throughput:<kind>` (hash minute → count, pruned past `THROUGHPUT_MINUTES`), `series` (set of
+//! trained series), `usage` (hash series → predictions), `heartbeats` (hash role/instance → JSON).
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use super::stats::{LatencySummary, minute_of, per_minute};
+use super::{
+    HEARTBEAT_TTL_MS, LATENCY_WINDOW, MetricsError, MetricsSnapshot, MetricsStore,
+    THROUGHPUT_MINUTES,
+};
+use crate::events::{Heartbeat, Metric, MetricKind};
+
+/// How long a metric id is remembered for spotting redelivered copies.
+const SEEN_TTL_SECS: u64 = 24 * 3600;
+
+const RECORD: &str = r#"
+local p = ARGV[1]
+if not redis.call('SET', p .. 'seen:' .. ARGV[2], '1', 'NX', 'EX', ARGV[9]) then
+  return 0
+end
+local kind = ARGV[3]
+local latency = p .. 'latency:' .. kind
+redis.call('LPUSH', latency, ARGV[5])
+redis.call('LTRIM', latency, 0, tonumber(ARGV[7]) - 1)
+local throughput = p .. 'throughput:' .. kind
+redis.call('HINCRBY', throughput, ARGV[6], 1)
+local oldest = tonumber(ARGV[6]) - tonumber(ARGV[8]) + 1
+for _, minute in ipairs(redis.call('HKEYS', throughput)) do
+  if tonumber(minute) < oldest then redis.call('HDEL', throughput, minute) end
+end
+if kind == 'training' then
+  redis.call('SADD', p .. 'series', ARGV[4])
+else
+  redis.call('HINCRBY', p .. 'usage', ARGV[4], 1)
+end
+return 1
+"#;
+
+const HEARTBEAT: &str = r#"
+local key = ARGV[1] .. 'heartbeats'
+local known = redis.call('HGET', key, ARGV[2])
+if known and cjson.decode(known)['at_ms'] > tonumber(ARGV[4]) then return 0 end
+redis.call('HSET', key, ARGV[2], ARGV[3])
+return 1
+"#;
+
+#[derive(Clone)]
+pub struct RedisMetrics {
+    connection: ConnectionManager,
+    prefix: String,
+    record: redis::Script,
+    heartbeat: redis::Script,
+}
+
+fn unavailable(err: redis::RedisError) -> MetricsError {
+    MetricsError::Unavailable(err.to_string())
+}
+
+impl RedisMetrics {
+    /// Connects to `url` (`redis://host:port[/db]`); keys go under `prefix`.
+    pub async fn connect(url: &str, prefix: &str) -> Result<Self, MetricsError> {
+        let client = redis::Client::open(url).map_err(unavailable)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(5)))
+            .set_response_timeout(Some(Duration::from_secs(5)))
+            .set_number_of_retries(2);
+        let connection = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(unavailable)?;
+        Ok(Self {
+            connection,
+            prefix: prefix.to_owned(),
+            record: redis::Script::new(RECORD),
+            heartbeat: redis::Script::new(HEARTBEAT),
+        })
+    }
+
+    fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+}
+
+fn kind_name(kind: MetricKind) -> &'static str {
+    match kind {
+        MetricKind::Training => "training",
+        MetricKind::Inference => "inference",
+    }
+}
+
+fn throughput(buckets: HashMap<i64, u64>, now_minute: i64) -> f64 {
+    let since = now_minute - THROUGHPUT_MINUTES + 1;
+    let mut live: Vec<(i64, u64)> = buckets.into_iter().filter(|(m, _)| *m >= since).collect();
+    live.sort_unstable();
+    per_minute(live, now_minute)
+}
+
+#[async_trait]
+impl MetricsStore for RedisMetrics {
+    async fn record(&self, metric: &Metric) -> Result<(), MetricsError> {
+        let mut connection = self.connection.clone();
+        let _: i64 = self
+            .record
+            .arg(&self.prefix)
+            .arg(metric.id.to_string())
+            .arg(kind_name(metric.kind))
+            .arg(metric.series_id.as_str())
+            .arg(metric.latency_ms)
+            .arg(minute_of(metric.at_ms))
+            .arg(LATENCY_WINDOW)
+            .arg(THROUGHPUT_MINUTES)
+            .arg(SEEN_TTL_SECS)
+            .invoke_async(&mut connection)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn record_heartbeat(&self, heartbeat: &Heartbeat) -> Result<(), MetricsError> {
+        let mut connection = self.connection.clone();
+        let json = serde_json::to_string(heartbeat)
+            .map_err(|e| MetricsError::Unavailable(format!("encoding a heartbeat: {e}")))?;
+        let field = format!("{}/{}", heartbeat.role.name(), heartbeat.instance);
+        let _: i64 = self
+            .heartbeat
+            .arg(&self.prefix)
+            .arg(field)
+            .arg(json)
+            .arg(heartbeat.at_ms)
+            .invoke_async(&mut connection)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn snapshot(&self, now_ms: i64) -> Result<MetricsSnapshot, MetricsError> {
+        let mut connection = self.connection.clone();
+        type Read = (
+            u64,
+            Vec<f64>,
+            Vec<f64>,
+            HashMap<i64, u64>,
+            HashMap<i64, u64>,
+            BTreeMap<String, u64>,
+            HashMap<String, String>,
+        );
+        let (series, training, inference, trained_per, inferred_per, usage, beats): Read =
+            redis::pipe()
+                .cmd("SCARD")
+                .arg(self.key("series"))
+                .cmd("LRANGE")
+                .arg(self.key("latency:training"))
+                .arg(0)
+                .arg(-1)
+                .cmd("LRANGE")
+                .arg(self.key("latency:inference"))
+                .arg(0)
+                .arg(-1)
+                .cmd("HGETALL")
+                .arg(self.key("throughput:training"))
+                .cmd("HGETALL")
+                .arg(self.key("throughput:inference"))
+                .cmd("HGETALL")
+                .arg(self.key("usage"))
+                .cmd("HGETALL")
+                .arg(self.key("heartbeats"))
+                .query_async(&mut connection)
+                .await
+                .map_err(unavailable)?;
+        let mut instances = Vec::new();
+        let mut stale = Vec::new();
+        for (field, json) in beats {
+            match serde_json::from_str::<Heartbeat>(&json) {
+                Ok(hb) if now_ms - hb.at_ms <= HEARTBEAT_TTL_MS => instances.push(hb),
+                Ok(_) => stale.push(field),
+                Err(err) => {
+                    tracing::warn!(%field, error = %err, "dropping an unreadable heartbeat");
+                    stale.push(field);
+                }
+            }
+        }
+        if !stale.is_empty() {
+            let _: i64 = redis::cmd("HDEL")
+                .arg(self.key("heartbeats"))
+                .arg(&stale)
+                .query_async(&mut connection)
+                .await
+                .map_err(unavailable)?;
+        }
+        instances.sort_by(|a, b| {
+            (a.role, std::cmp::Reverse(a.at_ms), &a.instance).cmp(&(
+                b.role,
+                std::cmp::Reverse(b.at_ms),
+                &b.instance,
+            ))
+        });
+        let now_minute = minute_of(now_ms);
+        Ok(MetricsSnapshot {
+            series_trained: series,
+            training_latency: LatencySummary::of(&training),
+            inference_latency: LatencySummary::of(&inference),
+            training_per_minute: throughput(trained_per, now_minute),
+            inference_per_minute: throughput(inferred_per, now_minute),
+            model_usage: usage,
+            instances,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::contract::metrics_contract;
+    use super::RedisMetrics;
+
+    /// A fresh key prefix per test on the Redis at `TEST_REDIS_URL`.
+    async fn redis() -> RedisMetrics {
+        let url =
+            std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+        let prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
+        RedisMetrics::connect(&url, &prefix)
+            .await
+            .expect("Redis at TEST_REDIS_URL (bash .ci/run starts it)")
+    }
+
+    metrics_contract!(
+        #[ignore = "needs Redis: run bash .ci/run"]
+        redis,
+        redis().await
+    );
+}
