@@ -1,9 +1,10 @@
-//! The `anomaly` command line: one subcommand per role (SPEC §3). Roles not listed here are not
-//! built yet.
+//! The `anomaly` command line: one subcommand per role (SPEC §3).
 
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+use anomaly_workers::events::Role;
 
 use crate::config::Config;
 
@@ -23,6 +24,16 @@ pub enum Command {
     /// Every role in one process on the embedded backends (the default).
     #[default]
     Serve,
+    /// The HTTP edge (REST routes); calls the trainer and predictors over HTTP.
+    Gateway,
+    /// Fits models, stores them and announces them on Kafka.
+    Trainer,
+    /// Scores points against cached models and publishes predictions and anomalies.
+    Predictor,
+    /// Consumes metrics and heartbeats from Kafka into Redis.
+    MetricsConsumer,
+    /// Consumes training data from Kafka into the database.
+    TrainingDataConsumer,
     /// Runs the database migrations and exits.
     Migrate,
     /// Runs a detector over a NAB corpus and prints its NAB scores.
@@ -32,11 +43,15 @@ pub enum Command {
 pub async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve => {
-            let address = (config.host.as_str(), config.port);
-            let listener = TcpListener::bind(address).await.map_err(|e| {
-                anyhow::anyhow!("cannot listen on {}:{}: {e}", config.host, config.port)
-            })?;
+            let listener = bind(&config).await?;
             crate::serve::run(config, listener, shutdown_on_signal()).await
+        }
+        Command::Gateway => distributed(Role::Gateway, config, true).await,
+        Command::Trainer => distributed(Role::Trainer, config, true).await,
+        Command::Predictor => distributed(Role::Predictor, config, true).await,
+        Command::MetricsConsumer => distributed(Role::MetricsConsumer, config, false).await,
+        Command::TrainingDataConsumer => {
+            distributed(Role::TrainingDataConsumer, config, false).await
         }
         Command::Nab(args) => crate::nab::run(&args),
         Command::Migrate => {
@@ -45,6 +60,22 @@ pub async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn bind(config: &Config) -> anyhow::Result<TcpListener> {
+    let address = (config.host.as_str(), config.port);
+    TcpListener::bind(address)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}:{}: {e}", config.host, config.port))
+}
+
+async fn distributed(role: Role, config: Config, answers_http: bool) -> anyhow::Result<()> {
+    let listener = if answers_http {
+        Some(bind(&config).await?)
+    } else {
+        None
+    };
+    crate::roles::run(role, config, listener, shutdown_on_signal()).await
 }
 
 /// A token cancelled on ctrl-c or SIGTERM.

@@ -22,8 +22,19 @@ pub struct Config {
     pub database_url: String,
     /// Kafka bootstrap servers; none means the in-process bus.
     pub kafka_brokers: Option<String>,
+    /// Put before every Kafka topic and consumer group name.
+    pub kafka_topic_prefix: String,
+    /// Partitions and replication factor of the topics created at start.
+    pub kafka_partitions: i32,
+    pub kafka_replication: i32,
     /// Redis URL; none means the in-process metrics store.
     pub redis_url: Option<String>,
+    /// Put before every Redis key.
+    pub redis_prefix: String,
+    /// Where the gateway reaches the trainer (distributed deployment).
+    pub trainer_url: Option<String>,
+    /// Where the gateway reaches the predictors; a series always goes to the same one.
+    pub predictor_urls: Vec<String>,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
     pub heartbeat_interval: Duration,
@@ -50,7 +61,21 @@ impl Config {
             port: parse_or(&get, "APP_PORT", 8000)?,
             database_url: database_url(&get)?,
             kafka_brokers: get("KAFKA_BROKERS"),
+            kafka_topic_prefix: get("KAFKA_TOPIC_PREFIX").unwrap_or_default(),
+            kafka_partitions: parse_or(&get, "KAFKA_PARTITIONS", 3)?,
+            kafka_replication: parse_or(&get, "KAFKA_REPLICATION_FACTOR", 1)?,
             redis_url: redis_url(&get)?,
+            redis_prefix: get("REDIS_PREFIX").unwrap_or_else(|| "anomaly:".into()),
+            trainer_url: get("TRAINER_URL"),
+            predictor_urls: get("PREDICTOR_URL")
+                .map(|urls| {
+                    urls.split(',')
+                        .map(str::trim)
+                        .filter(|u| !u.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
             max_body_bytes: parse_or(&get, "MAX_BODY_BYTES", 2 * 1024 * 1024)?,
             heartbeat_interval: Duration::from_secs(parse_or(&get, "HEARTBEAT_INTERVAL_SECS", 5)?)
                 .max(Duration::from_secs(1)),
@@ -179,6 +204,13 @@ mod tests {
     fn the_seed_redis_variables_build_a_url() {
         let c = config(&[("REDIS_HOST", "redis"), ("REDIS_PORT", "6380")]).unwrap();
         assert_eq!(c.redis_url.as_deref(), Some("redis://redis:6380"));
+    }
+
+    #[test]
+    fn predictor_urls_are_a_comma_separated_list() {
+        let c = config(&[("PREDICTOR_URL", "http://p1:8000, http://p2:8000,")]).unwrap();
+        assert_eq!(c.predictor_urls, ["http://p1:8000", "http://p2:8000"]);
+        assert!(config(&[]).unwrap().predictor_urls.is_empty());
     }
 
     #[test]

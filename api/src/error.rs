@@ -120,6 +120,10 @@ impl From<TrainError> for ApiError {
                 what: "The event bus",
                 cause: bus.to_string(),
             },
+            TrainError::Unreachable(cause) => ApiError::Unavailable {
+                what: "The trainer",
+                cause,
+            },
         }
     }
 }
@@ -129,6 +133,10 @@ impl From<PredictError> for ApiError {
         match err {
             PredictError::ModelNotFound(_) => ApiError::NotFound(MODEL_NOT_FOUND),
             PredictError::Store(store) => store.into(),
+            PredictError::Unreachable(cause) => ApiError::Unavailable {
+                what: "The predictor",
+                cause,
+            },
         }
     }
 }

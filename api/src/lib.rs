@@ -9,6 +9,7 @@ pub mod extract;
 pub mod nab;
 pub mod plot;
 pub mod rest;
+pub mod roles;
 pub mod serve;
 pub mod state;
 pub mod telemetry;

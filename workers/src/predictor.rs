@@ -39,6 +39,9 @@ pub enum PredictError {
     ModelNotFound(SeriesId),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A remote predictor could not be reached or answered nonsense.
+    #[error("the predictor is unreachable: {0}")]
+    Unreachable(String),
 }
 
 /// What the gateway needs from a predictor: an in-process `Predictor` in `serve`, an HTTP client

@@ -31,6 +31,9 @@ pub enum TrainError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Bus(#[from] BusError),
+    /// A remote trainer could not be reached or answered nonsense.
+    #[error("the trainer is unreachable: {0}")]
+    Unreachable(String),
 }
 
 /// What the gateway needs from a trainer: an in-process `Trainer` in `serve`, an HTTP client in

@@ -4,9 +4,11 @@ use anomaly_workers::domain::{Point, SeriesId, Version};
 use anomaly_workers::store::ModelStore;
 use serde_json::{Value, json};
 
-use crate::support::{TestApp, eventually, spawn_app};
+use anomaly_workers::store::SqlStore;
 
-const T0: i64 = 1_693_459_200;
+use crate::support::{Http, eventually, spawn_app};
+
+pub const T0: i64 = 1_693_459_200;
 
 fn values_of(series: usize) -> [f64; 3] {
     let base = 10.0 * series as f64;
@@ -14,7 +16,7 @@ fn values_of(series: usize) -> [f64; 3] {
 }
 
 /// The seed's two body shapes, alternating: odd series send `data`, even ones parallel arrays.
-fn fit_body(series: usize) -> Value {
+pub fn fit_body(series: usize) -> Value {
     let values = values_of(series);
     if series % 2 == 1 {
         json!({ "data": values.iter().enumerate()
@@ -25,7 +27,7 @@ fn fit_body(series: usize) -> Value {
     }
 }
 
-fn sent_points(series: usize) -> Vec<Point> {
+pub fn sent_points(series: usize) -> Vec<Point> {
     values_of(series)
         .iter()
         .enumerate()
@@ -36,8 +38,7 @@ fn sent_points(series: usize) -> Vec<Point> {
         .collect()
 }
 
-async fn training_points_of(app: &TestApp, series: &str, version: &str) -> Vec<Point> {
-    let store = app.store().await;
+async fn training_points_of(store: &SqlStore, series: &str, version: &str) -> Vec<Point> {
     store
         .training_points(
             &SeriesId::parse(series).unwrap(),
@@ -57,7 +58,33 @@ fn png_size(bytes: &[u8]) -> (u32, u32) {
 #[tokio::test]
 async fn the_seed_demo_runs_end_to_end_and_survives_a_restart() {
     let app = spawn_app().await;
+    let store = app.store().await;
+    replay(&app, &store).await;
 
+    // A restart on the same database keeps models and training data.
+    let app = app.restart().await;
+    let store = app.store().await;
+    let after = app.predict("sensor_01", T0 + 900, 22.5).await.json();
+    assert_eq!(
+        (after["model_version"].as_str(), after["anomaly"].as_bool()),
+        (Some("v2"), Some(true))
+    );
+    assert_eq!(
+        app.predict("sensor_03", T0 + 900, 30.5).await.json()["model_version"],
+        "v1"
+    );
+    assert_eq!(app.plot("sensor_01", "v2").await.status, 200);
+    assert_eq!(
+        training_points_of(&store, "sensor_05", "v1").await,
+        sent_points(5)
+    );
+    let next = app.fit("sensor_01", &fit_body(1)).await.json();
+    assert_eq!(next["version"], "v3", "versions continue after a restart");
+}
+
+/// The seed's demo against a gateway (embedded or distributed) whose database is `store`:
+/// answers, stored training data and health figures.
+pub async fn replay(app: &Http, store: &SqlStore) {
     // Train five series, both body shapes.
     for n in 1..=5 {
         let series = format!("sensor_0{n}");
@@ -98,8 +125,10 @@ async fn the_seed_demo_runs_end_to_end_and_survives_a_restart() {
     assert_eq!(refit.json()["version"], "v2");
 
     // Predictions. The new version reaches the predictor's cache through the `models` topic.
-    eventually("the predictor uses v2", || async {
-        app.predict("sensor_01", T0 + 800, 10.5).await.json()["model_version"] == "v2"
+    let mut predictions = 0;
+    eventually("the predictor uses v2", || {
+        predictions += 1;
+        async { app.predict("sensor_01", T0 + 800, 10.5).await.json()["model_version"] == "v2" }
     })
     .await;
     let normal = app.predict("sensor_01", T0 + 800, 10.5).await;
@@ -164,28 +193,30 @@ async fn the_seed_demo_runs_end_to_end_and_survives_a_restart() {
     for n in 1..=5 {
         let series = format!("sensor_0{n}");
         eventually("training data is stored", || async {
-            training_points_of(&app, &series, "v1").await.len() == 3
+            training_points_of(store, &series, "v1").await.len() == 3
         })
         .await;
         assert_eq!(
-            training_points_of(&app, &series, "v1").await,
+            training_points_of(store, &series, "v1").await,
             sent_points(n)
         );
     }
     assert_eq!(
-        training_points_of(&app, "sensor_01", "v2").await,
+        training_points_of(store, "sensor_01", "v2").await,
         sent_points(1)
     );
     assert!(
-        training_points_of(&app, "sensor_const", "v1")
+        training_points_of(store, "sensor_const", "v1")
             .await
             .is_empty()
     );
 
     // Health: the metrics consumer has counted everything.
-    eventually("health counts five series and four predictions", || async {
+    // Every prediction above counts: the waiting ones, then normal, spike and zero.
+    let predictions = predictions + 3;
+    eventually("health counts five series and every prediction", || async {
         let health = app.health().await;
-        health["series_trained"] == 5 && health["model_usage"]["sensor_01"] == 4
+        health["series_trained"] == 5 && health["model_usage"]["sensor_01"] == predictions
     })
     .await;
     let health = app.health().await;
@@ -234,23 +265,4 @@ async fn the_seed_demo_runs_end_to_end_and_survives_a_restart() {
     ] {
         assert!(roles.contains(&role), "{role} missing from {roles:?}");
     }
-
-    // A restart on the same database keeps models and training data.
-    let app = app.restart().await;
-    let after = app.predict("sensor_01", T0 + 900, 22.5).await.json();
-    assert_eq!(
-        (after["model_version"].as_str(), after["anomaly"].as_bool()),
-        (Some("v2"), Some(true))
-    );
-    assert_eq!(
-        app.predict("sensor_03", T0 + 900, 30.5).await.json()["model_version"],
-        "v1"
-    );
-    assert_eq!(app.plot("sensor_01", "v2").await.status, 200);
-    assert_eq!(
-        training_points_of(&app, "sensor_05", "v1").await,
-        sent_points(5)
-    );
-    let next = app.fit("sensor_01", &fit_body(1)).await.json();
-    assert_eq!(next["version"], "v3", "versions continue after a restart");
 }

@@ -3,6 +3,8 @@
 
 mod bad_input;
 mod demo_scenario;
+mod distributed;
 mod online_state;
+mod processes;
 mod support;
 mod whole_series;

@@ -16,8 +16,7 @@ use tokio_util::sync::CancellationToken;
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
 pub struct TestApp {
-    pub base: String,
-    pub client: reqwest::Client,
+    pub http: Http,
     pub database_url: String,
     dir: Arc<TempDir>,
     vars: Vec<(String, String)>,
@@ -86,8 +85,7 @@ async fn start(dir: Arc<TempDir>, vars: Vec<(String, String)>) -> TestApp {
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(anomaly_api::serve::run(config, listener, shutdown.clone()));
     let app = TestApp {
-        base,
-        client: reqwest::Client::new(),
+        http: Http::new(base),
         database_url,
         dir,
         vars,
@@ -111,6 +109,36 @@ impl TestApp {
             .expect("server task")
             .expect("server ended cleanly");
         start(self.dir, self.vars).await
+    }
+
+    /// A second connection to the app's database, for checking what reached it.
+    pub async fn store(&self) -> SqlStore {
+        SqlStore::connect(&self.database_url)
+            .await
+            .expect("database")
+    }
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = Http;
+
+    fn deref(&self) -> &Http {
+        &self.http
+    }
+}
+
+/// Typed calls to a gateway's routes, wherever it runs.
+pub struct Http {
+    pub base: String,
+    pub client: reqwest::Client,
+}
+
+impl Http {
+    pub fn new(base: String) -> Self {
+        Self {
+            base,
+            client: reqwest::Client::new(),
+        }
     }
 
     async fn answer(&self, request: reqwest::RequestBuilder) -> Answer {
@@ -165,17 +193,19 @@ impl TestApp {
         assert_eq!(answer.status, 200);
         answer.json()
     }
-
-    /// A second connection to the app's database, for checking what reached it.
-    pub async fn store(&self) -> SqlStore {
-        SqlStore::connect(&self.database_url)
-            .await
-            .expect("database")
-    }
 }
 
 /// Polls `check` until it holds, failing after `DEADLINE`.
-pub async fn eventually<F, Fut>(what: &str, mut check: F)
+pub async fn eventually<F, Fut>(what: &str, check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    eventually_within(DEADLINE, what, check).await
+}
+
+/// Polls `check` until it holds, failing after `deadline`.
+pub async fn eventually_within<F, Fut>(deadline: Duration, what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
@@ -184,7 +214,7 @@ where
     let mut wait = Duration::from_millis(5);
     while !check().await {
         assert!(
-            started.elapsed() < DEADLINE,
+            started.elapsed() < deadline,
             "timed out waiting until {what}"
         );
         tokio::time::sleep(wait).await;

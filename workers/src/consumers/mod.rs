@@ -47,6 +47,7 @@ pub async fn consume(
     stop: CancellationToken,
 ) {
     let mut backoff = FIRST_BACKOFF;
+    let mut handled: u64 = 0;
     loop {
         let next = tokio::select! {
             biased;
@@ -78,17 +79,22 @@ pub async fn consume(
                 Err(HandleError::Transient(reason)) => {
                     tracing::warn!(%reason, "write failed; retrying");
                     if !pause(&stop, &mut backoff).await {
+                        tracing::info!(
+                            handled,
+                            "consumer stopped with an event left unacknowledged"
+                        );
                         return;
                     }
                 }
             }
         }
         backoff = FIRST_BACKOFF;
+        handled += 1;
         if let Err(err) = subscription.ack(&delivery).await {
             tracing::warn!(error = %err, "could not acknowledge; the event may be delivered again");
         }
     }
-    tracing::info!("consumer stopped");
+    tracing::info!(handled, "consumer stopped");
 }
 
 /// Waits out the current backoff and doubles it (capped); false if `stop` fired meanwhile.

@@ -1,0 +1,201 @@
+//! The HTTP surface the distributed trainer and predictor offer the gateway: the same calls as
+//! the `Training` and `Scoring` traits, with errors carried by kind so the gateway's client
+//! turns them back into the same variants (and the same answers to users) as in-process calls.
+
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+use anomaly_workers::bus::BusError;
+use anomaly_workers::detector::ModelSpec;
+use anomaly_workers::domain::{InvalidInput, Point, SeriesId, TrainingSet};
+use anomaly_workers::predictor::{PredictError, Prediction, Scoring};
+use anomaly_workers::store::StoreError;
+use anomaly_workers::trainer::{FitOutcome, TrainError, Training};
+
+pub const FIT_PATH: &str = "/internal/fit";
+pub const PREDICT_PATH: &str = "/internal/predict";
+
+/// A fit as the gateway sends it to a trainer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct FitRequest {
+    pub points: Vec<Point>,
+    pub spec: ModelSpec,
+}
+
+/// Why a call failed, by kind, so the caller can rebuild the error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    Invalid,
+    ModelNotFound,
+    DatabaseUnavailable,
+    DatabaseCorrupt,
+    BusUnavailable,
+    Unreachable,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Failure {
+    pub kind: FailureKind,
+    pub message: String,
+}
+
+impl Failure {
+    fn status(&self) -> StatusCode {
+        match self.kind {
+            FailureKind::Invalid => StatusCode::BAD_REQUEST,
+            FailureKind::ModelNotFound => StatusCode::NOT_FOUND,
+            FailureKind::DatabaseCorrupt => StatusCode::INTERNAL_SERVER_ERROR,
+            FailureKind::DatabaseUnavailable
+            | FailureKind::BusUnavailable
+            | FailureKind::Unreachable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn from_store(err: StoreError) -> Self {
+        match err {
+            StoreError::Unavailable(message) => Self {
+                kind: FailureKind::DatabaseUnavailable,
+                message,
+            },
+            StoreError::Corrupt(message) => Self {
+                kind: FailureKind::DatabaseCorrupt,
+                message,
+            },
+        }
+    }
+
+    fn into_store(self) -> Option<StoreError> {
+        match self.kind {
+            FailureKind::DatabaseUnavailable => Some(StoreError::Unavailable(self.message)),
+            FailureKind::DatabaseCorrupt => Some(StoreError::Corrupt(self.message)),
+            _ => None,
+        }
+    }
+
+    pub fn into_train_error(self) -> TrainError {
+        match self.kind {
+            FailureKind::Invalid => TrainError::Invalid(InvalidInput(self.message)),
+            FailureKind::BusUnavailable => TrainError::Bus(BusError::Unavailable(self.message)),
+            FailureKind::DatabaseUnavailable | FailureKind::DatabaseCorrupt => {
+                TrainError::Store(self.into_store().expect("a database failure"))
+            }
+            FailureKind::ModelNotFound | FailureKind::Unreachable => {
+                TrainError::Unreachable(self.message)
+            }
+        }
+    }
+
+    pub fn into_predict_error(self, series: &SeriesId) -> PredictError {
+        match self.kind {
+            FailureKind::ModelNotFound => PredictError::ModelNotFound(series.clone()),
+            FailureKind::DatabaseUnavailable | FailureKind::DatabaseCorrupt => {
+                PredictError::Store(self.into_store().expect("a database failure"))
+            }
+            _ => PredictError::Unreachable(self.message),
+        }
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        if self.status().is_server_error() {
+            tracing::warn!(kind = ?self.kind, message = %self.message, "internal call failed");
+        }
+        (self.status(), Json(self)).into_response()
+    }
+}
+
+impl From<TrainError> for Failure {
+    fn from(err: TrainError) -> Self {
+        match err {
+            TrainError::Invalid(invalid) => Self {
+                kind: FailureKind::Invalid,
+                message: invalid.0,
+            },
+            TrainError::Store(store) => Self::from_store(store),
+            TrainError::Bus(bus) => Self {
+                kind: FailureKind::BusUnavailable,
+                message: bus.to_string(),
+            },
+            TrainError::Unreachable(message) => Self {
+                kind: FailureKind::Unreachable,
+                message,
+            },
+        }
+    }
+}
+
+impl From<PredictError> for Failure {
+    fn from(err: PredictError) -> Self {
+        match err {
+            PredictError::ModelNotFound(series) => Self {
+                kind: FailureKind::ModelNotFound,
+                message: format!("no model is trained for series {series}"),
+            },
+            PredictError::Store(store) => Self::from_store(store),
+            PredictError::Unreachable(message) => Self {
+                kind: FailureKind::Unreachable,
+                message,
+            },
+        }
+    }
+}
+
+impl From<InvalidInput> for Failure {
+    fn from(err: InvalidInput) -> Self {
+        Self {
+            kind: FailureKind::Invalid,
+            message: err.0,
+        }
+    }
+}
+
+async fn alive() -> &'static str {
+    "ok"
+}
+
+/// The trainer role's routes.
+pub fn trainer_routes(training: Arc<dyn Training>, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route(&format!("{FIT_PATH}/{{series_id}}"), post(fit))
+        .route("/internal/alive", get(alive))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(training)
+}
+
+async fn fit(
+    State(training): State<Arc<dyn Training>>,
+    Path(series): Path<String>,
+    Json(request): Json<FitRequest>,
+) -> Result<Json<FitOutcome>, Failure> {
+    let series = SeriesId::parse(&series)?;
+    let training_set = TrainingSet::parse(request.points)?;
+    Ok(Json(
+        training.fit(series, training_set, request.spec).await?,
+    ))
+}
+
+/// The predictor role's routes.
+pub fn predictor_routes(scoring: Arc<dyn Scoring>, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route(&format!("{PREDICT_PATH}/{{series_id}}"), post(predict))
+        .route("/internal/alive", get(alive))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(scoring)
+}
+
+async fn predict(
+    State(scoring): State<Arc<dyn Scoring>>,
+    Path(series): Path<String>,
+    Json(point): Json<Point>,
+) -> Result<Json<Prediction>, Failure> {
+    let series = SeriesId::parse(&series)?;
+    let point = Point::parse(point.timestamp, point.value)?;
+    Ok(Json(scoring.predict(&series, point).await?))
+}

@@ -1,0 +1,214 @@
+//! The distributed deployment: each role of SPEC §3 as its own process on the real backends
+//! (Kafka, Redis, PostgreSQL). The gateway reaches the trainer and predictors over HTTP through
+//! the same traits `serve` calls in process; everything else flows through Kafka exactly as in
+//! `serve`. A role refuses to start on a backend that only exists inside one process.
+
+pub mod internal;
+pub mod remote;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use anomaly_workers::bus::{EventBus, KafkaBus, KafkaOptions};
+use anomaly_workers::consumers::{MetricsWriter, TrainingDataWriter, consume};
+use anomaly_workers::events::{Role, Topic};
+use anomaly_workers::heartbeat::{instance_name, send_heartbeats};
+use anomaly_workers::metrics::{MetricsStore, RedisMetrics};
+use anomaly_workers::predictor::Predictor;
+use anomaly_workers::store::ModelStore;
+use anomaly_workers::trainer::Trainer;
+
+use crate::config::Config;
+use crate::serve::connect_store;
+use crate::state::AppState;
+
+/// How long a stopping role waits for its background tasks.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs one distributed role until `shutdown` fires. `listener` is where the gateway, trainer
+/// and predictor answer HTTP; the consumers need none.
+pub async fn run(
+    role: Role,
+    config: Config,
+    listener: Option<TcpListener>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let bus = Arc::new(kafka(&config, role).await?);
+    let background = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+    tasks.spawn(send_heartbeats(
+        vec![role],
+        instance_name(),
+        bus.clone(),
+        config.heartbeat_interval,
+        background.clone(),
+    ));
+    let outcome = match role {
+        Role::Gateway => gateway(&config, listener, shutdown).await,
+        Role::Trainer => trainer(&config, bus.clone(), listener, shutdown).await,
+        Role::Predictor => predictor(&config, bus.clone(), listener, shutdown).await,
+        Role::MetricsConsumer => metrics_consumer(&config, bus.clone(), shutdown).await,
+        Role::TrainingDataConsumer => training_data_consumer(&config, bus.clone(), shutdown).await,
+    };
+    background.cancel();
+    let _ = tokio::time::timeout(STOP_TIMEOUT, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    bus.close();
+    tracing::info!(role = role.name(), "stopped");
+    outcome
+}
+
+async fn kafka(config: &Config, role: Role) -> anyhow::Result<KafkaBus> {
+    let Some(brokers) = config.kafka_brokers.clone() else {
+        bail!(
+            "the {} role talks to the other roles through Kafka: set KAFKA_BROKERS \
+             (the in-process bus exists only inside `anomaly serve`)",
+            role.name()
+        );
+    };
+    KafkaBus::connect(KafkaOptions {
+        brokers: brokers.clone(),
+        prefix: config.kafka_topic_prefix.clone(),
+        partitions: config.kafka_partitions,
+        replication: config.kafka_replication,
+        create_topics: true,
+    })
+    .await
+    .with_context(|| format!("connecting to Kafka at {brokers}"))
+}
+
+async fn redis(config: &Config, role: Role) -> anyhow::Result<RedisMetrics> {
+    let Some(url) = config.redis_url.as_deref() else {
+        bail!(
+            "the {} role shares metrics with the other instances through Redis: set REDIS_URL \
+             or REDIS_HOST (the in-process metrics store exists only inside `anomaly serve`)",
+            role.name()
+        );
+    };
+    RedisMetrics::connect(url, &config.redis_prefix)
+        .await
+        .with_context(|| format!("connecting to Redis at {url}"))
+}
+
+async fn store(config: &Config) -> anyhow::Result<Arc<dyn ModelStore>> {
+    Ok(Arc::new(connect_store(config).await?))
+}
+
+async fn serve_http(
+    role: Role,
+    listener: Option<TcpListener>,
+    router: Router,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let listener = listener.context("this role answers HTTP and needs a listener")?;
+    tracing::info!(role = role.name(), address = %listener.local_addr()?, "listening");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+        .context("serving HTTP")
+}
+
+async fn gateway(
+    config: &Config,
+    listener: Option<TcpListener>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let Some(trainer_url) = config.trainer_url.as_deref() else {
+        bail!("the gateway calls the trainer over HTTP: set TRAINER_URL");
+    };
+    if config.predictor_urls.is_empty() {
+        bail!(
+            "the gateway calls the predictors over HTTP: set PREDICTOR_URL \
+             (one URL, or several separated by commas)"
+        );
+    }
+    let metrics: Arc<dyn MetricsStore> = Arc::new(redis(config, Role::Gateway).await?);
+    let state = AppState {
+        training: Arc::new(remote::RemoteTrainer::new(trainer_url)),
+        scoring: Arc::new(remote::RemotePredictors::new(&config.predictor_urls)),
+        store: store(config).await?,
+        metrics,
+    };
+    let router = crate::app(state, config.max_body_bytes);
+    serve_http(Role::Gateway, listener, router, shutdown).await
+}
+
+async fn trainer(
+    config: &Config,
+    bus: Arc<KafkaBus>,
+    listener: Option<TcpListener>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let trainer = Arc::new(Trainer::new(store(config).await?, bus));
+    let router = internal::trainer_routes(trainer, config.max_body_bytes);
+    serve_http(Role::Trainer, listener, router, shutdown).await
+}
+
+async fn predictor(
+    config: &Config,
+    bus: Arc<KafkaBus>,
+    listener: Option<TcpListener>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let predictor = Arc::new(Predictor::new(
+        store(config).await?,
+        bus.clone(),
+        config.checkpoint_every,
+    ));
+    // Every predictor instance follows every model announcement.
+    let announcements = bus.follow(Topic::Models).await?;
+    let stop_following = CancellationToken::new();
+    let follower = {
+        let (predictor, stop) = (predictor.clone(), stop_following.clone());
+        tokio::spawn(async move { predictor.follow_models(announcements, stop).await })
+    };
+    let router = internal::predictor_routes(predictor.clone(), config.max_body_bytes);
+    let served = serve_http(Role::Predictor, listener, router, shutdown).await;
+    stop_following.cancel();
+    let _ = follower.await;
+    predictor.checkpoint_all().await;
+    served
+}
+
+async fn metrics_consumer(
+    config: &Config,
+    bus: Arc<KafkaBus>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let metrics: Arc<dyn MetricsStore> = Arc::new(redis(config, Role::MetricsConsumer).await?);
+    let group = Role::MetricsConsumer.name();
+    let writer = Arc::new(MetricsWriter::new(metrics));
+    let mut consumers = JoinSet::new();
+    for (name, topic) in [
+        ("metrics", Topic::Metrics),
+        ("heartbeats", Topic::Heartbeats),
+    ] {
+        let subscription = bus.join_group(topic, group).await?;
+        let (writer, stop) = (writer.clone(), shutdown.clone());
+        consumers.spawn(async move { consume(name, subscription, &*writer, stop).await });
+    }
+    tracing::info!(role = group, "consuming");
+    while consumers.join_next().await.is_some() {}
+    Ok(())
+}
+
+async fn training_data_consumer(
+    config: &Config,
+    bus: Arc<KafkaBus>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let group = Role::TrainingDataConsumer.name();
+    let subscription = bus.join_group(Topic::TrainingData, group).await?;
+    let writer = TrainingDataWriter::new(store(config).await?);
+    tracing::info!(role = group, "consuming");
+    consume("training-data", subscription, &writer, shutdown).await;
+    Ok(())
+}

@@ -1,0 +1,207 @@
+//! The distributed deployment end to end: every role its own OS process of the built binary
+//! (a gateway, a trainer, a predictor, two metrics consumers, a training-data consumer) on
+//! PostgreSQL, Redis and a Kafka broker (the tansu process `bash .ci/run` starts). The seed demo
+//! runs through the gateway; then a run of fits during which the training-data consumer is
+//! SIGKILLed and restarted must leave exactly the rows that were sent.
+
+use std::time::Duration;
+
+use anomaly_workers::metrics::{MetricsStore, RedisMetrics};
+use anomaly_workers::store::SqlStore;
+use sea_orm::{ConnectionTrait, Database, Statement};
+use serde_json::json;
+
+use crate::demo_scenario::{T0, replay};
+use crate::processes::{RoleProcess, message};
+use crate::support::{Http, eventually_within};
+
+const BULK_FITS: usize = 240;
+const KILL_AT: usize = 60;
+const RESTART_AT: usize = 140;
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+/// A fresh PostgreSQL database for this run, dropped at the end.
+struct FreshDatabase {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl FreshDatabase {
+    async fn create() -> Self {
+        let admin_url = env_or(
+            "TEST_POSTGRES_URL",
+            "postgres://postgres@127.0.0.1:5432/test",
+        );
+        let name = format!("e2e_{}", uuid_like());
+        let admin = Database::connect(&admin_url).await.expect("PostgreSQL");
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+            .await
+            .expect("create database");
+        let base = admin_url.rsplit_once('/').expect("a database path").0;
+        let url = format!("{base}/{name}");
+        Self {
+            admin_url,
+            name,
+            url,
+        }
+    }
+
+    async fn drop_now(self) {
+        let admin = Database::connect(&self.admin_url)
+            .await
+            .expect("PostgreSQL");
+        let _ = admin
+            .execute_unprepared(&format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.name
+            ))
+            .await;
+    }
+}
+
+fn uuid_like() -> String {
+    format!(
+        "{:x}{:x}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
+}
+
+async fn row_count(store: &SqlStore) -> i64 {
+    let row = store
+        .connection()
+        .query_one_raw(Statement::from_string(
+            store.connection().get_database_backend(),
+            "SELECT COUNT(*) AS n FROM training_point",
+        ))
+        .await
+        .expect("count")
+        .expect("a row");
+    row.try_get::<i64>("", "n").expect("n")
+}
+
+/// How many events a consumer process handled on `topic`, from its final log line.
+fn handled(process: &RoleProcess, topic: &str) -> u64 {
+    process
+        .lines()
+        .iter()
+        .filter(|l| message(l) == Some("consumer stopped"))
+        .filter(|l| l["span"]["consumer"] == topic)
+        .map(|l| l["fields"]["handled"].as_u64().unwrap_or(0))
+        .sum()
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL, Redis and a Kafka broker: run bash .ci/run"]
+async fn every_role_as_a_process_on_real_backends_loses_and_doubles_nothing() {
+    let database = FreshDatabase::create().await;
+    let run = uuid_like();
+    let redis_url = env_or("TEST_REDIS_URL", "redis://127.0.0.1:6379");
+    let redis_prefix = format!("e2e:{run}:");
+    let env: Vec<(String, String)> = [
+        ("DATABASE_URL", database.url.as_str()),
+        (
+            "KAFKA_BROKERS",
+            &std::env::var("TEST_KAFKA_BROKERS")
+                .expect("TEST_KAFKA_BROKERS names a running broker (bash .ci/run starts tansu)"),
+        ),
+        ("KAFKA_TOPIC_PREFIX", &format!("e2e-{run}-")),
+        ("REDIS_URL", &redis_url),
+        ("REDIS_PREFIX", &redis_prefix),
+        ("APP_HOST", "127.0.0.1"),
+        ("APP_PORT", "0"),
+        ("HEARTBEAT_INTERVAL_SECS", "1"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+
+    let mut migrate = RoleProcess::start("migrate", &["migrate"], &env);
+    migrate
+        .wait_for_log("migrations done", |l| {
+            message(l) == Some("migrations are up to date")
+        })
+        .await;
+
+    let mut trainer = RoleProcess::start("trainer", &["trainer"], &env);
+    let mut predictor = RoleProcess::start("predictor", &["predictor"], &env);
+    let trainer_url = trainer.base_url().await;
+    let predictor_url = predictor.base_url().await;
+    let mut metrics_a = RoleProcess::start("metrics-a", &["metrics-consumer"], &env);
+    let mut metrics_b = RoleProcess::start("metrics-b", &["metrics-consumer"], &env);
+    let mut training_data = RoleProcess::start("training-data", &["training-data-consumer"], &env);
+    let mut gateway_env = env.clone();
+    gateway_env.push(("TRAINER_URL".into(), trainer_url));
+    gateway_env.push(("PREDICTOR_URL".into(), predictor_url));
+    let mut gateway = RoleProcess::start("gateway", &["gateway"], &gateway_env);
+    let gateway = Http::new(gateway.base_url().await);
+
+    let store = SqlStore::connect(&database.url).await.expect("database");
+    replay(&gateway, &store).await;
+
+    // Metrics reached Redis (the gateway's health reads them; check the store directly too).
+    let metrics = RedisMetrics::connect(&redis_url, &redis_prefix)
+        .await
+        .expect("Redis");
+    let snapshot = metrics
+        .snapshot(anomaly_workers::events::now_ms())
+        .await
+        .unwrap();
+    assert_eq!(snapshot.series_trained, 5);
+    assert!(snapshot.model_usage["sensor_01"] > 0);
+
+    // A run of fits; the training-data consumer dies without warning in the middle.
+    let demo_rows = row_count(&store).await;
+    for n in 0..BULK_FITS {
+        if n == KILL_AT {
+            training_data.kill();
+        }
+        if n == RESTART_AT {
+            training_data =
+                RoleProcess::start("training-data-2", &["training-data-consumer"], &env);
+        }
+        let values = [n as f64, n as f64 + 0.5, n as f64 + 2.0];
+        let body = json!({ "timestamps": [T0, T0 + 60, T0 + 120], "values": values });
+        let answer = gateway.fit(&format!("bulk_{n:03}"), &body).await;
+        assert_eq!(
+            answer.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&answer.bytes)
+        );
+    }
+    let expected = demo_rows + 3 * BULK_FITS as i64;
+    eventually_within(
+        Duration::from_secs(120),
+        "every training row is in PostgreSQL",
+        || async { row_count(&store).await >= expected },
+    )
+    .await;
+    assert_eq!(
+        row_count(&store).await,
+        expected,
+        "no row missing, none doubled"
+    );
+
+    // Both metrics consumers took part: each reports what it handled when it stops.
+    metrics_a.terminate().await;
+    metrics_b.terminate().await;
+    for consumer in [&metrics_a, &metrics_b] {
+        assert!(
+            handled(consumer, "metrics") > 0,
+            "{} handled no metrics",
+            consumer.name
+        );
+    }
+    training_data.terminate().await;
+    drop(store);
+    database.drop_now().await;
+}
