@@ -7,4 +7,5 @@ mod distributed;
 mod online_state;
 mod processes;
 mod support;
+mod unreachable_roles;
 mod whole_series;

@@ -25,7 +25,7 @@ use super::{BusError, Delivery, EventBus, Position, Subscription};
 use crate::events::{Event, Topic};
 
 /// How long a publish may wait for the brokers before it fails.
-const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long metadata and watermark requests may take.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
