@@ -30,13 +30,14 @@ fn check_embedded(config: &Config) -> anyhow::Result<()> {
     if config.kafka_brokers.is_some() {
         bail!(
             "KAFKA_BROKERS is set, but `serve` runs on the in-process event bus: \
-             unset KAFKA_BROKERS to run the embedded platform"
+             unset KAFKA_BROKERS to run the embedded platform, or run the distributed roles \
+             (anomaly gateway|trainer|predictor|metrics-consumer|training-data-consumer)"
         );
     }
     if config.redis_url.is_some() {
         bail!(
             "REDIS_URL/REDIS_HOST is set, but `serve` keeps metrics in process: \
-             unset them to run the embedded platform"
+             unset them to run the embedded platform, or run the distributed roles"
         );
     }
     Ok(())

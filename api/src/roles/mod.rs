@@ -212,3 +212,34 @@ async fn training_data_consumer(
     consume("training-data", subscription, &writer, shutdown).await;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_distributed_role_refuses_the_in_process_backends_saying_what_to_set() {
+        let config = Config::from_lookup(|_| None).unwrap();
+        let err = kafka(&config, Role::Trainer)
+            .await
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("trainer") && err.contains("set KAFKA_BROKERS"),
+            "{err}"
+        );
+        let err = redis(&config, Role::MetricsConsumer)
+            .await
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("set REDIS_URL"), "{err}");
+        let shutdown = CancellationToken::new();
+        let err = run(Role::Gateway, config, None, shutdown)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("KAFKA_BROKERS"), "{err}");
+    }
+}

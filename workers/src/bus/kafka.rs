@@ -1,6 +1,7 @@
 //! The event bus on Kafka (rdkafka): JSON events keyed by series id, an idempotent producer, and
 //! consumers that store an offset only when `ack` says the work is done (at-least-once; the
-//! writes downstream are idempotent). Poison messages are logged and skipped. Followers read every
+//! writes downstream are idempotent). Stored offsets are committed every second, on a rebalance
+//! (librdkafka commits before giving partitions up) and when a subscription ends. Poison messages are logged and skipped. Followers read every
 //! partition from the end, each on its own, so every follower sees every new event.
 //!
 //! Topic and group names get an optional prefix, so tests (and tenants) never share them.
