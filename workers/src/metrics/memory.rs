@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::stats::{LatencySummary, minute_of, per_minute};
 use super::{
     HEARTBEAT_TTL_MS, LATENCY_WINDOW, MetricsError, MetricsSnapshot, MetricsStore,
-    THROUGHPUT_MINUTES,
+    THROUGHPUT_MINUTES, sort_instances,
 };
 use crate::events::{Heartbeat, Metric, MetricKind, Role};
 
@@ -130,13 +130,7 @@ impl MetricsStore for MemoryMetrics {
             .heartbeats
             .retain(|_, hb| now_ms - hb.at_ms <= HEARTBEAT_TTL_MS);
         let mut instances: Vec<Heartbeat> = state.heartbeats.values().cloned().collect();
-        instances.sort_by(|a, b| {
-            (a.role, std::cmp::Reverse(a.at_ms), &a.instance).cmp(&(
-                b.role,
-                std::cmp::Reverse(b.at_ms),
-                &b.instance,
-            ))
-        });
+        sort_instances(&mut instances);
         let now_minute = minute_of(now_ms);
         Ok(MetricsSnapshot {
             series_trained: state.series_trained.len() as u64,

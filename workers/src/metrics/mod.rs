@@ -46,6 +46,17 @@ pub struct MetricsSnapshot {
     pub instances: Vec<Heartbeat>,
 }
 
+/// The order `instances` are listed in: by role, newest heartbeat first, then by name.
+pub(crate) fn sort_instances(instances: &mut [Heartbeat]) {
+    instances.sort_by(|a, b| {
+        (a.role, std::cmp::Reverse(a.at_ms), &a.instance).cmp(&(
+            b.role,
+            std::cmp::Reverse(b.at_ms),
+            &b.instance,
+        ))
+    });
+}
+
 #[async_trait]
 pub trait MetricsStore: Send + Sync + 'static {
     /// Records one timed operation. Recording the same metric id twice counts it once.

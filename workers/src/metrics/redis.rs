@@ -16,7 +16,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use super::stats::{LatencySummary, minute_of, per_minute};
 use super::{
     HEARTBEAT_TTL_MS, LATENCY_WINDOW, MetricsError, MetricsSnapshot, MetricsStore,
-    THROUGHPUT_MINUTES,
+    THROUGHPUT_MINUTES, sort_instances,
 };
 use crate::events::{Heartbeat, Metric, MetricKind};
 
@@ -196,13 +196,7 @@ impl MetricsStore for RedisMetrics {
                 .await
                 .map_err(unavailable)?;
         }
-        instances.sort_by(|a, b| {
-            (a.role, std::cmp::Reverse(a.at_ms), &a.instance).cmp(&(
-                b.role,
-                std::cmp::Reverse(b.at_ms),
-                &b.instance,
-            ))
-        });
+        sort_instances(&mut instances);
         let now_minute = minute_of(now_ms);
         Ok(MetricsSnapshot {
             series_trained: series,
