@@ -159,6 +159,57 @@ pub async fn the_latest_state_checkpoint_wins(store: impl ModelStore) {
     );
 }
 
+pub async fn models_and_training_points_load_in_batches(store: impl ModelStore) {
+    for id in ["b", "a", "c"] {
+        for _ in 0..2 {
+            let model = store.create_model(new_model(id)).await.unwrap();
+            let pts = points(3 + model.version.number() as usize);
+            store
+                .save_training_points(&model.series_id, model.version, &pts)
+                .await
+                .unwrap();
+        }
+    }
+    let models = store
+        .models_for(&[series("a"), series("c"), series("zz")])
+        .await
+        .unwrap();
+    let keys: Vec<(String, String)> = models
+        .iter()
+        .map(|m| (m.series_id.to_string(), m.version.to_string()))
+        .collect();
+    let expected: Vec<(String, String)> = [("a", "v1"), ("a", "v2"), ("c", "v1"), ("c", "v2")]
+        .iter()
+        .map(|(s, v)| (s.to_string(), v.to_string()))
+        .collect();
+    assert_eq!(keys, expected);
+    let v1 = Version::FIRST;
+    let v2 = v1.next();
+    let asked = [
+        (series("c"), v2),
+        (series("a"), v1),
+        (series("b"), Version::from_number(9).unwrap()),
+    ];
+    let loaded = store.training_points_for(&asked).await.unwrap();
+    assert_eq!(
+        loaded,
+        vec![
+            ((series("c"), v2), points(5)),
+            ((series("a"), v1), points(4))
+        ]
+    );
+}
+
+pub async fn series_are_listed_in_pages(store: impl ModelStore) {
+    for id in ["s3", "s1", "s2", "s1"] {
+        store.create_model(new_model(id)).await.unwrap();
+    }
+    let first = store.list_series(None, 2).await.unwrap();
+    assert_eq!(first, vec![series("s1"), series("s2")]);
+    let rest = store.list_series(Some(&series("s2")), 2).await.unwrap();
+    assert_eq!(rest, vec![series("s3")]);
+}
+
 macro_rules! store_contract {
     ($(#[$attr:meta])* $backend:ident, $make:expr) => {
         mod $backend {
@@ -195,6 +246,18 @@ macro_rules! store_contract {
             async fn the_latest_state_checkpoint_wins() {
                 let (store, _guard) = $make;
                 contract::the_latest_state_checkpoint_wins(store).await;
+            }
+            #[tokio::test]
+            $(#[$attr])*
+            async fn models_and_training_points_load_in_batches() {
+                let (store, _guard) = $make;
+                contract::models_and_training_points_load_in_batches(store).await;
+            }
+            #[tokio::test]
+            $(#[$attr])*
+            async fn series_are_listed_in_pages() {
+                let (store, _guard) = $make;
+                contract::series_are_listed_in_pages(store).await;
             }
             #[tokio::test]
             $(#[$attr])*

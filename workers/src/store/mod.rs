@@ -70,6 +70,20 @@ pub trait ModelStore: Send + Sync + 'static {
         version: Version,
     ) -> Result<Option<LiveState>, StoreError>;
 
+    /// Every version of each of `series` (for batched loading), by series then version.
+    async fn models_for(&self, series: &[SeriesId]) -> Result<Vec<TrainedModel>, StoreError>;
+    /// The training points of each `(series, version)` in `keys`, in one round trip; keys
+    /// without data are left out.
+    async fn training_points_for(
+        &self,
+        keys: &[(SeriesId, Version)],
+    ) -> Result<Vec<((SeriesId, Version), Vec<Point>)>, StoreError>;
+    /// Series ids in order, after `after`, at most `limit` of them (cursor pagination).
+    async fn list_series(
+        &self,
+        after: Option<&SeriesId>,
+        limit: u64,
+    ) -> Result<Vec<SeriesId>, StoreError>;
     /// A version's training points in their original order.
     async fn training_points(
         &self,

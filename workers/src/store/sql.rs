@@ -252,6 +252,83 @@ impl ModelStore for SqlStore {
             .map_err(|e| StoreError::Corrupt(format!("state of {series} {version}: {e}")))
     }
 
+    async fn models_for(&self, series: &[SeriesId]) -> Result<Vec<TrainedModel>, StoreError> {
+        if series.is_empty() {
+            return Ok(Vec::new());
+        }
+        model::Entity::find()
+            .filter(model::Column::SeriesId.is_in(series.iter().map(|s| s.as_str())))
+            .order_by_asc(model::Column::SeriesId)
+            .order_by_asc(model::Column::Version)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(to_trained)
+            .collect()
+    }
+
+    async fn training_points_for(
+        &self,
+        keys: &[(SeriesId, Version)],
+    ) -> Result<Vec<((SeriesId, Version), Vec<Point>)>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One query over the series and versions asked for; pairs not asked for are dropped.
+        let rows = training_point::Entity::find()
+            .filter(training_point::Column::SeriesId.is_in(keys.iter().map(|(s, _)| s.as_str())))
+            .filter(
+                training_point::Column::Version.is_in(keys.iter().map(|(_, v)| version_column(*v))),
+            )
+            .order_by_asc(training_point::Column::SeriesId)
+            .order_by_asc(training_point::Column::Version)
+            .order_by_asc(training_point::Column::Seq)
+            .all(&self.db)
+            .await?;
+        let mut grouped: std::collections::HashMap<(String, i32), Vec<Point>> =
+            std::collections::HashMap::new();
+        for row in rows {
+            grouped
+                .entry((row.series_id, row.version))
+                .or_default()
+                .push(Point {
+                    timestamp: row.timestamp,
+                    value: row.value,
+                });
+        }
+        Ok(keys
+            .iter()
+            .filter_map(|(series, version)| {
+                grouped
+                    .remove(&(series.to_string(), version_column(*version)))
+                    .map(|points| ((series.clone(), *version), points))
+            })
+            .collect())
+    }
+
+    async fn list_series(
+        &self,
+        after: Option<&SeriesId>,
+        limit: u64,
+    ) -> Result<Vec<SeriesId>, StoreError> {
+        use sea_orm::QuerySelect;
+        let mut query = model::Entity::find()
+            .select_only()
+            .column(model::Column::SeriesId)
+            .distinct()
+            .order_by_asc(model::Column::SeriesId)
+            .limit(limit);
+        if let Some(after) = after {
+            query = query.filter(model::Column::SeriesId.gt(after.as_str()));
+        }
+        let ids: Vec<String> = query.into_tuple().all(&self.db).await?;
+        ids.iter()
+            .map(|id| {
+                SeriesId::parse(id).map_err(|e| StoreError::Corrupt(format!("series id: {}", e.0)))
+            })
+            .collect()
+    }
+
     async fn training_points(
         &self,
         series: &SeriesId,
