@@ -36,6 +36,8 @@ pub enum Command {
     TrainingDataConsumer,
     /// Runs the database migrations and exits.
     Migrate,
+    /// Prints the GraphQL schema (SDL, sorted): what `schema.graphql` holds.
+    Schema,
     /// Runs a detector over a NAB corpus and prints its NAB scores.
     Nab(crate::nab::NabArgs),
 }
@@ -54,6 +56,10 @@ pub async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
             distributed(Role::TrainingDataConsumer, config, false).await
         }
         Command::Nab(args) => crate::nab::run(&args),
+        Command::Schema => {
+            print!("{}", crate::graphql::sdl());
+            Ok(())
+        }
         Command::Migrate => {
             crate::serve::connect_store(&config).await?;
             tracing::info!("migrations are up to date");

@@ -50,6 +50,40 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The same failure for GraphQL: the message REST would show, and `extensions.code`
+    /// (`BAD_USER_INPUT`, `NOT_FOUND` or `INTERNAL`); internal causes are only logged.
+    pub fn into_graphql(self) -> async_graphql::Error {
+        use async_graphql::ErrorExtensions;
+        let (code, message) = match self {
+            ApiError::BadRequest { detail, reason } => (
+                "BAD_USER_INPUT",
+                match reason {
+                    Some(reason) => format!("{detail}: {reason}"),
+                    None => detail,
+                },
+            ),
+            ApiError::NotFound(detail) => ("NOT_FOUND", detail.to_owned()),
+            ApiError::PayloadTooLarge(limit) => (
+                "BAD_USER_INPUT",
+                format!("Request body too large: the limit is {limit} bytes"),
+            ),
+            ApiError::Unavailable { what, cause } => {
+                tracing::warn!(%cause, "{what} unavailable");
+                (
+                    "INTERNAL",
+                    format!("{what} is unavailable, try again shortly"),
+                )
+            }
+            ApiError::Internal(cause) => {
+                tracing::error!(%cause, "internal error");
+                ("INTERNAL", "Internal server error".to_owned())
+            }
+        };
+        async_graphql::Error::new(message).extend_with(|_, e| e.set("code", code))
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, body) = match self {

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod graphql;
 pub mod nab;
 pub mod plot;
 pub mod rest;
@@ -25,9 +26,20 @@ use crate::error::ApiError;
 use crate::extract::BodyLimit;
 use crate::state::AppState;
 
-/// The gateway's HTTP surface.
+/// Most operations one GraphQL batch request may hold.
+pub const DEFAULT_GRAPHQL_BATCH_LIMIT: usize = 10;
+
+/// The gateway's HTTP surface: the REST routes and GraphQL.
 pub fn app(state: AppState, max_body_bytes: usize) -> Router {
+    app_with(state, max_body_bytes, DEFAULT_GRAPHQL_BATCH_LIMIT)
+}
+
+/// `app` with a chosen GraphQL batch limit.
+pub fn app_with(state: AppState, max_body_bytes: usize, graphql_batch_limit: usize) -> Router {
+    let schema = graphql::schema(state.clone());
     rest::routes()
+        .with_state(state)
+        .merge(graphql::routes(schema, graphql_batch_limit))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
@@ -46,7 +58,6 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
                 })
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
-        .with_state(state)
 }
 
 async fn not_found() -> Response {

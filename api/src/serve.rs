@@ -126,6 +126,7 @@ pub async fn run(
         scoring: predictor.clone(),
         store,
         metrics,
+        events: bus.clone(),
     };
     tracing::info!(address = %listener.local_addr()?, database = %redact(&config.database_url), "serving every role in one process");
     axum::serve(listener, crate::app(state, config.max_body_bytes))

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use anomaly_workers::bus::EventBus;
 use anomaly_workers::metrics::MetricsStore;
 use anomaly_workers::predictor::Scoring;
 use anomaly_workers::store::ModelStore;
@@ -14,4 +15,6 @@ pub struct AppState {
     pub scoring: Arc<dyn Scoring>,
     pub store: Arc<dyn ModelStore>,
     pub metrics: Arc<dyn MetricsStore>,
+    /// Where live predictions and anomalies come from (GraphQL subscriptions).
+    pub events: Arc<dyn EventBus>,
 }

@@ -113,6 +113,9 @@ pub struct Scored {
     pub detector: String,
     pub point: Point,
     pub verdict: Verdict,
+    /// Whether the point raised an alert (always true on `anomalies`).
+    #[serde(default)]
+    pub alert: bool,
     pub at_ms: i64,
 }
 

@@ -233,6 +233,7 @@ impl Scoring for Predictor {
             detector: prediction.detector.clone(),
             point,
             verdict: observation.verdict,
+            alert: observation.alert,
             at_ms: now_ms(),
         };
         if observation.alert {

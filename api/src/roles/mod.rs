@@ -50,7 +50,7 @@ pub async fn run(
         background.clone(),
     ));
     let outcome = match role {
-        Role::Gateway => gateway(&config, listener, shutdown).await,
+        Role::Gateway => gateway(&config, bus.clone(), listener, shutdown).await,
         Role::Trainer => trainer(&config, bus.clone(), listener, shutdown).await,
         Role::Predictor => predictor(&config, bus.clone(), listener, shutdown).await,
         Role::MetricsConsumer => metrics_consumer(&config, bus.clone(), shutdown).await,
@@ -118,6 +118,7 @@ async fn serve_http(
 
 async fn gateway(
     config: &Config,
+    bus: Arc<KafkaBus>,
     listener: Option<TcpListener>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -136,6 +137,7 @@ async fn gateway(
         scoring: Arc::new(remote::RemotePredictors::new(&config.predictor_urls)),
         store: store(config).await?,
         metrics,
+        events: bus,
     };
     let router = crate::app(state, config.max_body_bytes);
     serve_http(Role::Gateway, listener, router, shutdown).await

@@ -8,6 +8,14 @@ use anomaly_workers::store::SqlStore;
 
 use crate::support::{Http, eventually, spawn_app};
 
+const ROLES: [&str; 5] = [
+    "gateway",
+    "trainer",
+    "predictor",
+    "metrics-consumer",
+    "training-data-consumer",
+];
+
 pub const T0: i64 = 1_693_459_200;
 
 fn values_of(series: usize) -> [f64; 3] {
@@ -214,10 +222,22 @@ pub async fn replay(app: &Http, store: &SqlStore) {
     // Health: the metrics consumer has counted everything.
     // Every prediction above counts: the waiting ones, then normal, spike and zero.
     let predictions = predictions + 3;
-    eventually("health counts five series and every prediction", || async {
-        let health = app.health().await;
-        health["series_trained"] == 5 && health["model_usage"]["sensor_01"] == predictions
-    })
+    // Heartbeats arrive on their own schedule: wait until every role has been heard from.
+    eventually(
+        "health counts five series, every prediction and every role",
+        || async {
+            let health = app.health().await;
+            let listed: Vec<String> = health["instances"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|i| i["role"].as_str().map(str::to_owned))
+                .collect();
+            health["series_trained"] == 5
+                && health["model_usage"]["sensor_01"] == predictions
+                && ROLES.iter().all(|role| listed.iter().any(|l| l == role))
+        },
+    )
     .await;
     let health = app.health().await;
     for key in ["inference_latency_ms", "training_latency_ms"] {
@@ -256,13 +276,7 @@ pub async fn replay(app: &Http, store: &SqlStore) {
         .iter()
         .map(|i| i["role"].as_str().unwrap())
         .collect();
-    for role in [
-        "gateway",
-        "trainer",
-        "predictor",
-        "metrics-consumer",
-        "training-data-consumer",
-    ] {
+    for role in ROLES {
         assert!(roles.contains(&role), "{role} missing from {roles:?}");
     }
 }

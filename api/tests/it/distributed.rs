@@ -179,12 +179,14 @@ async fn every_role_as_a_process_on_real_backends_loses_and_doubles_nothing() {
         );
     }
     let expected = demo_rows + 3 * BULK_FITS as i64;
+    let started = std::time::Instant::now();
     eventually_within(
-        Duration::from_secs(120),
-        "every training row is in PostgreSQL",
+        Duration::from_secs(60),
+        &format!("every training row ({expected}) is in PostgreSQL"),
         || async { row_count(&store).await >= expected },
     )
     .await;
+    eprintln!("rows complete {:?} after the last fit", started.elapsed());
     assert_eq!(
         row_count(&store).await,
         expected,

@@ -4,6 +4,7 @@
 mod bad_input;
 mod demo_scenario;
 mod distributed;
+mod graphql;
 mod online_state;
 mod processes;
 mod support;

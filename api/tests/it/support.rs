@@ -141,7 +141,7 @@ impl Http {
         }
     }
 
-    async fn answer(&self, request: reqwest::RequestBuilder) -> Answer {
+    pub async fn answer(&self, request: reqwest::RequestBuilder) -> Answer {
         let response = request.send().await.expect("request sent");
         let status = response.status().as_u16();
         let content_type = response

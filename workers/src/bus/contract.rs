@@ -91,6 +91,7 @@ pub async fn every_follower_sees_every_event(bus: impl EventBus) {
             lower: Some(9.0),
             upper: Some(12.0),
         },
+        alert: true,
         at_ms: 1,
     };
     bus.emit(Event::Anomaly(scored.clone())).unwrap();

@@ -1,0 +1,108 @@
+//! Mutations: fit, predict, and a batch predict that scores many points of one series in order.
+
+use async_graphql::{Context, Object};
+
+use anomaly_workers::detector::ModelSpec;
+use anomaly_workers::domain::{SeriesId, TrainingSet};
+
+use super::types::{AlertsInput, DetectorInput, FitResult, PointInput, Prediction};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Most points one `predictBatch` may score.
+const MAX_BATCH_POINTS: usize = 10_000;
+
+pub struct MutationRoot;
+
+fn series_id(raw: &str) -> async_graphql::Result<SeriesId> {
+    SeriesId::parse(raw).map_err(|e| ApiError::from(e).into_graphql())
+}
+
+#[Object]
+impl MutationRoot {
+    /// Trains the series' next model version on `points` (at least 3, not all equal).
+    async fn fit(
+        &self,
+        ctx: &Context<'_>,
+        series_id: String,
+        points: Vec<PointInput>,
+        detector: Option<DetectorInput>,
+        alerts: Option<AlertsInput>,
+    ) -> async_graphql::Result<FitResult> {
+        let state = ctx.data_unchecked::<AppState>();
+        let run = async {
+            let series = SeriesId::parse(&series_id)?;
+            let points = points
+                .into_iter()
+                .map(PointInput::parse)
+                .collect::<Result<Vec<_>, _>>()?;
+            let training = TrainingSet::parse(points)?;
+            let spec = ModelSpec {
+                detector: detector
+                    .map(DetectorInput::parse)
+                    .transpose()?
+                    .unwrap_or_default(),
+                alerts: alerts.map(AlertsInput::parse).unwrap_or_default(),
+            };
+            let outcome = state.training.fit(series, training, spec).await?;
+            Ok::<_, ApiError>(FitResult {
+                series_id: outcome.series_id.to_string(),
+                version: outcome.version.to_string(),
+                points_used: outcome.points_used,
+                detector: outcome.detector,
+            })
+        };
+        run.await.map_err(ApiError::into_graphql)
+    }
+
+    /// Scores one point against the series' newest model (and learns from it).
+    async fn predict(
+        &self,
+        ctx: &Context<'_>,
+        series_id: String,
+        point: PointInput,
+    ) -> async_graphql::Result<Prediction> {
+        let state = ctx.data_unchecked::<AppState>();
+        let series = self::series_id(&series_id)?;
+        let point = point.parse().map_err(ApiError::into_graphql)?;
+        let prediction = state
+            .scoring
+            .predict(&series, point)
+            .await
+            .map_err(|e| ApiError::from(e).into_graphql())?;
+        Ok(prediction.into())
+    }
+
+    /// Scores `points` of one series in the order given, each learning from the ones before.
+    async fn predict_batch(
+        &self,
+        ctx: &Context<'_>,
+        series_id: String,
+        points: Vec<PointInput>,
+    ) -> async_graphql::Result<Vec<Prediction>> {
+        let state = ctx.data_unchecked::<AppState>();
+        let series = self::series_id(&series_id)?;
+        if points.len() > MAX_BATCH_POINTS {
+            return Err(ApiError::bad_request(format!(
+                "At most {MAX_BATCH_POINTS} points per batch, got {}",
+                points.len()
+            ))
+            .into_graphql());
+        }
+        let points = points
+            .into_iter()
+            .map(PointInput::parse)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(ApiError::into_graphql)?;
+        let mut scored = Vec::with_capacity(points.len());
+        for point in points {
+            let prediction = state
+                .scoring
+                .predict(&series, point)
+                .await
+                .map_err(|e| ApiError::from(e).into_graphql())?;
+            scored.push(prediction.into());
+        }
+        Ok(scored)
+    }
+}

@@ -1,0 +1,99 @@
+//! Queries: a series, a page of series, a model version, and the platform's health.
+
+use async_graphql::connection::{Connection, Edge, EmptyFields, query};
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{Context, Object};
+
+use anomaly_workers::domain::{SeriesId, Version};
+use anomaly_workers::events::now_ms;
+
+use super::loaders::ModelsLoader;
+use super::types::{Health, Model, Series};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Largest page of `seriesList`.
+const MAX_PAGE: usize = 100;
+
+pub struct QueryRoot;
+
+#[Object]
+impl QueryRoot {
+    /// A trained series, or null if it has no model.
+    async fn series(&self, ctx: &Context<'_>, id: String) -> async_graphql::Result<Option<Series>> {
+        let series = SeriesId::parse(&id).map_err(|e| ApiError::from(e).into_graphql())?;
+        let loader = ctx.data_unchecked::<DataLoader<ModelsLoader>>();
+        let known = loader
+            .load_one(series.clone())
+            .await
+            .map_err(|e| ApiError::from((*e).clone()).into_graphql())?
+            .is_some();
+        Ok(known.then(|| Series::new(series)))
+    }
+
+    /// Trained series in id order, a page at a time (`first` at most 100; `after` a cursor).
+    async fn series_list(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+        #[graphql(default = 20)] first: i32,
+    ) -> async_graphql::Result<Connection<String, Series, EmptyFields, EmptyFields>> {
+        let state = ctx.data_unchecked::<AppState>();
+        query(
+            after,
+            None,
+            Some(first),
+            None,
+            |after: Option<String>, _before: Option<String>, first, _last| async move {
+                let first = first.unwrap_or(20).min(MAX_PAGE);
+                let after = after
+                    .map(|cursor| SeriesId::parse(&cursor))
+                    .transpose()
+                    .map_err(|e| ApiError::bad_request(format!("after: {}", e.0)).into_graphql())?;
+                let mut ids = state
+                    .store
+                    .list_series(after.as_ref(), first as u64 + 1)
+                    .await
+                    .map_err(|e| ApiError::from(e).into_graphql())?;
+                let has_next = ids.len() > first;
+                ids.truncate(first);
+                let mut page = Connection::new(after.is_some(), has_next);
+                page.edges.extend(
+                    ids.into_iter()
+                        .map(|id| Edge::new(id.to_string(), Series::new(id))),
+                );
+                Ok::<_, async_graphql::Error>(page)
+            },
+        )
+        .await
+    }
+
+    /// One model version (`version` like `v2`), or null.
+    async fn model(
+        &self,
+        ctx: &Context<'_>,
+        series_id: String,
+        version: String,
+    ) -> async_graphql::Result<Option<Model>> {
+        let series = SeriesId::parse(&series_id).map_err(|e| ApiError::from(e).into_graphql())?;
+        let version = Version::parse(&version).map_err(|e| ApiError::from(e).into_graphql())?;
+        let loader = ctx.data_unchecked::<DataLoader<ModelsLoader>>();
+        let models = loader
+            .load_one(series)
+            .await
+            .map_err(|e| ApiError::from((*e).clone()).into_graphql())?
+            .unwrap_or_default();
+        Ok(models.into_iter().find(|m| m.version == version).map(Model))
+    }
+
+    /// Latencies, throughput, usage and every live role instance.
+    async fn health(&self, ctx: &Context<'_>) -> async_graphql::Result<Health> {
+        let state = ctx.data_unchecked::<AppState>();
+        let snapshot = state
+            .metrics
+            .snapshot(now_ms())
+            .await
+            .map_err(|e| ApiError::from(e).into_graphql())?;
+        Ok(snapshot.into())
+    }
+}

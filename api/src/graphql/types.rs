@@ -1,0 +1,345 @@
+//! The schema's object and input types, and their conversions from the domain.
+
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{ComplexObject, Context, Enum, InputObject, SimpleObject};
+
+use anomaly_workers::detector::{AlertOptions, DetectorSpec};
+use anomaly_workers::domain::{Point, SeriesId};
+use anomaly_workers::events::{Heartbeat, Scored};
+use anomaly_workers::metrics::MetricsSnapshot;
+use anomaly_workers::model::TrainedModel;
+use anomaly_workers::predictor::Prediction as Scoring;
+
+use super::loaders::{ModelsLoader, TrainingDataLoader};
+use crate::error::ApiError;
+
+/// A point of a series: Unix time in seconds and a finite value.
+#[derive(Debug, Clone, Copy, SimpleObject)]
+#[graphql(name = "Point")]
+pub struct PointOut {
+    pub timestamp: i64,
+    pub value: f64,
+}
+
+impl From<Point> for PointOut {
+    fn from(p: Point) -> Self {
+        Self {
+            timestamp: p.timestamp,
+            value: p.value,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, InputObject)]
+pub struct PointInput {
+    pub timestamp: i64,
+    pub value: f64,
+}
+
+impl PointInput {
+    pub fn parse(self) -> Result<Point, ApiError> {
+        Ok(Point::parse(self.timestamp, self.value)?)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+pub enum DetectorKind {
+    Adaptive,
+    Zscore,
+    Ewma,
+    Robust,
+    Seasonal,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+pub enum Direction {
+    Above,
+    Below,
+    Both,
+}
+
+/// A detector and its options; options left out take the documented defaults.
+#[derive(Debug, Clone, InputObject)]
+pub struct DetectorInput {
+    pub kind: DetectorKind,
+    pub threshold: Option<f64>,
+    pub direction: Option<Direction>,
+    pub alpha: Option<f64>,
+    pub window: Option<u32>,
+    pub period: Option<u32>,
+    pub seasonal: Option<bool>,
+    pub max_growth: Option<f64>,
+}
+
+impl DetectorInput {
+    pub fn parse(self) -> Result<DetectorSpec, ApiError> {
+        let kind = match self.kind {
+            DetectorKind::Adaptive => "adaptive",
+            DetectorKind::Zscore => "zscore",
+            DetectorKind::Ewma => "ewma",
+            DetectorKind::Robust => "robust",
+            DetectorKind::Seasonal => "seasonal",
+        };
+        let mut fields = serde_json::Map::new();
+        fields.insert("kind".into(), kind.into());
+        let mut put = |name: &str, value: Option<serde_json::Value>| {
+            if let Some(value) = value {
+                fields.insert(name.into(), value);
+            }
+        };
+        put("threshold", self.threshold.map(Into::into));
+        put(
+            "direction",
+            self.direction.map(|d| {
+                match d {
+                    Direction::Above => "above",
+                    Direction::Below => "below",
+                    Direction::Both => "both",
+                }
+                .into()
+            }),
+        );
+        put("alpha", self.alpha.map(Into::into));
+        put("window", self.window.map(Into::into));
+        put("period", self.period.map(Into::into));
+        put("seasonal", self.seasonal.map(Into::into));
+        put("max_growth", self.max_growth.map(Into::into));
+        serde_json::from_value(serde_json::Value::Object(fields))
+            .map_err(|e| ApiError::bad_request(format!("detector: {e}")))
+    }
+}
+
+/// How anomalies become alerts (see the README's detection section).
+#[derive(Debug, Clone, Copy, InputObject)]
+pub struct AlertsInput {
+    pub rising_edge: Option<bool>,
+    pub cooldown_secs: Option<u32>,
+}
+
+impl AlertsInput {
+    pub fn parse(self) -> AlertOptions {
+        let defaults = AlertOptions::default();
+        AlertOptions {
+            rising_edge: self.rising_edge.unwrap_or(defaults.rising_edge),
+            cooldown_secs: self.cooldown_secs.map_or(defaults.cooldown_secs, u64::from),
+        }
+    }
+}
+
+#[derive(Debug, Clone, SimpleObject)]
+pub struct FitResult {
+    pub series_id: String,
+    pub version: String,
+    pub points_used: u32,
+    pub detector: String,
+}
+
+/// A scored point: the verdict and its evidence.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct Prediction {
+    pub series_id: String,
+    pub model_version: String,
+    pub detector: String,
+    pub timestamp: i64,
+    pub value: f64,
+    /// True when the value lies outside the band on a watched side (`score` > 1).
+    pub anomaly: bool,
+    /// Whether the anomaly raised an alert (after rising-edge and cooldown suppression).
+    pub alert: bool,
+    /// At most 1 is normal, above 1 anomalous.
+    pub score: f64,
+    pub expected: f64,
+    pub lower: Option<f64>,
+    pub upper: Option<f64>,
+}
+
+impl From<Scoring> for Prediction {
+    fn from(p: Scoring) -> Self {
+        Self {
+            series_id: p.series_id.to_string(),
+            model_version: p.model_version.to_string(),
+            detector: p.detector,
+            timestamp: p.point.timestamp,
+            value: p.point.value,
+            anomaly: p.verdict.anomaly,
+            alert: p.alert,
+            score: p.verdict.score,
+            expected: p.verdict.expected,
+            lower: p.verdict.lower,
+            upper: p.verdict.upper,
+        }
+    }
+}
+
+impl From<Scored> for Prediction {
+    fn from(s: Scored) -> Self {
+        Self {
+            series_id: s.series_id.to_string(),
+            model_version: s.model_version.to_string(),
+            detector: s.detector,
+            timestamp: s.point.timestamp,
+            value: s.point.value,
+            anomaly: s.verdict.anomaly,
+            alert: s.alert,
+            score: s.verdict.score,
+            expected: s.verdict.expected,
+            lower: s.verdict.lower,
+            upper: s.verdict.upper,
+        }
+    }
+}
+
+/// A series and its model versions.
+#[derive(Debug, Clone, SimpleObject)]
+#[graphql(complex)]
+pub struct Series {
+    pub id: String,
+    #[graphql(skip)]
+    pub series: SeriesId,
+}
+
+impl Series {
+    pub fn new(series: SeriesId) -> Self {
+        Self {
+            id: series.to_string(),
+            series,
+        }
+    }
+}
+
+fn load_error(err: std::sync::Arc<anomaly_workers::store::StoreError>) -> async_graphql::Error {
+    ApiError::from((*err).clone()).into_graphql()
+}
+
+#[ComplexObject]
+impl Series {
+    /// Every version, oldest first.
+    async fn models(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Model>> {
+        let loader = ctx.data_unchecked::<DataLoader<ModelsLoader>>();
+        let models = loader
+            .load_one(self.series.clone())
+            .await
+            .map_err(load_error)?
+            .unwrap_or_default();
+        Ok(models.into_iter().map(Model).collect())
+    }
+
+    /// The newest version, the one `predict` uses.
+    async fn latest(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Model>> {
+        Ok(self.models(ctx).await?.pop())
+    }
+}
+
+/// One model version of a series.
+#[derive(Debug, Clone)]
+pub struct Model(pub TrainedModel);
+
+#[async_graphql::Object]
+impl Model {
+    async fn series_id(&self) -> String {
+        self.0.series_id.to_string()
+    }
+
+    async fn version(&self) -> String {
+        self.0.version.to_string()
+    }
+
+    async fn detector(&self) -> &str {
+        self.0.detector.name()
+    }
+
+    async fn points_used(&self) -> u32 {
+        self.0.points_used
+    }
+
+    /// When it was trained, in Unix milliseconds.
+    async fn created_at_ms(&self) -> f64 {
+        self.0.created_at_ms as f64
+    }
+
+    /// The points it was trained on (they reach the database shortly after `fit` answers).
+    async fn training_data(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<PointOut>> {
+        let loader = ctx.data_unchecked::<DataLoader<TrainingDataLoader>>();
+        let points = loader
+            .load_one((self.0.series_id.clone(), self.0.version))
+            .await
+            .map_err(load_error)?
+            .unwrap_or_default();
+        Ok(points.into_iter().map(Into::into).collect())
+    }
+}
+
+#[derive(Debug, Clone, Copy, SimpleObject)]
+pub struct Latency {
+    pub avg_ms: f64,
+    pub p95_ms: f64,
+}
+
+#[derive(Debug, Clone, SimpleObject)]
+pub struct SeriesUsage {
+    pub series_id: String,
+    pub predictions: u64,
+}
+
+/// A live role instance and its system figures.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct Instance {
+    pub role: String,
+    pub instance: String,
+    pub cpu_percent: f64,
+    pub memory_percent: f64,
+    pub load_avg: Vec<f64>,
+    pub last_seen_ms: f64,
+}
+
+impl From<Heartbeat> for Instance {
+    fn from(h: Heartbeat) -> Self {
+        Self {
+            role: h.role.name().to_owned(),
+            instance: h.instance,
+            cpu_percent: h.cpu_percent,
+            memory_percent: h.memory_percent,
+            load_avg: h.load_avg.to_vec(),
+            last_seen_ms: h.at_ms as f64,
+        }
+    }
+}
+
+/// Everything `/healthcheck` reports, typed.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct Health {
+    pub series_trained: u64,
+    pub inference_latency: Latency,
+    pub training_latency: Latency,
+    pub trainings_per_minute: f64,
+    pub predictions_per_minute: f64,
+    pub model_usage: Vec<SeriesUsage>,
+    pub instances: Vec<Instance>,
+}
+
+impl From<MetricsSnapshot> for Health {
+    fn from(s: MetricsSnapshot) -> Self {
+        Self {
+            series_trained: s.series_trained,
+            inference_latency: Latency {
+                avg_ms: s.inference_latency.avg,
+                p95_ms: s.inference_latency.p95,
+            },
+            training_latency: Latency {
+                avg_ms: s.training_latency.avg,
+                p95_ms: s.training_latency.p95,
+            },
+            trainings_per_minute: s.training_per_minute,
+            predictions_per_minute: s.inference_per_minute,
+            model_usage: s
+                .model_usage
+                .into_iter()
+                .map(|(series_id, predictions)| SeriesUsage {
+                    series_id,
+                    predictions,
+                })
+                .collect(),
+            instances: s.instances.into_iter().map(Into::into).collect(),
+        }
+    }
+}

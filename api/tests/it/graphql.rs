@@ -1,0 +1,246 @@
+//! The GraphQL endpoint over HTTP on the embedded platform: the checked SDL, fit → predict →
+//! series query, the REST error cases with their GraphQL codes, and the batch limit.
+
+use serde_json::{Value, json};
+
+use crate::demo_scenario::T0;
+use crate::support::{Http, eventually, spawn_app};
+
+impl Http {
+    pub async fn graphql(&self, query: &str, variables: Value) -> Value {
+        let answer = self
+            .post(
+                "/graphql",
+                &json!({ "query": query, "variables": variables }),
+            )
+            .await;
+        assert_eq!(
+            answer.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&answer.bytes)
+        );
+        answer.json()
+    }
+}
+
+fn code(answer: &Value) -> &str {
+    answer["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error code in {answer}"))
+}
+
+const FIT: &str = "mutation($id: String!, $points: [PointInput!]!) {
+    fit(seriesId: $id, points: $points) { seriesId version pointsUsed detector } }";
+
+fn points(values: &[f64]) -> Value {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| json!({ "timestamp": T0 + 60 * i as i64, "value": v }))
+        .collect()
+}
+
+#[test]
+fn schema_graphql_at_the_root_equals_anomaly_schema() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../schema.graphql");
+    let committed = std::fs::read_to_string(path).expect("schema.graphql at the root");
+    assert!(
+        committed == anomaly_api::graphql::sdl(),
+        "schema.graphql is stale: run `cargo run -q -- schema > schema.graphql`"
+    );
+}
+
+#[tokio::test]
+async fn fit_predict_and_query_a_series_with_its_training_data() {
+    let app = spawn_app().await;
+    let fit = app
+        .graphql(
+            FIT,
+            json!({ "id": "sensor_01", "points": points(&[10.0, 10.5, 11.0]) }),
+        )
+        .await;
+    assert_eq!(
+        fit["data"]["fit"],
+        json!({ "seriesId": "sensor_01", "version": "v1", "pointsUsed": 3, "detector": "adaptive" })
+    );
+    let refit = app
+        .graphql(
+            "mutation($id: String!, $points: [PointInput!]!) {
+                fit(seriesId: $id, points: $points,
+                    detector: { kind: ZSCORE, threshold: 3.0, direction: ABOVE }) { version detector } }",
+            json!({ "id": "sensor_01", "points": points(&[10.0, 10.5, 11.0]) }),
+        )
+        .await;
+    assert_eq!(
+        refit["data"]["fit"],
+        json!({ "version": "v2", "detector": "zscore" })
+    );
+
+    let predict = "mutation($p: PointInput!) { predict(seriesId: \"sensor_01\", point: $p) {
+        anomaly score expected lower upper detector modelVersion timestamp value } }";
+    eventually("the predictor uses v2", || async {
+        let answer = app
+            .graphql(
+                predict,
+                json!({ "p": { "timestamp": T0 + 600, "value": 10.5 } }),
+            )
+            .await;
+        answer["data"]["predict"]["modelVersion"] == "v2"
+    })
+    .await;
+    let spike = app
+        .graphql(
+            predict,
+            json!({ "p": { "timestamp": T0 + 660, "value": 22.5 } }),
+        )
+        .await;
+    let spike = &spike["data"]["predict"];
+    assert_eq!(
+        (spike["anomaly"].as_bool(), spike["detector"].as_str()),
+        (Some(true), Some("zscore"))
+    );
+    assert!(spike["score"].as_f64().unwrap() > 1.0);
+    assert!(
+        spike["lower"].is_null(),
+        "an `above` detector has no lower bound"
+    );
+    assert!(spike["upper"].as_f64().unwrap() < 22.5);
+
+    let batch = app
+        .graphql(
+            "mutation($ps: [PointInput!]!) { predictBatch(seriesId: \"sensor_01\", points: $ps) { anomaly timestamp } }",
+            json!({ "ps": [{ "timestamp": T0 + 700, "value": 10.4 }, { "timestamp": T0 + 760, "value": 40.0 }] }),
+        )
+        .await;
+    assert_eq!(
+        batch["data"]["predictBatch"],
+        json!([{ "anomaly": false, "timestamp": T0 + 700 }, { "anomaly": true, "timestamp": T0 + 760 }])
+    );
+
+    let series = "{ series(id: \"sensor_01\") { id latest { version } models { version trainingData { timestamp value } } } }";
+    eventually("both versions' training data are stored", || async {
+        let answer = app.graphql(series, json!({})).await;
+        let models = &answer["data"]["series"]["models"];
+        models[0]["trainingData"]
+            .as_array()
+            .is_some_and(|d| d.len() == 3)
+            && models[1]["trainingData"]
+                .as_array()
+                .is_some_and(|d| d.len() == 3)
+    })
+    .await;
+    let answer = app.graphql(series, json!({})).await;
+    let series = &answer["data"]["series"];
+    assert_eq!(series["latest"]["version"], "v2");
+    assert_eq!(
+        series["models"][1]["trainingData"],
+        points(&[10.0, 10.5, 11.0])
+    );
+
+    let model = app
+        .graphql(
+            "{ model(seriesId: \"sensor_01\", version: \"v1\") { version detector pointsUsed } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        model["data"]["model"],
+        json!({ "version": "v1", "detector": "adaptive", "pointsUsed": 3 })
+    );
+    let list = app
+        .graphql(
+            "{ seriesList(first: 10) { edges { cursor node { id } } pageInfo { hasNextPage } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        list["data"]["seriesList"]["edges"][0]["node"]["id"],
+        "sensor_01"
+    );
+    assert_eq!(list["data"]["seriesList"]["pageInfo"]["hasNextPage"], false);
+    let health = app
+        .graphql("{ health { seriesTrained instances { role } } }", json!({}))
+        .await;
+    assert!(health["data"]["health"]["instances"].as_array().is_some());
+}
+
+#[tokio::test]
+async fn the_rest_error_cases_have_graphql_twins_with_codes() {
+    let app = spawn_app().await;
+    let constant = app
+        .graphql(
+            FIT,
+            json!({ "id": "flat", "points": points(&[5.0, 5.0, 5.0]) }),
+        )
+        .await;
+    assert_eq!(code(&constant), "BAD_USER_INPUT");
+    assert!(
+        constant["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("constant")
+    );
+    let empty = app
+        .graphql(FIT, json!({ "id": "empty", "points": [] }))
+        .await;
+    assert_eq!(
+        (code(&empty), empty["errors"][0]["message"].as_str()),
+        ("BAD_USER_INPUT", Some("No data points provided"))
+    );
+    let bad_id = app
+        .graphql(
+            FIT,
+            json!({ "id": "no spaces/allowed", "points": points(&[1.0, 2.0, 3.0]) }),
+        )
+        .await;
+    assert_eq!(code(&bad_id), "BAD_USER_INPUT");
+    let untrained = app
+        .graphql(
+            "mutation { predict(seriesId: \"sensor_99\", point: { timestamp: 1, value: 1.0 }) { anomaly } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (code(&untrained), untrained["errors"][0]["message"].as_str()),
+        ("NOT_FOUND", Some("Model not found"))
+    );
+    let bad_version = app
+        .graphql(
+            "{ model(seriesId: \"a\", version: \"1\") { version } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code(&bad_version), "BAD_USER_INPUT");
+    assert!(
+        app.graphql("{ series(id: \"nobody\") { id } }", json!({}))
+            .await["data"]["series"]
+            .is_null()
+    );
+}
+
+#[tokio::test]
+async fn batches_are_limited() {
+    let app = spawn_app().await;
+    let one = json!({ "query": "{ health { seriesTrained } }" });
+    let ten: Vec<Value> = (0..10).map(|_| one.clone()).collect();
+    let answer = app.post("/graphql", &Value::Array(ten)).await.json();
+    assert_eq!(answer.as_array().map(Vec::len), Some(10));
+    let eleven: Vec<Value> = (0..11).map(|_| one.clone()).collect();
+    let refused = app.post("/graphql", &Value::Array(eleven)).await.json();
+    assert_eq!(code(&refused), "BAD_USER_INPUT");
+}
+
+#[tokio::test]
+async fn graphiql_is_served_to_browsers() {
+    let app = spawn_app().await;
+    let page = app
+        .answer(
+            app.client
+                .get(format!("{}/graphql", app.base))
+                .header("accept", "text/html"),
+        )
+        .await;
+    assert_eq!(page.status, 200);
+    assert!(String::from_utf8_lossy(&page.bytes).contains("graphiql"));
+}
