@@ -8,7 +8,7 @@ use anomaly_workers::domain::{SeriesId, Version};
 use anomaly_workers::events::now_ms;
 
 use super::loaders::ModelsLoader;
-use super::types::{Health, Model, Series};
+use super::types::{Health, Model, Series, load_error};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -23,12 +23,8 @@ impl QueryRoot {
     async fn series(&self, ctx: &Context<'_>, id: String) -> async_graphql::Result<Option<Series>> {
         let series = SeriesId::parse(&id).map_err(|e| ApiError::from(e).into_graphql())?;
         let loader = ctx.data_unchecked::<DataLoader<ModelsLoader>>();
-        let known = loader
-            .load_one(series.clone())
-            .await
-            .map_err(|e| ApiError::from((*e).clone()).into_graphql())?
-            .is_some();
-        Ok(known.then(|| Series::new(series)))
+        let models = loader.load_one(series.clone()).await.map_err(load_error)?;
+        Ok(models.map(|models| Series::with_models(series, models)))
     }
 
     /// Trained series in id order, a page at a time (`first` at most 100; `after` a cursor).
@@ -81,7 +77,7 @@ impl QueryRoot {
         let models = loader
             .load_one(series)
             .await
-            .map_err(|e| ApiError::from((*e).clone()).into_graphql())?
+            .map_err(load_error)?
             .unwrap_or_default();
         Ok(models.into_iter().find(|m| m.version == version).map(Model))
     }

@@ -196,6 +196,9 @@ pub struct Series {
     pub id: String,
     #[graphql(skip)]
     pub series: SeriesId,
+    /// Its versions when the resolver already loaded them; otherwise the loader fetches them.
+    #[graphql(skip)]
+    pub loaded: Option<Vec<TrainedModel>>,
 }
 
 impl Series {
@@ -203,11 +206,21 @@ impl Series {
         Self {
             id: series.to_string(),
             series,
+            loaded: None,
+        }
+    }
+
+    pub fn with_models(series: SeriesId, models: Vec<TrainedModel>) -> Self {
+        Self {
+            loaded: Some(models),
+            ..Self::new(series)
         }
     }
 }
 
-fn load_error(err: std::sync::Arc<anomaly_workers::store::StoreError>) -> async_graphql::Error {
+pub(super) fn load_error(
+    err: std::sync::Arc<anomaly_workers::store::StoreError>,
+) -> async_graphql::Error {
     ApiError::from((*err).clone()).into_graphql()
 }
 
@@ -215,12 +228,15 @@ fn load_error(err: std::sync::Arc<anomaly_workers::store::StoreError>) -> async_
 impl Series {
     /// Every version, oldest first.
     async fn models(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Model>> {
-        let loader = ctx.data_unchecked::<DataLoader<ModelsLoader>>();
-        let models = loader
-            .load_one(self.series.clone())
-            .await
-            .map_err(load_error)?
-            .unwrap_or_default();
+        let models = match &self.loaded {
+            Some(models) => models.clone(),
+            None => ctx
+                .data_unchecked::<DataLoader<ModelsLoader>>()
+                .load_one(self.series.clone())
+                .await
+                .map_err(load_error)?
+                .unwrap_or_default(),
+        };
         Ok(models.into_iter().map(Model).collect())
     }
 

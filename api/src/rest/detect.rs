@@ -4,21 +4,16 @@
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use anomaly_workers::detector::{AlertOptions, DetectorSpec, ModelSpec};
 use anomaly_workers::live::{default_training_points, score_series};
 
-use super::fit::PointsBody;
+use super::fit::FitBody;
 use crate::error::ApiError;
 use crate::extract::JsonBody;
 
 #[derive(Deserialize)]
 pub struct DetectBody {
     #[serde(flatten)]
-    points: PointsBody,
-    #[serde(default)]
-    detector: DetectorSpec,
-    #[serde(default)]
-    alerts: AlertOptions,
+    model: FitBody,
     /// How many leading points train the model; NAB's 15% (at most 750) when absent.
     training_points: Option<usize>,
 }
@@ -44,17 +39,13 @@ struct ScoredPoint {
 }
 
 pub async fn detect(JsonBody(body): JsonBody<DetectBody>) -> Result<Json<DetectAnswer>, ApiError> {
-    let points = body.points.points()?;
+    let (points, spec) = body.model.into_parts()?;
     if points.is_empty() {
         return Err(ApiError::bad_request("No data points provided"));
     }
     let training_points = body
         .training_points
         .unwrap_or_else(|| default_training_points(points.len()));
-    let spec = ModelSpec {
-        detector: body.detector,
-        alerts: body.alerts,
-    };
     let detector = spec.detector.name();
     // Scoring a long series is CPU work: keep it off the async workers.
     let (points, observed) = tokio::task::spawn_blocking(move || {

@@ -60,6 +60,7 @@ impl PointsBody {
     }
 }
 
+/// Points plus what to build from them: the body of `fit`, and the core of `detect`'s.
 #[derive(Deserialize)]
 pub struct FitBody {
     #[serde(flatten)]
@@ -68,6 +69,17 @@ pub struct FitBody {
     detector: DetectorSpec,
     #[serde(default)]
     alerts: AlertOptions,
+}
+
+impl FitBody {
+    /// The parsed points and the model spec.
+    pub fn into_parts(self) -> Result<(Vec<Point>, ModelSpec), ApiError> {
+        let spec = ModelSpec {
+            detector: self.detector,
+            alerts: self.alerts,
+        };
+        Ok((self.points.points()?, spec))
+    }
 }
 
 #[derive(Serialize)]
@@ -83,11 +95,8 @@ pub async fn fit(
     SeriesPath(series): SeriesPath,
     JsonBody(body): JsonBody<FitBody>,
 ) -> Result<Json<FitAnswer>, ApiError> {
-    let spec = ModelSpec {
-        detector: body.detector,
-        alerts: body.alerts,
-    };
-    let training = TrainingSet::parse(body.points.points()?)?;
+    let (points, spec) = body.into_parts()?;
+    let training = TrainingSet::parse(points)?;
     let outcome = state.training.fit(series, training, spec).await?;
     Ok(Json(FitAnswer {
         series_id: outcome.series_id.to_string(),

@@ -70,21 +70,14 @@ impl Failure {
         }
     }
 
-    fn into_store(self) -> Option<StoreError> {
-        match self.kind {
-            FailureKind::DatabaseUnavailable => Some(StoreError::Unavailable(self.message)),
-            FailureKind::DatabaseCorrupt => Some(StoreError::Corrupt(self.message)),
-            _ => None,
-        }
-    }
-
     pub fn into_train_error(self) -> TrainError {
         match self.kind {
             FailureKind::Invalid => TrainError::Invalid(InvalidInput(self.message)),
             FailureKind::BusUnavailable => TrainError::Bus(BusError::Unavailable(self.message)),
-            FailureKind::DatabaseUnavailable | FailureKind::DatabaseCorrupt => {
-                TrainError::Store(self.into_store().expect("a database failure"))
+            FailureKind::DatabaseUnavailable => {
+                TrainError::Store(StoreError::Unavailable(self.message))
             }
+            FailureKind::DatabaseCorrupt => TrainError::Store(StoreError::Corrupt(self.message)),
             FailureKind::ModelNotFound | FailureKind::Unreachable => {
                 TrainError::Unreachable(self.message)
             }
@@ -94,9 +87,10 @@ impl Failure {
     pub fn into_predict_error(self, series: &SeriesId) -> PredictError {
         match self.kind {
             FailureKind::ModelNotFound => PredictError::ModelNotFound(series.clone()),
-            FailureKind::DatabaseUnavailable | FailureKind::DatabaseCorrupt => {
-                PredictError::Store(self.into_store().expect("a database failure"))
+            FailureKind::DatabaseUnavailable => {
+                PredictError::Store(StoreError::Unavailable(self.message))
             }
+            FailureKind::DatabaseCorrupt => PredictError::Store(StoreError::Corrupt(self.message)),
             _ => PredictError::Unreachable(self.message),
         }
     }
