@@ -37,6 +37,10 @@ pub struct Config {
     pub predictor_urls: Vec<String>,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Most operations one GraphQL batch request may hold.
+    pub graphql_batch_limit: usize,
+    /// The bearer token clients must present; none leaves the gateway open.
+    pub api_token: Option<String>,
     pub heartbeat_interval: Duration,
     /// Bound of each in-process bus queue.
     pub bus_capacity: usize,
@@ -77,6 +81,8 @@ impl Config {
                 })
                 .unwrap_or_default(),
             max_body_bytes: parse_or(&get, "MAX_BODY_BYTES", 2 * 1024 * 1024)?,
+            graphql_batch_limit: parse_or(&get, "GRAPHQL_BATCH_LIMIT", 10)?.max(1),
+            api_token: get("API_TOKEN"),
             heartbeat_interval: Duration::from_secs(parse_or(&get, "HEARTBEAT_INTERVAL_SECS", 5)?)
                 .max(Duration::from_secs(1)),
             bus_capacity: parse_or(&get, "BUS_CAPACITY", 1024)?,

@@ -2,6 +2,7 @@
 //! assembly of roles into processes. `main.rs` only parses the command line; tests start exactly
 //! what users start through `serve::run` on a port-0 listener.
 
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod error;
@@ -22,26 +23,50 @@ use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
+use crate::auth::ApiToken;
+use crate::config::Config;
 use crate::error::ApiError;
 use crate::extract::BodyLimit;
 use crate::state::AppState;
 
-/// Most operations one GraphQL batch request may hold.
-pub const DEFAULT_GRAPHQL_BATCH_LIMIT: usize = 10;
-
-/// The gateway's HTTP surface: the REST routes and GraphQL.
-pub fn app(state: AppState, max_body_bytes: usize) -> Router {
-    app_with(state, max_body_bytes, DEFAULT_GRAPHQL_BATCH_LIMIT)
+/// What the edge enforces on every request.
+#[derive(Clone)]
+pub struct EdgeLimits {
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Most operations one GraphQL batch request may hold.
+    pub graphql_batch_limit: usize,
+    /// The token every request must present; none leaves the gateway open.
+    pub token: Option<ApiToken>,
 }
 
-/// `app` with a chosen GraphQL batch limit.
-pub fn app_with(state: AppState, max_body_bytes: usize, graphql_batch_limit: usize) -> Router {
+impl EdgeLimits {
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            max_body_bytes: config.max_body_bytes,
+            graphql_batch_limit: config.graphql_batch_limit,
+            token: ApiToken::from_config(config.api_token.as_deref()),
+        }
+    }
+}
+
+/// The gateway's HTTP surface: the REST routes and GraphQL.
+pub fn app(state: AppState, edge: &EdgeLimits) -> Router {
     let schema = graphql::schema(state.clone());
+    let max_body_bytes = edge.max_body_bytes;
     rest::routes()
         .with_state(state)
-        .merge(graphql::routes(schema, graphql_batch_limit))
+        .merge(graphql::routes(
+            schema,
+            edge.graphql_batch_limit,
+            edge.token.clone(),
+        ))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            edge.token.clone(),
+            auth::require_token,
+        ))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::Extension(BodyLimit(max_body_bytes)))
         .layer(CatchPanicLayer::custom(|_| {

@@ -129,10 +129,13 @@ pub async fn run(
         events: bus.clone(),
     };
     tracing::info!(address = %listener.local_addr()?, database = %redact(&config.database_url), "serving every role in one process");
-    axum::serve(listener, crate::app(state, config.max_body_bytes))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
-        .context("serving HTTP")?;
+    axum::serve(
+        listener,
+        crate::app(state, &crate::EdgeLimits::from_config(&config)),
+    )
+    .with_graceful_shutdown(shutdown.cancelled_owned())
+    .await
+    .context("serving HTTP")?;
 
     tracing::info!("HTTP drained; finishing accepted work");
     background.cancel();

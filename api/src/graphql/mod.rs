@@ -3,24 +3,20 @@
 //! number of database queries however many series are listed), and subscriptions fed from the
 //! event bus. `schema.graphql` at the repository root is `anomaly schema`'s output.
 
+mod http;
 mod loaders;
 mod mutation;
 mod query;
 mod subscription;
 mod types;
+mod ws;
 
 use async_graphql::dataloader::DataLoader;
-use async_graphql::http::GraphiQLSource;
 use async_graphql::{Schema, SchemaBuilder};
-use async_graphql_axum::{
-    GraphQLBatchRequest, GraphQLRequest, GraphQLResponse, GraphQLSubscription,
-};
 use axum::Router;
-use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
+use crate::auth::ApiToken;
 use crate::state::AppState;
 
 pub use mutation::MutationRoot;
@@ -68,66 +64,19 @@ pub fn sdl() -> String {
 struct Endpoint {
     schema: AnomalySchema,
     batch_limit: usize,
+    /// Checked again in a WebSocket's `connection_init`.
+    token: Option<ApiToken>,
 }
 
 /// `/graphql` (POST, batches up to `batch_limit`; GET for queries; GraphiQL for browsers) and
-/// `/graphql/ws` (graphql-transport-ws and graphql-ws).
-pub fn routes(schema: AnomalySchema, batch_limit: usize) -> Router {
-    let subscriptions = GraphQLSubscription::new(schema.clone());
+/// `/graphql/ws` (graphql-transport-ws and graphql-ws, pinged while idle).
+pub fn routes(schema: AnomalySchema, batch_limit: usize, token: Option<ApiToken>) -> Router {
     Router::new()
-        .route("/graphql", get(query_or_graphiql).post(execute))
-        .route_service("/graphql/ws", subscriptions)
+        .route("/graphql", get(http::query_or_graphiql).post(http::execute))
+        .route("/graphql/ws", get(ws::upgrade))
         .with_state(Endpoint {
             schema,
             batch_limit,
+            token,
         })
-}
-
-async fn execute(State(endpoint): State<Endpoint>, request: GraphQLBatchRequest) -> Response {
-    let batch = request.into_inner();
-    if let async_graphql::BatchRequest::Batch(requests) = &batch
-        && requests.len() > endpoint.batch_limit
-    {
-        let error = async_graphql::ServerError::new(
-            format!(
-                "A batch may hold at most {} operations, this one has {}",
-                endpoint.batch_limit,
-                requests.len()
-            ),
-            None,
-        );
-        let mut error = error;
-        error.extensions = Some({
-            let mut ext = async_graphql::ErrorExtensionValues::default();
-            ext.set("code", "BAD_USER_INPUT");
-            ext
-        });
-        let response = async_graphql::Response::from_errors(vec![error]);
-        return GraphQLResponse::from(response).into_response();
-    }
-    GraphQLResponse::from(endpoint.schema.execute_batch(batch).await).into_response()
-}
-
-async fn query_or_graphiql(
-    State(endpoint): State<Endpoint>,
-    headers: HeaderMap,
-    request: Result<GraphQLRequest, async_graphql_axum::rejection::GraphQLRejection>,
-) -> Response {
-    let wants_html = headers
-        .get(axum::http::header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|accept| accept.contains("text/html"));
-    match request {
-        Ok(request) if !wants_html => {
-            let request = request.into_inner();
-            GraphQLResponse::from(endpoint.schema.execute(request).await).into_response()
-        }
-        _ => Html(
-            GraphiQLSource::build()
-                .endpoint("/graphql")
-                .subscription_endpoint("/graphql/ws")
-                .finish(),
-        )
-        .into_response(),
-    }
 }

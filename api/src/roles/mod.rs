@@ -139,7 +139,7 @@ async fn gateway(
         metrics,
         events: bus,
     };
-    let router = crate::app(state, config.max_body_bytes);
+    let router = crate::app(state, &crate::EdgeLimits::from_config(config));
     serve_http(Role::Gateway, listener, router, shutdown).await
 }
 

@@ -24,14 +24,14 @@ fn env_or(name: &str, default: &str) -> String {
 }
 
 /// A fresh PostgreSQL database for this run, dropped at the end.
-struct FreshDatabase {
+pub struct FreshDatabase {
     admin_url: String,
     name: String,
-    url: String,
+    pub url: String,
 }
 
 impl FreshDatabase {
-    async fn create() -> Self {
+    pub async fn create() -> Self {
         let admin_url = env_or(
             "TEST_POSTGRES_URL",
             "postgres://postgres@127.0.0.1:5432/test",
@@ -51,7 +51,7 @@ impl FreshDatabase {
         }
     }
 
-    async fn drop_now(self) {
+    pub async fn drop_now(self) {
         let admin = Database::connect(&self.admin_url)
             .await
             .expect("PostgreSQL");
@@ -64,7 +64,7 @@ impl FreshDatabase {
     }
 }
 
-fn uuid_like() -> String {
+pub fn uuid_like() -> String {
     format!(
         "{:x}{:x}",
         std::process::id(),
@@ -99,14 +99,15 @@ fn handled(process: &RoleProcess, topic: &str) -> u64 {
         .sum()
 }
 
-#[tokio::test]
-#[ignore = "needs PostgreSQL, Redis and a Kafka broker: run bash .ci/run"]
-async fn every_role_as_a_process_on_real_backends_loses_and_doubles_nothing() {
-    let database = FreshDatabase::create().await;
-    let run = uuid_like();
-    let redis_url = env_or("TEST_REDIS_URL", "redis://127.0.0.1:6379");
-    let redis_prefix = format!("e2e:{run}:");
-    let env: Vec<(String, String)> = [
+/// What every role process of one run is started with: its own database, topic prefix and Redis
+/// prefix, port 0, and fast heartbeats.
+pub fn role_env(
+    database: &FreshDatabase,
+    run: &str,
+    redis_url: &str,
+    redis_prefix: &str,
+) -> Vec<(String, String)> {
+    [
         ("DATABASE_URL", database.url.as_str()),
         (
             "KAFKA_BROKERS",
@@ -114,22 +115,42 @@ async fn every_role_as_a_process_on_real_backends_loses_and_doubles_nothing() {
                 .expect("TEST_KAFKA_BROKERS names a running broker (bash .ci/run starts tansu)"),
         ),
         ("KAFKA_TOPIC_PREFIX", &format!("e2e-{run}-")),
-        ("REDIS_URL", &redis_url),
-        ("REDIS_PREFIX", &redis_prefix),
+        ("REDIS_URL", redis_url),
+        ("REDIS_PREFIX", redis_prefix),
         ("APP_HOST", "127.0.0.1"),
         ("APP_PORT", "0"),
         ("HEARTBEAT_INTERVAL_SECS", "1"),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
+    .collect()
+}
 
-    let mut migrate = RoleProcess::start("migrate", &["migrate"], &env);
+/// Runs `anomaly migrate` to completion.
+pub async fn migrate(env: &[(String, String)]) {
+    let mut migrate = RoleProcess::start("migrate", &["migrate"], env);
     migrate
         .wait_for_log("migrations done", |l| {
             message(l) == Some("migrations are up to date")
         })
         .await;
+}
+
+pub fn env_with(env: &[(String, String)], extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut all = env.to_vec();
+    all.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    all
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL, Redis and a Kafka broker: run bash .ci/run"]
+async fn every_role_as_a_process_on_real_backends_loses_and_doubles_nothing() {
+    let database = FreshDatabase::create().await;
+    let run = uuid_like();
+    let redis_url = env_or("TEST_REDIS_URL", "redis://127.0.0.1:6379");
+    let redis_prefix = format!("e2e:{run}:");
+    let env = role_env(&database, &run, &redis_url, &redis_prefix);
+    migrate(&env).await;
 
     let mut trainer = RoleProcess::start("trainer", &["trainer"], &env);
     let mut predictor = RoleProcess::start("predictor", &["predictor"], &env);
@@ -138,9 +159,13 @@ async fn every_role_as_a_process_on_real_backends_loses_and_doubles_nothing() {
     let mut metrics_a = RoleProcess::start("metrics-a", &["metrics-consumer"], &env);
     let mut metrics_b = RoleProcess::start("metrics-b", &["metrics-consumer"], &env);
     let mut training_data = RoleProcess::start("training-data", &["training-data-consumer"], &env);
-    let mut gateway_env = env.clone();
-    gateway_env.push(("TRAINER_URL".into(), trainer_url));
-    gateway_env.push(("PREDICTOR_URL".into(), predictor_url));
+    let gateway_env = env_with(
+        &env,
+        &[
+            ("TRAINER_URL", &trainer_url),
+            ("PREDICTOR_URL", &predictor_url),
+        ],
+    );
     let mut gateway = RoleProcess::start("gateway", &["gateway"], &gateway_env);
     let gateway = Http::new(gateway.base_url().await);
 

@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::demo_scenario::T0;
-use crate::support::{Http, eventually, spawn_app};
+use crate::support::{Http, eventually, spawn_app, spawn_app_with};
 
 impl Http {
     pub async fn graphql(&self, query: &str, variables: Value) -> Value {
@@ -229,6 +229,58 @@ async fn batches_are_limited() {
     let eleven: Vec<Value> = (0..11).map(|_| one.clone()).collect();
     let refused = app.post("/graphql", &Value::Array(eleven)).await.json();
     assert_eq!(code(&refused), "BAD_USER_INPUT");
+
+    let small = spawn_app_with(&[("GRAPHQL_BATCH_LIMIT", "2")]).await;
+    let three: Vec<Value> = (0..3).map(|_| one.clone()).collect();
+    let refused = small.post("/graphql", &Value::Array(three)).await.json();
+    assert_eq!(code(&refused), "BAD_USER_INPUT");
+    assert!(
+        refused["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 2")
+    );
+}
+
+#[tokio::test]
+async fn with_an_api_token_requests_without_it_are_unauthenticated() {
+    let app = spawn_app_with(&[("API_TOKEN", "s3cret")]).await;
+    let query = json!({ "query": "{ health { seriesTrained } }" });
+    let refused = app.post("/graphql", &query).await;
+    assert_eq!(refused.status, 401);
+    assert_eq!(code(&refused.json()), "UNAUTHENTICATED");
+    let wrong = app
+        .answer(
+            app.client
+                .post(format!("{}/graphql", app.base))
+                .bearer_auth("guess")
+                .json(&query),
+        )
+        .await;
+    assert_eq!(wrong.status, 401);
+    let rest = app
+        .fit("sensor_01", &crate::demo_scenario::fit_body(1))
+        .await;
+    assert_eq!(
+        (rest.status, rest.detail()),
+        (401, "Not authenticated".into())
+    );
+
+    let allowed = app
+        .answer(
+            app.client
+                .post(format!("{}/graphql", app.base))
+                .bearer_auth("s3cret")
+                .json(&query),
+        )
+        .await;
+    assert_eq!(allowed.status, 200);
+    assert_eq!(allowed.json()["data"]["health"]["seriesTrained"], 0);
+    assert_eq!(
+        app.get("/healthcheck").await.status,
+        200,
+        "probes stay open"
+    );
 }
 
 #[tokio::test]
@@ -243,4 +295,35 @@ async fn graphiql_is_served_to_browsers() {
         .await;
     assert_eq!(page.status, 200);
     assert!(String::from_utf8_lossy(&page.bytes).contains("graphiql"));
+}
+
+#[tokio::test]
+async fn get_runs_queries_only_and_bad_requests_get_graphql_errors() {
+    let app = spawn_app().await;
+    let query = app
+        .get("/graphql?query=%7B%20health%20%7B%20seriesTrained%20%7D%20%7D")
+        .await;
+    assert_eq!(query.status, 200);
+    assert_eq!(query.json()["data"]["health"]["seriesTrained"], 0);
+
+    let mutation = app
+        .get("/graphql?query=mutation%20%7B%20fit(seriesId%3A%20%22a%22%2C%20points%3A%20%5B%5D)%20%7B%20version%20%7D%20%7D")
+        .await;
+    assert_eq!(mutation.status, 405);
+    assert_eq!(code(&mutation.json()), "BAD_USER_INPUT");
+
+    let missing = app.get("/graphql").await;
+    assert_eq!(missing.status, 400);
+    assert_eq!(code(&missing.json()), "BAD_USER_INPUT");
+
+    let not_json = app
+        .answer(
+            app.client
+                .post(format!("{}/graphql", app.base))
+                .header("content-type", "application/json")
+                .body("{ not json"),
+        )
+        .await;
+    assert_eq!(not_json.status, 400);
+    assert_eq!(code(&not_json.json()), "BAD_USER_INPUT");
 }

@@ -2,11 +2,15 @@
 //! port-0 listener with its own SQLite file, and driven over HTTP.
 
 mod bad_input;
+mod dataloader;
 mod demo_scenario;
 mod distributed;
+mod distributed_subscriptions;
 mod graphql;
 mod online_state;
 mod processes;
+mod subscriptions;
 mod support;
 mod unreachable_roles;
 mod whole_series;
+mod ws_client;

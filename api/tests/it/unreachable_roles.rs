@@ -43,7 +43,18 @@ async fn a_missing_trainer_or_predictor_gets_503_and_recovery_is_automatic() {
     };
     let gateway_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let gateway = Http::new(format!("http://{}", gateway_listener.local_addr().unwrap()));
-    serve(gateway_listener, anomaly_api::app(state, 1 << 20)).await;
+    serve(
+        gateway_listener,
+        anomaly_api::app(
+            state,
+            &anomaly_api::EdgeLimits {
+                max_body_bytes: 1 << 20,
+                graphql_batch_limit: 10,
+                token: None,
+            },
+        ),
+    )
+    .await;
 
     let fit = gateway.fit("sensor_01", &fit_body(1)).await;
     assert_eq!(

@@ -62,6 +62,12 @@ impl SqlStore {
         Ok(Self { db })
     }
 
+    /// A store on a connection whose schema is already up to date (tests wrap a connection to
+    /// count its statements).
+    pub fn from_connection(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+
     pub fn connection(&self) -> &DatabaseConnection {
         &self.db
     }

@@ -1,0 +1,210 @@
+//! GraphQL over HTTP: POST runs an operation or a batch (limited), GET runs queries only (a
+//! mutation or subscription over GET is 405, as the GraphQL-over-HTTP spec asks), a browser's GET
+//! gets GraphiQL, and a request that cannot be parsed gets a 4xx with a GraphQL error body.
+//! Answers are `application/graphql-response+json` when the client accepts it (then a request
+//! error, one that stops execution before it starts, is a 400 without `data`), else
+//! `application/json` with 200, as the GraphQL-over-HTTP spec describes.
+
+use async_graphql::http::GraphiQLSource;
+use async_graphql::parser::types::OperationType;
+use async_graphql::{BatchResponse, ErrorExtensionValues, ParseRequestError, ServerError};
+use async_graphql_axum::{GraphQLBatchRequest, GraphQLRequest};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+
+use super::Endpoint;
+
+const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+
+/// An error answer in GraphQL's shape with `extensions.code`, under `status`.
+fn error_response(status: StatusCode, code: &str, message: String) -> Response {
+    let mut error = ServerError::new(message, None);
+    let mut extensions = ErrorExtensionValues::default();
+    extensions.set("code", code);
+    error.extensions = Some(extensions);
+    let body = serde_json::json!({ "errors": [error] });
+    json_response(status, "application/json", &body)
+}
+
+fn json_response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: &serde_json::Value,
+) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// `response` in the media type the client accepts.
+fn respond(headers: &HeaderMap, response: BatchResponse) -> Response {
+    let modern = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|accept| accept.contains(GRAPHQL_RESPONSE_JSON));
+    let content_type = if modern {
+        GRAPHQL_RESPONSE_JSON
+    } else {
+        "application/json"
+    };
+    match response {
+        BatchResponse::Single(response) => {
+            // Parse, validation and variable errors carry no path and leave no data.
+            let request_error = modern
+                && response.data == async_graphql::Value::Null
+                && !response.errors.is_empty()
+                && response.errors.iter().all(|e| e.path.is_empty());
+            let mut body = serde_json::to_value(&response).unwrap_or_default();
+            if request_error {
+                if let Some(fields) = body.as_object_mut() {
+                    fields.remove("data");
+                }
+                return json_response(StatusCode::BAD_REQUEST, content_type, &body);
+            }
+            json_response(StatusCode::OK, content_type, &body)
+        }
+        BatchResponse::Batch(responses) => {
+            let body = serde_json::to_value(&responses).unwrap_or_default();
+            json_response(StatusCode::OK, content_type, &body)
+        }
+    }
+}
+
+fn missing_query() -> Response {
+    error_response(
+        StatusCode::BAD_REQUEST,
+        "BAD_USER_INPUT",
+        "Missing query".into(),
+    )
+}
+
+/// A body or query string that is not a GraphQL request.
+pub struct BadRequest(ParseRequestError);
+
+impl From<ParseRequestError> for BadRequest {
+    fn from(err: ParseRequestError) -> Self {
+        Self(err)
+    }
+}
+
+impl IntoResponse for BadRequest {
+    fn into_response(self) -> Response {
+        match self.0 {
+            ParseRequestError::PayloadTooLarge => error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "BAD_USER_INPUT",
+                "Request body too large".into(),
+            ),
+            other => error_response(
+                StatusCode::BAD_REQUEST,
+                "BAD_USER_INPUT",
+                format!("Not a GraphQL request: {other}"),
+            ),
+        }
+    }
+}
+
+pub(super) async fn execute(
+    State(endpoint): State<Endpoint>,
+    headers: HeaderMap,
+    request: Result<GraphQLBatchRequest<BadRequest>, BadRequest>,
+) -> Response {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| {
+            t.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
+    if !json {
+        return error_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "BAD_USER_INPUT",
+            "Send the request as application/json".into(),
+        );
+    }
+    let batch = match request {
+        Ok(request) => request.into_inner(),
+        Err(rejection) => return rejection.into_response(),
+    };
+    if let async_graphql::BatchRequest::Single(request) = &batch
+        && request.query.trim().is_empty()
+    {
+        return missing_query();
+    }
+    if let async_graphql::BatchRequest::Batch(requests) = &batch
+        && requests.len() > endpoint.batch_limit
+    {
+        return error_response(
+            StatusCode::OK,
+            "BAD_USER_INPUT",
+            format!(
+                "A batch may hold at most {} operations, this one has {}",
+                endpoint.batch_limit,
+                requests.len()
+            ),
+        );
+    }
+    respond(&headers, endpoint.schema.execute_batch(batch).await)
+}
+
+pub(super) async fn query_or_graphiql(
+    State(endpoint): State<Endpoint>,
+    headers: HeaderMap,
+    request: Result<GraphQLRequest<BadRequest>, BadRequest>,
+) -> Response {
+    let wants_html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    if wants_html {
+        return Html(
+            GraphiQLSource::build()
+                .endpoint("/graphql")
+                .subscription_endpoint("/graphql/ws")
+                .finish(),
+        )
+        .into_response();
+    }
+    let request = match request {
+        Ok(request) => request.into_inner(),
+        Err(rejection) => return rejection.into_response(),
+    };
+    if request.query.trim().is_empty() {
+        return missing_query();
+    }
+    if let Some(kind) = operation_type(&request).filter(|t| *t != OperationType::Query) {
+        let mut response = error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "BAD_USER_INPUT",
+            format!("A {kind} cannot run over GET: use POST"),
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+        return response;
+    }
+    respond(
+        &headers,
+        BatchResponse::Single(endpoint.schema.execute(request).await),
+    )
+}
+
+/// The kind of operation `request` selects, when its document parses and names one.
+fn operation_type(request: &async_graphql::Request) -> Option<OperationType> {
+    let document = async_graphql::parser::parse_query(&request.query).ok()?;
+    document
+        .operations
+        .iter()
+        .find(|(name, _)| match &request.operation_name {
+            Some(wanted) => name.is_some_and(|n| n.as_str() == wanted),
+            None => true,
+        })
+        .map(|(_, operation)| operation.node.ty)
+}

@@ -1,0 +1,130 @@
+//! `/graphql/ws`: GraphQL subscriptions over WebSocket (`graphql-transport-ws`, and the legacy
+//! `graphql-ws` of subscriptions-transport-ws). Beyond what async-graphql-axum's service does, the
+//! server pings every idle connection so proxies keep it open, closes a connection whose client
+//! stopped answering (its subscriptions are dropped with it), and checks the API token sent in
+//! `connection_init` (browsers cannot set headers on a WebSocket).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use async_graphql::futures_util::{SinkExt, StreamExt};
+use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
+use async_graphql::{Data, ErrorExtensions};
+use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use tokio::sync::mpsc;
+use tokio_util::sync::PollSender;
+
+use super::Endpoint;
+
+/// How often the server pings a connection.
+pub const PING_INTERVAL: Duration = Duration::from_secs(15);
+/// Pings a client may leave unanswered (no frame at all from it) before it is taken as gone.
+const MISSED_PINGS: u32 = 3;
+/// Messages queued for one client before the subscription streams wait for it.
+const OUTGOING_QUEUE: usize = 64;
+
+pub(super) async fn upgrade(
+    State(endpoint): State<Endpoint>,
+    protocol: GraphQLProtocol,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    // A client that sent the token as a header (not a browser) is already known.
+    let authorized_by_header = endpoint
+        .token
+        .as_ref()
+        .is_none_or(|token| token.accepts_header(&headers));
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| serve(socket, endpoint, protocol, authorized_by_header))
+}
+
+async fn serve(
+    socket: WebSocket,
+    endpoint: Endpoint,
+    protocol: GraphQLProtocol,
+    authorized_by_header: bool,
+) {
+    let started = Instant::now();
+    let last_heard = Arc::new(AtomicU64::new(0));
+    let (mut socket_sink, socket_stream) = socket.split();
+    let heard = last_heard.clone();
+    let incoming = socket_stream.inspect(move |_| {
+        heard.store(elapsed_ms(started), Ordering::Relaxed);
+    });
+    let (outgoing, mut queued) = mpsc::channel::<Message>(OUTGOING_QUEUE);
+    let outgoing = PollSender::new(outgoing);
+    let token = endpoint.token.clone();
+    let graphql = GraphQLWebSocket::new_with_pair(outgoing, incoming, endpoint.schema, protocol)
+        .on_connection_init(move |payload| async move {
+            match token {
+                Some(token) if !authorized_by_header && !token.accepts_init_payload(&payload) => {
+                    Err(
+                        async_graphql::Error::new(crate::auth::UNAUTHENTICATED_MESSAGE)
+                            .extend_with(|_, e| e.set("code", "UNAUTHENTICATED")),
+                    )
+                }
+                _ => Ok(Data::default()),
+            }
+        })
+        .serve();
+    tokio::pin!(graphql);
+
+    let mut ping =
+        tokio::time::interval_at(tokio::time::Instant::now() + PING_INTERVAL, PING_INTERVAL);
+    let patience = PING_INTERVAL * MISSED_PINGS;
+    let mut graphql_done = false;
+    loop {
+        tokio::select! {
+            () = &mut graphql, if !graphql_done => graphql_done = true,
+            message = queued.recv() => match message {
+                Some(message) => {
+                    if socket_sink.send(forbidden_as_4403(message)).await.is_err() {
+                        return;
+                    }
+                }
+                // The GraphQL side ended and everything it said has been sent.
+                None => return,
+            },
+            _ = ping.tick() => {
+                let silent_ms = elapsed_ms(started).saturating_sub(last_heard.load(Ordering::Relaxed));
+                if Duration::from_millis(silent_ms) > patience {
+                    tracing::info!("closing a WebSocket whose client stopped answering pings");
+                    let _ = socket_sink
+                        .send(Message::Close(Some(CloseFrame {
+                            code: 1001,
+                            reason: "client stopped answering pings".into(),
+                        })))
+                        .await;
+                    return;
+                }
+                if socket_sink.send(Message::Ping(Default::default())).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// async-graphql closes a refused `connection_init` with 1002; graphql-transport-ws asks for
+/// 4403 Forbidden, which clients such as graphql-ws's take as "do not retry".
+fn forbidden_as_4403(message: Message) -> Message {
+    match message {
+        Message::Close(Some(frame)) if frame.reason == crate::auth::UNAUTHENTICATED_MESSAGE => {
+            Message::Close(Some(CloseFrame {
+                code: 4403,
+                reason: frame.reason,
+            }))
+        }
+        other => other,
+    }
+}
+
+fn elapsed_ms(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
