@@ -92,11 +92,7 @@ pub async fn require_token(
 fn is_public(request: &Request) -> bool {
     let path = request.uri().path();
     let get = request.method() == Method::GET;
-    let wants_html = request
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|accept| accept.contains("text/html"));
+    let wants_html = crate::extract::accepts(request.headers(), "text/html");
     (get && path == "/healthcheck")
         || path == "/graphql/ws"
         || (get && path == "/graphql" && wants_html)

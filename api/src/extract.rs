@@ -76,3 +76,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
             .map_err(|rejection| ApiError::bad_request(rejection.body_text()))
     }
 }
+
+/// Whether the request's `Accept` headers name `media_type` (GraphiQL for browsers, the
+/// GraphQL-over-HTTP response type).
+pub fn accepts(headers: &axum::http::HeaderMap, media_type: &str) -> bool {
+    headers
+        .get_all(axum::http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|accept| accept.contains(media_type))
+}

@@ -14,6 +14,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
 use super::Endpoint;
+use crate::extract::accepts;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 
@@ -42,11 +43,7 @@ fn json_response(
 
 /// `response` in the media type the client accepts.
 fn respond(headers: &HeaderMap, response: BatchResponse) -> Response {
-    let modern = headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|accept| accept.contains(GRAPHQL_RESPONSE_JSON));
+    let modern = accepts(headers, GRAPHQL_RESPONSE_JSON);
     let content_type = if modern {
         GRAPHQL_RESPONSE_JSON
     } else {
@@ -159,11 +156,7 @@ pub(super) async fn query_or_graphiql(
     headers: HeaderMap,
     request: Result<GraphQLRequest<BadRequest>, BadRequest>,
 ) -> Response {
-    let wants_html = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|accept| accept.contains("text/html"));
-    if wants_html {
+    if accepts(&headers, "text/html") {
         return Html(
             GraphiQLSource::build()
                 .endpoint("/graphql")
