@@ -1,6 +1,7 @@
-//! The optional API token (`API_TOKEN`). When it is set, every gateway route but `/healthcheck`
-//! and the GraphiQL page needs `Authorization: Bearer <token>`; a WebSocket client may instead
-//! send it in `connection_init` (`{"Authorization": "Bearer <token>"}` or `{"token": "<token>"}`).
+//! The optional API token (`API_TOKEN`). When it is set, every gateway route but `/healthcheck`,
+//! the dashboard's files and the GraphiQL page needs `Authorization: Bearer <token>`; a WebSocket
+//! client may instead send it in `connection_init` (`{"Authorization": "Bearer <token>"}` or
+//! `{"token": "<token>"}`).
 //! Refusals are 401: REST answers `{"detail": ...}`, GraphQL an error with code `UNAUTHENTICATED`.
 
 use std::sync::Arc;
@@ -93,7 +94,7 @@ fn is_public(request: &Request) -> bool {
     let path = request.uri().path();
     let get = request.method() == Method::GET;
     let wants_html = crate::extract::accepts(request.headers(), "text/html");
-    (get && path == "/healthcheck")
+    (get && (path == "/healthcheck" || crate::dashboard::is_dashboard_path(path)))
         || path == "/graphql/ws"
         || (get && path == "/graphql" && wants_html)
 }

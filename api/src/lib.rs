@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod graphql;
@@ -50,7 +51,7 @@ impl EdgeLimits {
     }
 }
 
-/// The gateway's HTTP surface: the REST routes and GraphQL.
+/// The gateway's HTTP surface: the REST routes, GraphQL and the dashboard.
 pub fn app(state: AppState, edge: &EdgeLimits) -> Router {
     let schema = graphql::schema(state.clone());
     let max_body_bytes = edge.max_body_bytes;
@@ -61,6 +62,7 @@ pub fn app(state: AppState, edge: &EdgeLimits) -> Router {
             edge.graphql_batch_limit,
             edge.token.clone(),
         ))
+        .merge(dashboard::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

@@ -2,6 +2,7 @@
 //! port-0 listener with its own SQLite file, and driven over HTTP.
 
 mod bad_input;
+mod dashboard;
 mod dataloader;
 mod demo_scenario;
 mod distributed;

@@ -1,0 +1,265 @@
+export type Maybe<T> = T | null;
+export type InputMaybe<T> = Maybe<T>;
+export type Exact<T extends { [key: string]: unknown }> = { [K in keyof T]: T[K] };
+export type MakeOptional<T, K extends keyof T> = Omit<T, K> & { [SubKey in K]?: Maybe<T[SubKey]> };
+export type MakeMaybe<T, K extends keyof T> = Omit<T, K> & { [SubKey in K]: Maybe<T[SubKey]> };
+export type MakeEmpty<T extends { [key: string]: unknown }, K extends keyof T> = { [_ in K]?: never };
+export type Incremental<T> = T | { [P in keyof T]?: P extends ' $fragmentName' | '__typename' ? T[P] : never };
+/** All built-in and custom scalars, mapped to their actual values */
+export type Scalars = {
+  ID: { input: string; output: string; }
+  String: { input: string; output: string; }
+  Boolean: { input: boolean; output: boolean; }
+  Int: { input: number; output: number; }
+  Float: { input: number; output: number; }
+};
+
+/** How anomalies become alerts (see the README's detection section). */
+export type AlertsInput = {
+  cooldownSecs: InputMaybe<Scalars['Int']['input']>;
+  risingEdge: InputMaybe<Scalars['Boolean']['input']>;
+};
+
+/** A detector and its options; options left out take the documented defaults. */
+export type DetectorInput = {
+  alpha: InputMaybe<Scalars['Float']['input']>;
+  direction: InputMaybe<Direction>;
+  kind: DetectorKind;
+  maxGrowth: InputMaybe<Scalars['Float']['input']>;
+  period: InputMaybe<Scalars['Int']['input']>;
+  seasonal: InputMaybe<Scalars['Boolean']['input']>;
+  threshold: InputMaybe<Scalars['Float']['input']>;
+  window: InputMaybe<Scalars['Int']['input']>;
+};
+
+export type DetectorKind =
+  | 'ADAPTIVE'
+  | 'EWMA'
+  | 'ROBUST'
+  | 'SEASONAL'
+  | 'ZSCORE';
+
+export type Direction =
+  | 'ABOVE'
+  | 'BELOW'
+  | 'BOTH';
+
+export type FitResult = {
+  detector: Scalars['String']['output'];
+  pointsUsed: Scalars['Int']['output'];
+  seriesId: Scalars['String']['output'];
+  version: Scalars['String']['output'];
+};
+
+/** Everything `/healthcheck` reports, typed. */
+export type Health = {
+  inferenceLatency: Latency;
+  instances: Array<Instance>;
+  modelUsage: Array<SeriesUsage>;
+  predictionsPerMinute: Scalars['Float']['output'];
+  seriesTrained: Scalars['Int']['output'];
+  trainingLatency: Latency;
+  trainingsPerMinute: Scalars['Float']['output'];
+};
+
+/** A live role instance and its system figures. */
+export type Instance = {
+  cpuPercent: Scalars['Float']['output'];
+  instance: Scalars['String']['output'];
+  lastSeenMs: Scalars['Float']['output'];
+  loadAvg: Array<Scalars['Float']['output']>;
+  memoryPercent: Scalars['Float']['output'];
+  role: Scalars['String']['output'];
+};
+
+export type Latency = {
+  avgMs: Scalars['Float']['output'];
+  p95Ms: Scalars['Float']['output'];
+};
+
+export type Model = {
+  /** When it was trained, in Unix milliseconds. */
+  createdAtMs: Scalars['Float']['output'];
+  detector: Scalars['String']['output'];
+  pointsUsed: Scalars['Int']['output'];
+  seriesId: Scalars['String']['output'];
+  /** The points it was trained on (they reach the database shortly after `fit` answers). */
+  trainingData: Array<Point>;
+  version: Scalars['String']['output'];
+};
+
+export type MutationRoot = {
+  /** Trains the series' next model version on `points` (at least 3, not all equal). */
+  fit: FitResult;
+  /** Scores one point against the series' newest model (and learns from it). */
+  predict: Prediction;
+  /** Scores `points` of one series in the order given, each learning from the ones before. */
+  predictBatch: Array<Prediction>;
+};
+
+
+export type MutationRootFitArgs = {
+  alerts: InputMaybe<AlertsInput>;
+  detector: InputMaybe<DetectorInput>;
+  points: Array<PointInput>;
+  seriesId: Scalars['String']['input'];
+};
+
+
+export type MutationRootPredictArgs = {
+  point: PointInput;
+  seriesId: Scalars['String']['input'];
+};
+
+
+export type MutationRootPredictBatchArgs = {
+  points: Array<PointInput>;
+  seriesId: Scalars['String']['input'];
+};
+
+/** Information about pagination in a connection */
+export type PageInfo = {
+  /** When paginating forwards, the cursor to continue. */
+  endCursor: Maybe<Scalars['String']['output']>;
+  /** When paginating forwards, are there more items? */
+  hasNextPage: Scalars['Boolean']['output'];
+  /** When paginating backwards, are there more items? */
+  hasPreviousPage: Scalars['Boolean']['output'];
+  /** When paginating backwards, the cursor to continue. */
+  startCursor: Maybe<Scalars['String']['output']>;
+};
+
+/** A point of a series: Unix time in seconds and a finite value. */
+export type Point = {
+  timestamp: Scalars['Int']['output'];
+  value: Scalars['Float']['output'];
+};
+
+export type PointInput = {
+  timestamp: Scalars['Int']['input'];
+  value: Scalars['Float']['input'];
+};
+
+/** A scored point: the verdict and its evidence. */
+export type Prediction = {
+  /** Whether the anomaly raised an alert (after rising-edge and cooldown suppression). */
+  alert: Scalars['Boolean']['output'];
+  /** True when the value lies outside the band on a watched side (`score` > 1). */
+  anomaly: Scalars['Boolean']['output'];
+  detector: Scalars['String']['output'];
+  expected: Scalars['Float']['output'];
+  lower: Maybe<Scalars['Float']['output']>;
+  modelVersion: Scalars['String']['output'];
+  /** At most 1 is normal, above 1 anomalous. */
+  score: Scalars['Float']['output'];
+  seriesId: Scalars['String']['output'];
+  timestamp: Scalars['Int']['output'];
+  upper: Maybe<Scalars['Float']['output']>;
+  value: Scalars['Float']['output'];
+};
+
+export type QueryRoot = {
+  /** Latencies, throughput, usage and every live role instance. */
+  health: Health;
+  /** One model version (`version` like `v2`), or null. */
+  model: Maybe<Model>;
+  /** A trained series, or null if it has no model. */
+  series: Maybe<Series>;
+  /** Trained series in id order, a page at a time (`first` at most 100; `after` a cursor). */
+  seriesList: SeriesConnection;
+};
+
+
+export type QueryRootModelArgs = {
+  seriesId: Scalars['String']['input'];
+  version: Scalars['String']['input'];
+};
+
+
+export type QueryRootSeriesArgs = {
+  id: Scalars['String']['input'];
+};
+
+
+export type QueryRootSeriesListArgs = {
+  after: InputMaybe<Scalars['String']['input']>;
+  first?: Scalars['Int']['input'];
+};
+
+/** A series and its model versions. */
+export type Series = {
+  id: Scalars['String']['output'];
+  /** The newest version, the one `predict` uses. */
+  latest: Maybe<Model>;
+  /** Every version, oldest first. */
+  models: Array<Model>;
+};
+
+export type SeriesConnection = {
+  /** A list of edges. */
+  edges: Array<SeriesEdge>;
+  /** A list of nodes. */
+  nodes: Array<Series>;
+  /** Information to aid in pagination. */
+  pageInfo: PageInfo;
+};
+
+/** An edge in a connection. */
+export type SeriesEdge = {
+  /** A cursor for use in pagination */
+  cursor: Scalars['String']['output'];
+  /** The item at the end of the edge */
+  node: Series;
+};
+
+export type SeriesUsage = {
+  predictions: Scalars['Int']['output'];
+  seriesId: Scalars['String']['output'];
+};
+
+export type SubscriptionRoot = {
+  /** Alerts as they happen, of one series or all; `minScore` drops weaker ones. */
+  anomalies: Prediction;
+  /** Every scored point of one series as it happens. */
+  predictions: Prediction;
+};
+
+
+export type SubscriptionRootAnomaliesArgs = {
+  minScore: InputMaybe<Scalars['Float']['input']>;
+  seriesId: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type SubscriptionRootPredictionsArgs = {
+  seriesId: Scalars['String']['input'];
+};
+
+export type ScoredPointFragment = { seriesId: string, timestamp: number, value: number, expected: number, lower: number | null, upper: number | null, score: number, anomaly: boolean, alert: boolean, detector: string, modelVersion: string };
+
+export type SeriesListQueryVariables = Exact<{
+  first: Scalars['Int']['input'];
+  after: InputMaybe<Scalars['String']['input']>;
+}>;
+
+
+export type SeriesListQuery = { seriesList: { nodes: Array<{ id: string, models: Array<{ version: string, detector: string, pointsUsed: number, createdAtMs: number }> }>, pageInfo: { hasNextPage: boolean, endCursor: string | null } } };
+
+export type HealthQueryVariables = Exact<{ [key: string]: never; }>;
+
+
+export type HealthQuery = { health: { seriesTrained: number, predictionsPerMinute: number, trainingsPerMinute: number, inferenceLatency: { avgMs: number, p95Ms: number }, trainingLatency: { avgMs: number, p95Ms: number }, instances: Array<{ role: string, instance: string, cpuPercent: number, memoryPercent: number, loadAvg: Array<number>, lastSeenMs: number }> } };
+
+export type AnomaliesSubscriptionVariables = Exact<{
+  minScore: InputMaybe<Scalars['Float']['input']>;
+}>;
+
+
+export type AnomaliesSubscription = { anomalies: { seriesId: string, timestamp: number, value: number, expected: number, lower: number | null, upper: number | null, score: number, anomaly: boolean, alert: boolean, detector: string, modelVersion: string } };
+
+export type PredictionsSubscriptionVariables = Exact<{
+  seriesId: Scalars['String']['input'];
+}>;
+
+
+export type PredictionsSubscription = { predictions: { seriesId: string, timestamp: number, value: number, expected: number, lower: number | null, upper: number | null, score: number, anomaly: boolean, alert: boolean, detector: string, modelVersion: string } };
