@@ -52,8 +52,12 @@ export function feedEntry(point: ScoredPointFragment, choose: (id: string) => vo
   );
 }
 
+function figure(name: string, label: string, value: string): HTMLElement {
+  return el("div", { class: "figure" }, el("span", { class: "muted" }, label), el("span", { "data-figure": name }, value));
+}
+
 function latency(label: string, figures: { avgMs: number; p95Ms: number }): HTMLElement {
-  return el("div", { class: "figure" }, el("span", { class: "muted" }, label), `${round(figures.avgMs)} ms avg · ${round(figures.p95Ms)} ms p95`);
+  return figure(`${label}-latency`, `${label} latency`, `${round(figures.avgMs, 3)} ms avg · ${round(figures.p95Ms, 3)} ms p95`);
 }
 
 export function health(container: HTMLElement, data: HealthQuery["health"]): void {
@@ -63,9 +67,9 @@ export function health(container: HTMLElement, data: HealthQuery["health"]): voi
     el(
       "div",
       { class: "figures" },
-      el("div", { class: "figure" }, el("span", { class: "muted" }, "series trained"), String(data.seriesTrained)),
-      el("div", { class: "figure" }, el("span", { class: "muted" }, "predictions / min"), round(data.predictionsPerMinute, 1)),
-      el("div", { class: "figure" }, el("span", { class: "muted" }, "trainings / min"), round(data.trainingsPerMinute, 1)),
+      figure("series-trained", "series trained", String(data.seriesTrained)),
+      figure("predictions-per-minute", "predictions / min", round(data.predictionsPerMinute, 1)),
+      figure("trainings-per-minute", "trainings / min", round(data.trainingsPerMinute, 1)),
       latency("inference", data.inferenceLatency),
       latency("training", data.trainingLatency),
     ),

@@ -117,7 +117,17 @@ try {
   }
 
   await until(SETUP_MS, "the chart shows a live prediction", steadyPointShown);
+  for (let i = 0; i < 20; i++) await predict(10 + Math.sin(i / 2) * 0.4);
   await anomalyShown("first anomaly");
+  // The health panel (refreshed every 5 s) lists the series and every role of `serve`.
+  await page.waitForFunction(
+    () => document.querySelector('#health [data-figure="series-trained"]')?.textContent === "1",
+    null,
+    { timeout: SETUP_MS },
+  );
+  for (const role of ["gateway", "trainer", "predictor", "metrics-consumer", "training-data-consumer"]) {
+    await page.locator("#health td", { hasText: new RegExp(`^${role}$`) }).waitFor({ timeout: SETUP_MS });
+  }
   await page.screenshot({ path: screenshot, fullPage: true });
 
   server.kill("SIGKILL");
