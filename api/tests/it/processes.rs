@@ -94,6 +94,11 @@ impl RoleProcess {
         self.lines.lock().unwrap().clone()
     }
 
+    /// The last lines it logged, for failure messages.
+    pub fn log_tail(&self) -> String {
+        tail(&self.lines)
+    }
+
     /// SIGKILL: the process gets no chance to finish anything.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

@@ -58,6 +58,10 @@ fn unavailable(err: KafkaError) -> BusError {
 }
 
 impl KafkaBus {
+    /// How long the group coordinator waits for a silent member (one that died without leaving)
+    /// before handing its partitions to the others.
+    pub const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
+
     /// Connects, and creates the topics of SPEC §7 that are missing.
     pub async fn connect(options: KafkaOptions) -> Result<Self, BusError> {
         let producer: FutureProducer = ClientConfig::new()
@@ -132,7 +136,10 @@ impl KafkaBus {
             .set("bootstrap.servers", &self.options.brokers)
             .set("group.id", format!("{}{group}", self.options.prefix))
             .set("enable.partition.eof", "false")
-            .set("session.timeout.ms", "10000")
+            .set(
+                "session.timeout.ms",
+                Self::SESSION_TIMEOUT.as_millis().to_string(),
+            )
             .set("heartbeat.interval.ms", "1000");
         config
     }
