@@ -69,19 +69,27 @@ export class Chart {
       return;
     }
 
-    const values = points.flatMap((p) => [p.value, p.expected, p.lower ?? p.value, p.upper ?? p.value]);
-    let low = Math.min(...values);
-    let high = Math.max(...values);
+    // The scale fits the bands and the normal points; an anomaly far outside them is pinned to
+    // the edge (its tooltip keeps the true value), so one spike does not flatten the band.
+    const normal = points.flatMap((p) => [p.expected, p.lower ?? p.expected, p.upper ?? p.expected, ...(p.anomaly ? [] : [p.value])]);
+    let low = Math.min(...normal);
+    let high = Math.max(...normal);
     if (high === low) [low, high] = [low - 1, high + 1];
+    const span = high - low;
+    for (const p of points) {
+      if (p.anomaly && p.value > high && p.value <= high + 2 * span) high = p.value;
+      if (p.anomaly && p.value < low && p.value >= low - 2 * span) low = p.value;
+    }
     const pad = (high - low) * 0.05;
     [low, high] = [low - pad, high + pad];
+    const pinned = (v: number) => Math.min(Math.max(v, low), high);
     const first = points[0].timestamp;
     const last = points[points.length - 1].timestamp;
     const plotWidth = width - MARGIN.left - MARGIN.right;
     const plotHeight = HEIGHT - MARGIN.top - MARGIN.bottom;
     const x = (t: number) =>
       MARGIN.left + (last === first ? plotWidth / 2 : ((t - first) / (last - first)) * plotWidth);
-    const y = (v: number) => MARGIN.top + (1 - (v - low) / (high - low)) * plotHeight;
+    const y = (v: number) => MARGIN.top + (1 - (pinned(v) - low) / (high - low)) * plotHeight;
     const line = (pick: (p: ScoredPointFragment) => number) =>
       points.map((p, i) => `${i === 0 ? "M" : "L"}${x(p.timestamp).toFixed(1)},${y(pick(p)).toFixed(1)}`).join("");
 
@@ -111,7 +119,7 @@ export class Chart {
         cx: x(p.timestamp),
         cy: y(p.value),
         r: p.anomaly ? 5 : 2,
-        class: p.anomaly ? "anomaly" : "point",
+        class: [p.anomaly ? "anomaly" : "point", pinned(p.value) !== p.value ? "off-scale" : ""].join(" ").trim(),
         "data-timestamp": p.timestamp,
       });
       const title = svg("title", {});
