@@ -8,7 +8,6 @@
 use std::sync::LazyLock;
 
 use axum::Router;
-use axum::extract::Path;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -89,27 +88,25 @@ static SCRIPT: LazyLock<Asset> =
 static STYLE: LazyLock<Asset> =
     LazyLock::new(|| Asset::new(built!("assets/app.css"), "text/css; charset=utf-8"));
 
+/// The page and its two assets; any other path under `/dashboard` falls through to the app's 404.
 pub fn routes() -> Router {
     Router::new()
         .route("/dashboard", get(index))
         .route("/dashboard/", get(index))
-        .route("/dashboard/assets/{file}", get(asset))
+        .route("/dashboard/assets/app.js", get(script))
+        .route("/dashboard/assets/app.css", get(style))
 }
 
 async fn index(headers: HeaderMap) -> Response {
     INDEX.respond(&headers)
 }
 
-async fn asset(Path(file): Path<String>, headers: HeaderMap) -> Response {
-    match file.as_str() {
-        "app.js" => SCRIPT.respond(&headers),
-        "app.css" => STYLE.respond(&headers),
-        _ => (
-            StatusCode::NOT_FOUND,
-            axum::Json(serde_json::json!({ "detail": "Not Found" })),
-        )
-            .into_response(),
-    }
+async fn script(headers: HeaderMap) -> Response {
+    SCRIPT.respond(&headers)
+}
+
+async fn style(headers: HeaderMap) -> Response {
+    STYLE.respond(&headers)
 }
 
 /// Whether a request asks for the dashboard's files (public even with `API_TOKEN`).

@@ -42,20 +42,15 @@ fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
 /// several statements; 5 ms keeps a level in one, at that much latency on nested fields only.
 pub const LOADER_WINDOW: std::time::Duration = std::time::Duration::from_millis(5);
 
+fn windowed<T: Send + Sync + 'static>(loader: T) -> DataLoader<T> {
+    DataLoader::new(loader, tokio::spawn).delay(LOADER_WINDOW)
+}
+
 /// The schema serving `state`.
 pub fn schema(state: AppState) -> AnomalySchema {
     builder()
-        .data(
-            DataLoader::new(loaders::ModelsLoader(state.store.clone()), tokio::spawn)
-                .delay(LOADER_WINDOW),
-        )
-        .data(
-            DataLoader::new(
-                loaders::TrainingDataLoader(state.store.clone()),
-                tokio::spawn,
-            )
-            .delay(LOADER_WINDOW),
-        )
+        .data(windowed(loaders::ModelsLoader(state.store.clone())))
+        .data(windowed(loaders::TrainingDataLoader(state.store.clone())))
         .data(state)
         .finish()
 }
