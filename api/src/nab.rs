@@ -85,6 +85,10 @@ pub fn run(args: &NabArgs) -> anyhow::Result<()> {
         report.elapsed.as_secs_f64(),
         report.points_per_second()
     );
+    println!(
+        "detector state per series at the end of its file: mean {} bytes, largest {} bytes",
+        report.state_bytes_mean, report.state_bytes_max
+    );
     for file in &report.unfitted {
         println!("not fitted (constant probationary prefix), scored 0: {file}");
     }

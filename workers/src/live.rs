@@ -29,7 +29,7 @@ impl LiveState {
     pub fn fresh(model: &TrainedModel) -> Self {
         Self {
             detector: model.detector.clone(),
-            gate: AlertGate::new(model.alerts),
+            gate: AlertGate::new(model.alerts, model.detector.quiet_points()),
             seen: 0,
         }
     }
@@ -56,6 +56,15 @@ pub fn score_series(
     points: &[Point],
     training_points: usize,
 ) -> Result<Vec<Observation>, InvalidInput> {
+    score_series_to_state(spec, points, training_points).map(|(observed, _)| observed)
+}
+
+/// `score_series`, also giving back the state it ends in.
+pub fn score_series_to_state(
+    spec: &ModelSpec,
+    points: &[Point],
+    training_points: usize,
+) -> Result<(Vec<Observation>, LiveState), InvalidInput> {
     if training_points >= points.len() {
         return Err(InvalidInput(format!(
             "training_points ({training_points}) must leave at least one of the {} points to score",
@@ -73,7 +82,8 @@ pub fn score_series(
         created_at_ms: 0,
     };
     let mut state = LiveState::fresh(&model);
-    Ok(rest.iter().map(|&p| state.observe(p)).collect())
+    let observed = rest.iter().map(|&p| state.observe(p)).collect();
+    Ok((observed, state))
 }
 
 #[cfg(test)]

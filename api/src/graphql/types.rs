@@ -44,6 +44,7 @@ impl PointInput {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
 pub enum DetectorKind {
+    Art,
     Adaptive,
     Zscore,
     Ewma,
@@ -69,11 +70,15 @@ pub struct DetectorInput {
     pub period: Option<u32>,
     pub seasonal: Option<bool>,
     pub max_growth: Option<f64>,
+    pub relearn_after: Option<u32>,
+    pub extreme_margin: Option<f64>,
+    pub max_categories: Option<u32>,
 }
 
 impl DetectorInput {
     pub fn parse(self) -> Result<DetectorSpec, ApiError> {
         let kind = match self.kind {
+            DetectorKind::Art => "art",
             DetectorKind::Adaptive => "adaptive",
             DetectorKind::Zscore => "zscore",
             DetectorKind::Ewma => "ewma",
@@ -104,6 +109,9 @@ impl DetectorInput {
         put("period", self.period.map(Into::into));
         put("seasonal", self.seasonal.map(Into::into));
         put("max_growth", self.max_growth.map(Into::into));
+        put("relearn_after", self.relearn_after.map(Into::into));
+        put("extreme_margin", self.extreme_margin.map(Into::into));
+        put("max_categories", self.max_categories.map(Into::into));
         serde_json::from_value(serde_json::Value::Object(fields))
             .map_err(|e| ApiError::bad_request(format!("detector: {e}")))
     }
@@ -114,6 +122,7 @@ impl DetectorInput {
 pub struct AlertsInput {
     pub rising_edge: Option<bool>,
     pub cooldown_secs: Option<u32>,
+    pub quiet_points: Option<u32>,
 }
 
 impl AlertsInput {
@@ -122,6 +131,7 @@ impl AlertsInput {
         AlertOptions {
             rising_edge: self.rising_edge.unwrap_or(defaults.rising_edge),
             cooldown_secs: self.cooldown_secs.map_or(defaults.cooldown_secs, u64::from),
+            quiet_points: self.quiet_points.map(u64::from),
         }
     }
 }
@@ -142,7 +152,8 @@ pub struct Prediction {
     pub detector: String,
     pub timestamp: i64,
     pub value: f64,
-    /// True when the value lies outside the band on a watched side (`score` > 1).
+    /// `score` > 1: the value lies outside the band on a watched side, or (`art`) its pattern
+    /// is novel.
     pub anomaly: bool,
     /// Whether the anomaly raised an alert (after rising-edge and cooldown suppression).
     pub alert: bool,

@@ -62,7 +62,7 @@ async fn fit_predict_and_query_a_series_with_its_training_data() {
         .await;
     assert_eq!(
         fit["data"]["fit"],
-        json!({ "seriesId": "sensor_01", "version": "v1", "pointsUsed": 3, "detector": "adaptive" })
+        json!({ "seriesId": "sensor_01", "version": "v1", "pointsUsed": 3, "detector": "art" })
     );
     let refit = app
         .graphql(
@@ -146,7 +146,7 @@ async fn fit_predict_and_query_a_series_with_its_training_data() {
         .await;
     assert_eq!(
         model["data"]["model"],
-        json!({ "version": "v1", "detector": "adaptive", "pointsUsed": 3 })
+        json!({ "version": "v1", "detector": "art", "pointsUsed": 3 })
     );
     let list = app
         .graphql(

@@ -55,7 +55,7 @@ async fn scores(app: &TestApp, points: &[Point]) -> Vec<f64> {
         let answer = app.predict("rhythm", p.timestamp, p.value).await;
         assert_eq!(answer.status, 200);
         let body = answer.json();
-        assert_eq!(body["detector"], "adaptive");
+        assert_eq!(body["detector"], "art");
         out.push(body["score"].as_f64().unwrap());
     }
     out

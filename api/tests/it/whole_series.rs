@@ -30,7 +30,7 @@ async fn a_whole_series_is_scored_in_order_and_nothing_is_stored() {
         String::from_utf8_lossy(&answer.bytes)
     );
     let body = answer.json();
-    assert_eq!(body["detector"], "adaptive");
+    assert_eq!(body["detector"], "art");
     assert_eq!(body["training_points"], 100);
     let points = body["points"].as_array().unwrap();
     assert_eq!(points.len(), 100);

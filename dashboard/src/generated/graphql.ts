@@ -17,6 +17,7 @@ export type Scalars = {
 /** How anomalies become alerts (see the README's detection section). */
 export type AlertsInput = {
   cooldownSecs: InputMaybe<Scalars['Int']['input']>;
+  quietPoints: InputMaybe<Scalars['Int']['input']>;
   risingEdge: InputMaybe<Scalars['Boolean']['input']>;
 };
 
@@ -24,9 +25,12 @@ export type AlertsInput = {
 export type DetectorInput = {
   alpha: InputMaybe<Scalars['Float']['input']>;
   direction: InputMaybe<Direction>;
+  extremeMargin: InputMaybe<Scalars['Float']['input']>;
   kind: DetectorKind;
+  maxCategories: InputMaybe<Scalars['Int']['input']>;
   maxGrowth: InputMaybe<Scalars['Float']['input']>;
   period: InputMaybe<Scalars['Int']['input']>;
+  relearnAfter: InputMaybe<Scalars['Int']['input']>;
   seasonal: InputMaybe<Scalars['Boolean']['input']>;
   threshold: InputMaybe<Scalars['Float']['input']>;
   window: InputMaybe<Scalars['Int']['input']>;
@@ -34,6 +38,7 @@ export type DetectorInput = {
 
 export type DetectorKind =
   | 'ADAPTIVE'
+  | 'ART'
   | 'EWMA'
   | 'ROBUST'
   | 'SEASONAL'
@@ -144,7 +149,10 @@ export type PointInput = {
 export type Prediction = {
   /** Whether the anomaly raised an alert (after rising-edge and cooldown suppression). */
   alert: Scalars['Boolean']['output'];
-  /** True when the value lies outside the band on a watched side (`score` > 1). */
+  /**
+   * `score` > 1: the value lies outside the band on a watched side, or (`art`) its pattern
+   * is novel.
+   */
   anomaly: Scalars['Boolean']['output'];
   detector: Scalars['String']['output'];
   expected: Scalars['Float']['output'];

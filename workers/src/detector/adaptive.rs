@@ -3,6 +3,10 @@
 //! recent window. A value is anomalous when it strays further than `threshold` times anything
 //! recent: heavy-tailed series must break their own records, quiet ones alarm on smaller moves,
 //! so one threshold suits both.
+//!
+//! A point it flags is not learnt (a run of spikes must not widen the band or drag the
+//! baseline), unless the run lasts `relearn_after` points: then the series has moved, and it
+//! learns the new level.
 
 use std::collections::VecDeque;
 
@@ -32,6 +36,9 @@ pub struct AdaptiveOptions {
     /// How far one point may raise the record, as a multiple of it: an anomaly widens the band
     /// only so much, so a repeat of the same spike is still caught.
     pub max_growth: f64,
+    /// After this many anomalous points in a row, learn from them again: a shift that lasts is
+    /// the new normal.
+    pub relearn_after: u32,
 }
 
 impl Default for AdaptiveOptions {
@@ -44,6 +51,7 @@ impl Default for AdaptiveOptions {
             period: None,
             direction: Direction::Both,
             max_growth: 2.0,
+            relearn_after: 30,
         }
     }
 }
@@ -57,6 +65,9 @@ pub struct Adaptive {
     /// Absolute deviations of the most recent points from their baseline.
     pub deviations: VecDeque<f64>,
     pub floor: f64,
+    /// Anomalous points in a row so far.
+    #[serde(default)]
+    pub flagged_run: u32,
 }
 
 impl Adaptive {
@@ -69,6 +80,9 @@ impl Adaptive {
             return Err(InvalidInput(
                 "max_growth must be a finite number of at least 1".into(),
             ));
+        }
+        if options.relearn_after == 0 {
+            return Err(InvalidInput("relearn_after must be at least 1".into()));
         }
         if !(3..=100_000).contains(&options.window) {
             return Err(InvalidInput("window must be between 3 and 100000".into()));
@@ -113,6 +127,7 @@ impl Adaptive {
             next_phase: n % period,
             deviations,
             floor: scale_floor(values.iter().copied()),
+            flagged_run: 0,
         })
     }
 
@@ -122,21 +137,37 @@ impl Adaptive {
     }
 
     pub fn score(&self, point: Point) -> Verdict {
+        self.score_with(point, self.record())
+    }
+
+    fn score_with(&self, point: Point, record: f64) -> Verdict {
         let expected = self.baselines[self.next_phase];
-        let half_width = self.options.threshold * self.record();
+        let half_width = self.options.threshold * record;
         Verdict::against_band(point.value, expected, half_width, self.options.direction)
     }
 
-    pub fn learn(&mut self, point: Point) {
+    /// Scores `point`, then learns from it unless it is anomalous (see the module's notes).
+    pub fn observe(&mut self, point: Point) -> Verdict {
+        let record = self.record();
+        let verdict = self.score_with(point, record);
         let phase = self.next_phase;
+        self.next_phase = (phase + 1) % self.period;
+        if verdict.anomaly {
+            self.flagged_run = self.flagged_run.saturating_add(1);
+            if self.flagged_run < self.options.relearn_after {
+                return verdict;
+            }
+        } else {
+            self.flagged_run = 0;
+        }
         let residual = point.value - self.baselines[phase];
         if self.deviations.len() >= self.options.window {
             self.deviations.pop_front();
         }
-        let deviation = residual.abs().min(self.options.max_growth * self.record());
+        let deviation = residual.abs().min(self.options.max_growth * record);
         self.deviations.push_back(deviation);
         self.baselines[phase] += self.options.alpha * residual;
-        self.next_phase = (phase + 1) % self.period;
+        verdict
     }
 }
 
@@ -185,6 +216,48 @@ mod tests {
                 })
                 .anomaly,
             "one spike widens the band only so much: its repeat is still caught"
+        );
+    }
+
+    #[test]
+    fn does_not_learn_from_the_spikes_it_flags() {
+        let history = testing::baseline(400, 21);
+        let mut model = spec().fit(&training(&history[..300])).unwrap();
+        testing::observe_all(&mut model, &history[300..], 300);
+        let mut timestamp = 400;
+        for spike in 0..10 {
+            let verdicts = testing::observe_all(&mut model, &[1000.0], timestamp);
+            assert!(verdicts[0].anomaly, "spike {spike}");
+            timestamp += 1;
+            testing::observe_all(&mut model, &testing::baseline(5, spike), timestamp);
+            timestamp += 5;
+        }
+        for spike in 0..10 {
+            testing::observe_all(&mut model, &[1000.0], timestamp + spike);
+        }
+        let after = model.score(Point {
+            timestamp: 0,
+            value: 10.2,
+        });
+        assert!(
+            !after.anomaly,
+            "ten spikes (and a run of ten) later: {after:?}"
+        );
+    }
+
+    #[test]
+    fn learns_a_shift_that_lasts() {
+        let history = testing::baseline(300, 22);
+        let mut model = spec().fit(&training(&history)).unwrap();
+        let shifted: Vec<f64> = testing::baseline(200, 23)
+            .into_iter()
+            .map(|v| v + 50.0)
+            .collect();
+        let verdicts = testing::observe_all(&mut model, &shifted, 300);
+        assert!(verdicts[0].anomaly);
+        assert!(
+            verdicts[150..].iter().all(|v| !v.anomaly),
+            "the new level is normal once it has lasted"
         );
     }
 
@@ -256,6 +329,10 @@ mod tests {
             },
             AdaptiveOptions {
                 max_growth: 0.5,
+                ..Default::default()
+            },
+            AdaptiveOptions {
+                relearn_after: 0,
                 ..Default::default()
             },
             AdaptiveOptions {

@@ -1,6 +1,8 @@
 //! Alert suppression: turns a stream of verdicts into alerts. With `rising_edge`, a run of
 //! anomalous points raises one alert, at its start; `cooldown_secs` keeps quiet for that long
-//! after an alert. Scores and verdicts are untouched: only anomaly events are suppressed.
+//! (series time) after an alert, `quiet_points` for that many points (by default the detector's
+//! own: one alert per event for `art`). Scores and verdicts are untouched: only anomaly events
+//! are suppressed.
 
 use serde::{Deserialize, Serialize};
 
@@ -9,6 +11,8 @@ use serde::{Deserialize, Serialize};
 pub struct AlertOptions {
     pub rising_edge: bool,
     pub cooldown_secs: u64,
+    /// Points to stay quiet after an alert; `None` takes the detector's default.
+    pub quiet_points: Option<u64>,
 }
 
 impl Default for AlertOptions {
@@ -16,6 +20,7 @@ impl Default for AlertOptions {
         Self {
             rising_edge: true,
             cooldown_secs: 0,
+            quiet_points: None,
         }
     }
 }
@@ -25,12 +30,19 @@ pub struct AlertGate {
     pub options: AlertOptions,
     pub previous_anomalous: bool,
     pub last_alert_at: Option<i64>,
+    /// The quiet spell after an alert, in points, and what is left of the current one.
+    #[serde(default)]
+    pub quiet_points: u64,
+    #[serde(default)]
+    pub quiet_left: u64,
 }
 
 impl AlertGate {
-    pub fn new(options: AlertOptions) -> Self {
+    /// A gate for `options`, with `detector_quiet_points` when they leave `quiet_points` out.
+    pub fn new(options: AlertOptions, detector_quiet_points: u64) -> Self {
         Self {
             options,
+            quiet_points: options.quiet_points.unwrap_or(detector_quiet_points),
             ..Default::default()
         }
     }
@@ -43,8 +55,11 @@ impl AlertGate {
             timestamp.saturating_sub(at)
                 < i64::try_from(self.options.cooldown_secs).unwrap_or(i64::MAX)
         });
-        if anomalous && !continuing && !cooling {
+        let quiet = self.quiet_left > 0;
+        self.quiet_left = self.quiet_left.saturating_sub(1);
+        if anomalous && !continuing && !cooling && !quiet {
             self.last_alert_at = Some(timestamp);
+            self.quiet_left = self.quiet_points;
             true
         } else {
             false
@@ -57,7 +72,7 @@ mod tests {
     use super::*;
 
     fn run(options: AlertOptions, verdicts: &[(bool, i64)]) -> Vec<bool> {
-        let mut gate = AlertGate::new(options);
+        let mut gate = AlertGate::new(options, 0);
         verdicts.iter().map(|&(a, t)| gate.admit(a, t)).collect()
     }
 
@@ -67,7 +82,7 @@ mod tests {
         assert_eq!(run(AlertOptions::default(), &v), [true, false, false, true]);
         let every = AlertOptions {
             rising_edge: false,
-            cooldown_secs: 0,
+            ..Default::default()
         };
         assert_eq!(run(every, &v), [true, true, false, true]);
     }
@@ -82,9 +97,29 @@ mod tests {
             (true, 600),
         ];
         let options = AlertOptions {
-            rising_edge: true,
             cooldown_secs: 300,
+            ..Default::default()
         };
         assert_eq!(run(options, &v), [true, false, false, false, true]);
+    }
+
+    #[test]
+    fn a_quiet_spell_counts_points() {
+        let v: Vec<(bool, i64)> = [true, false, true, false, true, false, true]
+            .iter()
+            .map(|&a| (a, 0))
+            .collect();
+        let mut gate = AlertGate::new(AlertOptions::default(), 3);
+        let alerts: Vec<bool> = v.iter().map(|&(a, t)| gate.admit(a, t)).collect();
+        assert_eq!(alerts, [true, false, false, false, true, false, false]);
+        let options = AlertOptions {
+            quiet_points: Some(0),
+            ..Default::default()
+        };
+        assert_eq!(
+            run(options, &v),
+            [true, false, true, false, true, false, true],
+            "the options override the detector's spell"
+        );
     }
 }

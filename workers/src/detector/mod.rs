@@ -4,14 +4,16 @@
 //! it. A fitted detector is plain data (serde), so a model version and a checkpoint are the
 //! same JSON.
 //!
-//! Kinds: `zscore` (the seed's static rule, two-sided by default), `ewma` (online z-score with
+//! Kinds: `art` (the default: a fuzzy ART network that reports novel patterns, plus the
+//! new-extreme rule; sparse, calibrated scores), `zscore` (the seed's static rule, two-sided by default), `ewma` (online z-score with
 //! exponentially weighted mean and variance), `robust` (median/MAD of a sliding window, with a
 //! scale floor) and `seasonal` (per-phase baseline for a period found at fit time or given).
-//! `adaptive` (the default) follows the series with a slow, per-phase baseline and scales its band
+//! `adaptive` follows the series with a slow, per-phase baseline and scales its band
 //! by the largest recent deviation. `AlertGate` turns verdicts into alerts (rising edge,
 //! cooldown).
 
 mod adaptive;
+mod art;
 mod ewma;
 mod gate;
 mod robust;
@@ -24,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::{InvalidInput, Point, TrainingSet};
 
 pub use adaptive::{Adaptive, AdaptiveOptions};
+pub use art::{Art, ArtOptions};
 pub use ewma::{Ewma, EwmaOptions};
 pub use gate::{AlertGate, AlertOptions};
 pub use robust::{Robust, RobustOptions};
@@ -49,12 +52,13 @@ pub enum DetectorSpec {
     Robust(RobustOptions),
     Seasonal(SeasonalOptions),
     Adaptive(AdaptiveOptions),
+    Art(ArtOptions),
 }
 
-/// The default: `adaptive`, chosen on NAB (see the README's detection section).
+/// The default: `art`, chosen on NAB (see the README's detection section).
 impl Default for DetectorSpec {
     fn default() -> Self {
-        Self::Adaptive(AdaptiveOptions::default())
+        Self::Art(ArtOptions::default())
     }
 }
 
@@ -66,6 +70,7 @@ impl DetectorSpec {
             Self::Robust(o) => DetectorParams::Robust(Robust::fit(o, training)?),
             Self::Seasonal(o) => DetectorParams::Seasonal(Seasonal::fit(o, training)?),
             Self::Adaptive(o) => DetectorParams::Adaptive(Adaptive::fit(o, training)?),
+            Self::Art(o) => DetectorParams::Art(Art::fit(o, training)?),
         })
     }
 
@@ -77,11 +82,13 @@ impl DetectorSpec {
             "robust" => Self::Robust(RobustOptions::default()),
             "seasonal" => Self::Seasonal(SeasonalOptions::default()),
             "adaptive" => Self::Adaptive(AdaptiveOptions::default()),
+            "art" => Self::Art(ArtOptions::default()),
             _ => return None,
         })
     }
 
-    pub const NAMES: [&'static str; 5] = ["zscore", "ewma", "robust", "seasonal", "adaptive"];
+    pub const NAMES: [&'static str; 6] =
+        ["art", "zscore", "ewma", "robust", "seasonal", "adaptive"];
 
     /// The kind's name, as `named` takes it.
     pub fn name(&self) -> &'static str {
@@ -91,6 +98,7 @@ impl DetectorSpec {
             Self::Robust(_) => "robust",
             Self::Seasonal(_) => "seasonal",
             Self::Adaptive(_) => "adaptive",
+            Self::Art(_) => "art",
         }
     }
 }
@@ -113,6 +121,7 @@ pub enum DetectorParams {
     Robust(Robust),
     Seasonal(Seasonal),
     Adaptive(Adaptive),
+    Art(Art),
 }
 
 impl DetectorParams {
@@ -124,10 +133,39 @@ impl DetectorParams {
             Self::Robust(_) => "robust",
             Self::Seasonal(_) => "seasonal",
             Self::Adaptive(_) => "adaptive",
+            Self::Art(_) => "art",
         }
     }
 
-    /// Whether `learn` changes anything (and so whether state is worth checkpointing).
+    /// Points to stay quiet after an alert when the alert options do not say: the `art`
+    /// detector's one-alert-per-event spell, 0 for the others.
+    pub fn quiet_points(&self) -> u64 {
+        match self {
+            Self::Art(d) => d.quiet_points(),
+            _ => 0,
+        }
+    }
+
+    /// Whether a value inside the band can be anomalous (a novel pattern, not only a value out
+    /// of range).
+    pub fn flags_patterns(&self) -> bool {
+        matches!(self, Self::Art(_))
+    }
+
+    /// Bytes of memory the fitted detector holds for its series (itself and what it points to).
+    pub fn state_bytes(&self) -> usize {
+        let f64s = |n: usize| n * std::mem::size_of::<f64>();
+        std::mem::size_of::<Self>()
+            + match self {
+                Self::Zscore(_) | Self::Ewma(_) => 0,
+                Self::Robust(d) => f64s(d.recent.capacity()),
+                Self::Seasonal(d) => f64s(d.baselines.capacity()),
+                Self::Adaptive(d) => f64s(d.baselines.capacity() + d.deviations.capacity()),
+                Self::Art(d) => d.state_bytes() - std::mem::size_of::<Art>(),
+            }
+    }
+
+    /// Whether observing a point changes the state (and so whether it is worth checkpointing).
     pub fn is_online(&self) -> bool {
         !matches!(self, Self::Zscore(_))
     }
@@ -140,31 +178,32 @@ impl DetectorParams {
             Self::Robust(d) => d.score(point.value),
             Self::Seasonal(d) => d.score(point),
             Self::Adaptive(d) => d.score(point),
-        }
-    }
-
-    /// Learns from a point that has been scored.
-    pub fn learn(&mut self, point: Point) {
-        match self {
-            Self::Zscore(_) => {}
-            Self::Ewma(d) => d.learn(point.value),
-            Self::Robust(d) => d.learn(point.value),
-            Self::Seasonal(d) => d.learn(point),
-            Self::Adaptive(d) => d.learn(point),
+            Self::Art(d) => d.score(point),
         }
     }
 
     /// Scores `point`, then learns from it: the predictor's path.
     pub fn observe(&mut self, point: Point) -> Verdict {
-        let verdict = self.score(point);
-        self.learn(point);
+        let verdict = match self {
+            // These decide what to learn from their own verdict: one pass does both.
+            Self::Art(d) => return d.observe(point),
+            Self::Adaptive(d) => return d.observe(point),
+            _ => self.score(point),
+        };
+        match self {
+            Self::Zscore(_) | Self::Art(_) | Self::Adaptive(_) => {}
+            Self::Ewma(d) => d.learn(point.value),
+            Self::Robust(d) => d.learn(point.value),
+            Self::Seasonal(d) => d.learn(point),
+        }
         verdict
     }
 }
 
 /// The verdict on one point and the evidence for it. `score` ≤ 1 is normal, > 1 anomalous, and
-/// the verdict always agrees with the band: anomalous exactly when the value lies outside
-/// `[lower, upper]` on a side the detector watches (an unwatched side has no bound).
+/// a value outside `[lower, upper]` on a side the detector watches is always anomalous (an
+/// unwatched side has no bound). For every detector but `art` the converse holds too: `art` also
+/// flags a novel pattern inside the band.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Verdict {
     pub anomaly: bool,
