@@ -161,12 +161,17 @@ impl Adaptive {
             self.flagged_run = 0;
         }
         let residual = point.value - self.baselines[phase];
+        let deviation = residual.abs().min(self.options.max_growth * record);
+        let baseline = self.baselines[phase] + self.options.alpha * residual;
+        // A point that would make the state non-finite is scored but not learnt.
+        if !(deviation.is_finite() && baseline.is_finite()) {
+            return verdict;
+        }
         if self.deviations.len() >= self.options.window {
             self.deviations.pop_front();
         }
-        let deviation = residual.abs().min(self.options.max_growth * record);
         self.deviations.push_back(deviation);
-        self.baselines[phase] += self.options.alpha * residual;
+        self.baselines[phase] = baseline;
         verdict
     }
 }

@@ -27,6 +27,9 @@ impl Default for EwmaOptions {
     }
 }
 
+/// How many half-widths of the band out a value still teaches in full.
+const LEARN_LIMIT: f64 = 4.0;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Ewma {
     pub options: EwmaOptions,
@@ -65,12 +68,20 @@ impl Ewma {
         )
     }
 
+    /// Learns `value`, winsorised at `LEARN_LIMIT` half-widths of the band: a point far outside
+    /// it teaches no more than one that far out, so a few wild values cannot blow the band open
+    /// (4 keeps NAB's score: 39.8 against 28.0 winsorised at the band's edge); a point that would
+    /// make the state non-finite is not learnt.
     pub fn learn(&mut self, value: f64) {
         let alpha = self.options.alpha;
-        let diff = value - self.mean;
+        let limit = LEARN_LIMIT * self.options.threshold * self.variance.sqrt().max(self.floor);
+        let diff = (value - self.mean).clamp(-limit, limit);
         let increment = alpha * diff;
-        self.mean += increment;
-        self.variance = (1.0 - alpha) * (self.variance + diff * increment);
+        let mean = self.mean + increment;
+        let variance = (1.0 - alpha) * (self.variance + diff * increment);
+        if mean.is_finite() && variance.is_finite() {
+            (self.mean, self.variance) = (mean, variance);
+        }
     }
 }
 

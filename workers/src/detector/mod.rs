@@ -216,7 +216,10 @@ pub struct Verdict {
 impl Verdict {
     /// The verdict for `value` against a band of `half_width` around `expected`.
     pub fn against_band(value: f64, expected: f64, half_width: f64, direction: Direction) -> Self {
-        let deviation = value - expected;
+        // Values near the ends of f64 must not overflow into infinities (JSON has none).
+        let finite = |x: f64| x.clamp(-f64::MAX, f64::MAX);
+        let half_width = finite(half_width);
+        let deviation = finite(value - expected);
         let watched = match direction {
             Direction::Both => deviation.abs(),
             Direction::Above => deviation.max(0.0),
@@ -231,10 +234,11 @@ impl Verdict {
         };
         // JSON has no infinity: a value off a zero-width band scores "very anomalous".
         let score = score.min(1e12);
+        let (low, high) = (finite(expected - half_width), finite(expected + half_width));
         let (lower, upper) = match direction {
-            Direction::Both => (Some(expected - half_width), Some(expected + half_width)),
-            Direction::Above => (None, Some(expected + half_width)),
-            Direction::Below => (Some(expected - half_width), None),
+            Direction::Both => (Some(low), Some(high)),
+            Direction::Above => (None, Some(high)),
+            Direction::Below => (Some(low), None),
         };
         Verdict {
             anomaly: score > 1.0,
@@ -262,5 +266,7 @@ fn check_threshold(threshold: f64) -> Result<(), InvalidInput> {
     }
 }
 
+#[cfg(test)]
+mod poisoning;
 #[cfg(test)]
 pub(crate) mod testing;

