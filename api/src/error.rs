@@ -15,6 +15,7 @@ use anomaly_workers::trainer::TrainError;
 pub const INVALID_PAYLOAD: &str = "Invalid request payload";
 pub const MODEL_NOT_FOUND: &str = "Model not found";
 pub const NO_TRAINING_DATA: &str = "No training data found for given series_id and version.";
+pub const JSON_ONLY: &str = "Send the body as application/json";
 
 #[derive(Debug)]
 pub enum ApiError {
@@ -25,6 +26,8 @@ pub enum ApiError {
     },
     NotFound(&'static str),
     PayloadTooLarge(usize),
+    /// 415: a body sent as something other than JSON.
+    UnsupportedMediaType,
     /// 503: a backend is down; `what` is shown, `cause` only logged.
     Unavailable {
         what: &'static str,
@@ -68,6 +71,7 @@ impl ApiError {
                 "BAD_USER_INPUT",
                 format!("Request body too large: the limit is {limit} bytes"),
             ),
+            ApiError::UnsupportedMediaType => ("BAD_USER_INPUT", JSON_ONLY.to_owned()),
             ApiError::Unavailable { what, cause } => {
                 tracing::warn!(%cause, "{what} unavailable");
                 (
@@ -98,6 +102,10 @@ impl IntoResponse for ApiError {
             ApiError::PayloadTooLarge(limit) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 json!({ "detail": format!("Request body too large: the limit is {limit} bytes") }),
+            ),
+            ApiError::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                json!({ "detail": JSON_ONLY }),
             ),
             ApiError::Unavailable { what, cause } => {
                 tracing::warn!(%cause, "{what} unavailable");

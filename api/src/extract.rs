@@ -11,9 +11,22 @@ use anomaly_workers::domain::SeriesId;
 
 use crate::error::ApiError;
 
-/// A JSON body. The content type is not insisted on (the seed's clients did not always send
-/// one); the body must be JSON of the expected shape, within the configured size limit.
+/// A JSON body, within the configured size limit. A body without a content type is read as JSON
+/// (the seed's clients did not always send one); one sent as anything else (a cross-site form's
+/// `text/plain` or `application/x-www-form-urlencoded`) gets 415.
 pub struct JsonBody<T>(pub T);
+
+/// Whether a `Content-Type` value names JSON (`application/json`, `application/*+json`).
+fn is_json(content_type: &str) -> bool {
+    let media_type = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    media_type == "application/json"
+        || (media_type.starts_with("application/") && media_type.ends_with("+json"))
+}
 
 impl<S, T> FromRequest<S> for JsonBody<T>
 where
@@ -23,6 +36,11 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(content_type) = req.headers().get(axum::http::header::CONTENT_TYPE)
+            && !content_type.to_str().is_ok_and(is_json)
+        {
+            return Err(ApiError::UnsupportedMediaType);
+        }
         let limit = req
             .extensions()
             .get::<BodyLimit>()

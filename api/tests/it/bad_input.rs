@@ -148,3 +148,60 @@ async fn unknown_routes_and_methods_answer_in_json() {
         (405, "Method Not Allowed")
     );
 }
+
+#[tokio::test]
+async fn an_oversized_graphql_body_gets_413_with_a_code() {
+    let app = spawn_app_with(&[("MAX_BODY_BYTES", "4096")]).await;
+    let padding = "x".repeat(20_000);
+    let big = json!({ "query": "{ health { seriesTrained } }", "variables": { "pad": padding } });
+    let answer = app.post("/graphql", &big).await;
+    assert_eq!(answer.status, 413);
+    let body = answer.json();
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{body}"
+    );
+    let small = json!({ "query": "{ health { seriesTrained } }" });
+    let answer = app.post("/graphql", &small).await;
+    assert_eq!(answer.status, 200, "still serving");
+    assert_eq!(answer.json()["data"]["health"]["seriesTrained"], 0);
+}
+
+/// A cross-site form can post `text/plain` or a form encoding without a preflight: refused.
+#[tokio::test]
+async fn bodies_sent_as_anything_but_json_get_415() {
+    let app = spawn_app().await;
+    for content_type in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+    ] {
+        let answer = app
+            .answer(
+                app.client
+                    .post(format!("{}/fit/form", app.base))
+                    .header("content-type", content_type)
+                    .body(TRAINING),
+            )
+            .await;
+        assert_eq!(
+            (answer.status, answer.detail().as_str()),
+            (415, "Send the body as application/json"),
+            "{content_type}"
+        );
+    }
+    let answer = app
+        .answer(
+            app.client
+                .post(format!("{}/fit/json", app.base))
+                .header("content-type", "application/json; charset=utf-8")
+                .body(TRAINING),
+        )
+        .await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(
+        app.post_raw("/fit/bare", TRAINING).await.status,
+        200,
+        "no content type: JSON"
+    );
+}

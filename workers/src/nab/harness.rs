@@ -137,15 +137,9 @@ pub fn run(
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
-
     use super::*;
     use crate::detector::DetectorSpec;
-    use crate::nab::load_corpus;
-
-    fn shared_nab() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/nab")
-    }
+    use crate::nab::{load_corpus, shared_nab};
 
     /// No lookahead: a row's score depends only on the rows up to it. Each detector scores a NAB
     /// file, then the same file with every row after `k` replaced; rows up to `k` must score the

@@ -279,13 +279,15 @@ pub fn score_all(
         .collect()
 }
 
+/// The NAB development subset beside the repository, for tests.
+#[cfg(test)]
+pub(crate) fn shared_nab() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/nab")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn shared_nab() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/nab")
-    }
 
     #[test]
     fn timestamps_parse_as_utc_microseconds() {
