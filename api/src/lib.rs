@@ -60,6 +60,7 @@ pub fn app(state: AppState, edge: &EdgeLimits) -> Router {
         .merge(graphql::routes(
             schema,
             edge.graphql_batch_limit,
+            max_body_bytes,
             edge.token.clone(),
         ))
         .merge(dashboard::routes())

@@ -68,19 +68,28 @@ pub fn sdl() -> String {
 struct Endpoint {
     schema: AnomalySchema,
     batch_limit: usize,
+    /// Largest WebSocket message (and frame) a client may send, in bytes.
+    max_message_bytes: usize,
     /// Checked again in a WebSocket's `connection_init`.
     token: Option<ApiToken>,
 }
 
 /// `/graphql` (POST, batches up to `batch_limit`; GET for queries; GraphiQL for browsers) and
-/// `/graphql/ws` (graphql-transport-ws and graphql-ws, pinged while idle).
-pub fn routes(schema: AnomalySchema, batch_limit: usize, token: Option<ApiToken>) -> Router {
+/// `/graphql/ws` (graphql-transport-ws and graphql-ws, pinged while idle; a message larger than
+/// `max_message_bytes` closes the connection with 1009).
+pub fn routes(
+    schema: AnomalySchema,
+    batch_limit: usize,
+    max_message_bytes: usize,
+    token: Option<ApiToken>,
+) -> Router {
     Router::new()
         .route("/graphql", get(http::query_or_graphiql).post(http::execute))
         .route("/graphql/ws", get(ws::upgrade))
         .with_state(Endpoint {
             schema,
             batch_limit,
+            max_message_bytes,
             token,
         })
 }

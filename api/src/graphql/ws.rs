@@ -1,11 +1,12 @@
 //! `/graphql/ws`: GraphQL subscriptions over WebSocket (`graphql-transport-ws`, and the legacy
 //! `graphql-ws` of subscriptions-transport-ws). Beyond what async-graphql-axum's service does, the
 //! server pings every idle connection so proxies keep it open, closes a connection whose client
-//! stopped answering (its subscriptions are dropped with it), and checks the API token sent in
-//! `connection_init` (browsers cannot set headers on a WebSocket).
+//! stopped answering (its subscriptions are dropped with it), checks the API token sent in
+//! `connection_init` (browsers cannot set headers on a WebSocket), and closes a connection that
+//! sends a message over `MAX_BODY_BYTES` with 1009 (message too big).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_graphql::futures_util::{SinkExt, StreamExt};
@@ -39,8 +40,11 @@ pub(super) async fn upgrade(
         .token
         .as_ref()
         .is_none_or(|token| token.accepts_header(&headers));
+    let limit = endpoint.max_message_bytes;
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .max_message_size(limit)
+        .max_frame_size(limit)
         .on_upgrade(move |socket| serve(socket, endpoint, protocol, authorized_by_header))
 }
 
@@ -54,9 +58,18 @@ async fn serve(
     let last_heard = Arc::new(AtomicU64::new(0));
     let (mut socket_sink, socket_stream) = socket.split();
     let heard = last_heard.clone();
-    let incoming = socket_stream.inspect(move |_| {
+    let too_big = Arc::new(AtomicBool::new(false));
+    let oversized = too_big.clone();
+    let incoming = socket_stream.inspect(move |read| {
         heard.store(elapsed_ms(started), Ordering::Relaxed);
+        // The only read error that is the client's doing: a message over the size limit.
+        if let Err(err) = read
+            && err.to_string().contains("too long")
+        {
+            oversized.store(true, Ordering::Relaxed);
+        }
     });
+    let limit = endpoint.max_message_bytes;
     let (outgoing, mut queued) = mpsc::channel::<Message>(OUTGOING_QUEUE);
     let outgoing = PollSender::new(outgoing);
     let token = endpoint.token.clone();
@@ -89,7 +102,18 @@ async fn serve(
                     }
                 }
                 // The GraphQL side ended and everything it said has been sent.
-                None => return,
+                None => {
+                    if too_big.load(Ordering::Relaxed) {
+                        let _ = socket_sink
+                            .send(Message::Close(Some(CloseFrame {
+                                code: 1009,
+                                reason: format!("message too big: the limit is {limit} bytes")
+                                    .into(),
+                            })))
+                            .await;
+                    }
+                    return;
+                }
             },
             _ = ping.tick() => {
                 let silent_ms = elapsed_ms(started).saturating_sub(last_heard.load(Ordering::Relaxed));

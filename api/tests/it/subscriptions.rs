@@ -157,3 +157,30 @@ async fn a_websocket_without_the_api_token_is_refused() {
         .unwrap_or_else(|e| panic!("{protocol:?} refused with the token: {e:?}"));
     }
 }
+
+/// A message over `MAX_BODY_BYTES` is not read into memory: the connection closes with 1009.
+#[tokio::test]
+async fn an_oversized_websocket_message_closes_the_connection_with_1009() {
+    let app = spawn_app_with(&[("MAX_BODY_BYTES", "4096")]).await;
+    let mut client = GraphqlWs::connect(&app.base, Protocol::TransportWs, json!({}))
+        .await
+        .expect("connected");
+    let padding = "x".repeat(20_000);
+    client
+        .send_text(
+            json!({ "id": "1", "type": "subscribe",
+                    "payload": { "query": "subscription { predictions(seriesId: \"s\") { value } }",
+                                 "variables": { "pad": padding } } })
+            .to_string(),
+        )
+        .await;
+    let (code, reason) = client.closed(DEADLINE).await.expect("closed in time");
+    assert_eq!(code, 1009, "{reason}");
+    assert!(reason.contains("4096"), "{reason}");
+    // The gateway still serves everyone else.
+    assert!(
+        GraphqlWs::connect(&app.base, Protocol::TransportWs, json!({}))
+            .await
+            .is_ok()
+    );
+}

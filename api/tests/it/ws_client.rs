@@ -107,6 +107,26 @@ impl GraphqlWs {
         }
     }
 
+    /// Sends `text` as one WebSocket text message, whatever it holds.
+    pub async fn send_text(&mut self, text: String) {
+        self.socket
+            .send(Message::text(text))
+            .await
+            .expect("WebSocket send");
+    }
+
+    /// How the server closes the connection (code and reason), if it does `within`.
+    pub async fn closed(&mut self, within: Duration) -> Option<(u16, String)> {
+        let closed = async {
+            loop {
+                if let Incoming::Closed(code, reason) = self.receive().await {
+                    return (code, reason);
+                }
+            }
+        };
+        tokio::time::timeout(within, closed).await.ok()
+    }
+
     /// Starts subscription `id`.
     pub async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
         let kind = match self.protocol {
