@@ -39,6 +39,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Most operations one GraphQL batch request may hold.
     pub graphql_batch_limit: usize,
+    /// Most series `/healthcheck` lists in `model_usage` (the most used).
+    pub health_top_series: usize,
     /// The bearer token clients must present; none leaves the gateway open.
     pub api_token: Option<String>,
     pub heartbeat_interval: Duration,
@@ -82,6 +84,7 @@ impl Config {
                 .unwrap_or_default(),
             max_body_bytes: parse_or(&get, "MAX_BODY_BYTES", 2 * 1024 * 1024)?,
             graphql_batch_limit: parse_or(&get, "GRAPHQL_BATCH_LIMIT", 10)?.max(1),
+            health_top_series: parse_or(&get, "HEALTH_TOP_SERIES", 100)?,
             api_token: get("API_TOKEN"),
             heartbeat_interval: Duration::from_secs(parse_or(&get, "HEARTBEAT_INTERVAL_SECS", 5)?)
                 .max(Duration::from_secs(1)),

@@ -37,6 +37,8 @@ pub struct EdgeLimits {
     pub max_body_bytes: usize,
     /// Most operations one GraphQL batch request may hold.
     pub graphql_batch_limit: usize,
+    /// Most series `/healthcheck` lists in `model_usage`.
+    pub health_top_series: usize,
     /// The token every request must present; none leaves the gateway open.
     pub token: Option<ApiToken>,
 }
@@ -46,6 +48,7 @@ impl EdgeLimits {
         Self {
             max_body_bytes: config.max_body_bytes,
             graphql_batch_limit: config.graphql_batch_limit,
+            health_top_series: config.health_top_series,
             token: ApiToken::from_config(config.api_token.as_deref()),
         }
     }
@@ -72,6 +75,9 @@ pub fn app(state: AppState, edge: &EdgeLimits) -> Router {
         ))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::Extension(BodyLimit(max_body_bytes)))
+        .layer(axum::Extension(rest::HealthTopSeries(
+            edge.health_top_series,
+        )))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal("a request handler panicked".into()).into_response()
         }))

@@ -1,10 +1,11 @@
 //! `GET /healthcheck`: the seed's shape (latencies, throughput, usage, system figures of trainer
-//! and predictor), plus every live role instance.
+//! and predictor), plus every live role instance. The route is public, so `model_usage` lists
+//! only the `HEALTH_TOP_SERIES` most used series: its size does not grow with the series count.
 
 use std::collections::BTreeMap;
 
-use axum::Json;
 use axum::extract::State;
+use axum::{Extension, Json};
 use serde::Serialize;
 
 use anomaly_workers::events::{Heartbeat, Role, now_ms};
@@ -84,7 +85,26 @@ fn round_latency(s: LatencySummary) -> LatencySummary {
     }
 }
 
-pub async fn healthcheck(State(state): State<AppState>) -> Result<Json<HealthAnswer>, ApiError> {
+/// How many series `model_usage` lists at most.
+#[derive(Debug, Clone, Copy)]
+pub struct HealthTopSeries(pub usize);
+
+/// The `top` most used series of `usage` (ties by series id).
+fn most_used(usage: BTreeMap<String, u64>, top: usize) -> BTreeMap<String, u64> {
+    if usage.len() <= top {
+        return usage;
+    }
+    let mut ranked: Vec<(String, u64)> = usage.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    ranked.truncate(top);
+    ranked.into_iter().collect()
+}
+
+pub async fn healthcheck(
+    State(state): State<AppState>,
+    top: Option<Extension<HealthTopSeries>>,
+) -> Result<Json<HealthAnswer>, ApiError> {
+    let top = top.map_or(usize::MAX, |Extension(HealthTopSeries(n))| n);
     let snap = state.metrics.snapshot(now_ms()).await?;
     Ok(Json(HealthAnswer {
         series_trained: snap.series_trained,
@@ -98,7 +118,7 @@ pub async fn healthcheck(State(state): State<AppState>) -> Result<Json<HealthAns
                 avg_per_minute: round2(snap.inference_per_minute),
             },
         },
-        model_usage: snap.model_usage,
+        model_usage: most_used(snap.model_usage, top),
         system_metrics: SystemMetrics {
             trainer: figures_of(&snap.instances, Role::Trainer),
             predictor: figures_of(&snap.instances, Role::Predictor),
@@ -116,4 +136,21 @@ pub async fn healthcheck(State(state): State<AppState>) -> Result<Json<HealthAns
             })
             .collect(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_usage_keeps_the_most_used_series() {
+        let usage: BTreeMap<String, u64> = [("a", 5), ("b", 9), ("c", 1), ("d", 9)]
+            .into_iter()
+            .map(|(s, n)| (s.to_owned(), n))
+            .collect();
+        let top = most_used(usage.clone(), 2);
+        assert_eq!(top.keys().collect::<Vec<_>>(), ["b", "d"]);
+        assert_eq!(most_used(usage.clone(), 10), usage);
+        assert!(most_used(usage, 0).is_empty());
+    }
 }

@@ -12,6 +12,8 @@ use axum::routing::{get, post};
 
 use crate::state::AppState;
 
+pub use health::HealthTopSeries;
+
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/fit/{series_id}", post(fit::fit))

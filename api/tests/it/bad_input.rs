@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::support::{spawn_app, spawn_app_with};
+use crate::support::{eventually, spawn_app, spawn_app_with};
 
 const TRAINING: &str = r#"{"data":[{"timestamp":1,"value":10.0},{"timestamp":2,"value":10.5},{"timestamp":3,"value":11.0}]}"#;
 
@@ -204,4 +204,25 @@ async fn bodies_sent_as_anything_but_json_get_415() {
         200,
         "no content type: JSON"
     );
+}
+
+/// The public healthcheck lists only the most used series, however many are predicted.
+#[tokio::test]
+async fn healthcheck_lists_only_the_most_used_series() {
+    let app = spawn_app_with(&[("HEALTH_TOP_SERIES", "2")]).await;
+    for (series, predictions) in [("rare", 1), ("busy", 4), ("busier", 6)] {
+        assert_eq!(
+            app.post_raw(&format!("/fit/{series}"), TRAINING)
+                .await
+                .status,
+            200
+        );
+        for i in 0..predictions {
+            assert_eq!(app.predict(series, 10 + i, 10.5).await.status, 200);
+        }
+    }
+    eventually("every prediction is counted", || async {
+        app.health().await["model_usage"] == json!({ "busy": 4, "busier": 6 })
+    })
+    .await;
 }

@@ -50,6 +50,7 @@ async fn a_missing_trainer_or_predictor_gets_503_and_recovery_is_automatic() {
             &anomaly_api::EdgeLimits {
                 max_body_bytes: 1 << 20,
                 graphql_batch_limit: 10,
+                health_top_series: 100,
                 token: None,
             },
         ),
