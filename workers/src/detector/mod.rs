@@ -5,12 +5,12 @@
 //! same JSON.
 //!
 //! Kinds: `art` (the default: a fuzzy ART network that reports novel patterns, plus the
-//! new-extreme rule; sparse, calibrated scores), `zscore` (the seed's static rule, two-sided by default), `ewma` (online z-score with
-//! exponentially weighted mean and variance), `robust` (median/MAD of a sliding window, with a
-//! scale floor) and `seasonal` (per-phase baseline for a period found at fit time or given).
-//! `adaptive` follows the series with a slow, per-phase baseline and scales its band
-//! by the largest recent deviation. `AlertGate` turns verdicts into alerts (rising edge,
-//! cooldown).
+//! new-extreme rule; sparse, calibrated scores), `zscore` (the seed's static rule, two-sided by
+//! default), `ewma` (online z-score with exponentially weighted mean and variance), `robust`
+//! (median/MAD of a sliding window, with a scale floor) and `seasonal` (per-phase baseline for a
+//! period found at fit time or given). `adaptive` follows the series with a slow, per-phase
+//! baseline and scales its band by the largest recent deviation. `AlertGate` turns verdicts into
+//! alerts (rising edge, cooldown, a quiet spell in points).
 
 mod adaptive;
 mod art;
@@ -161,7 +161,7 @@ impl DetectorParams {
                 Self::Robust(d) => f64s(d.recent.capacity()),
                 Self::Seasonal(d) => f64s(d.baselines.capacity()),
                 Self::Adaptive(d) => f64s(d.baselines.capacity() + d.deviations.capacity()),
-                Self::Art(d) => d.state_bytes() - std::mem::size_of::<Art>(),
+                Self::Art(d) => d.heap_bytes(),
             }
     }
 

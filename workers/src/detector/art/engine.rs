@@ -246,12 +246,17 @@ impl Quantiser {
     }
 }
 
-fn min_max_scale(values: &mut [f64]) {
-    let (min, max) = values
+/// The smallest and largest of `values` (infinities when there are none).
+pub(super) fn value_range(values: &[f64]) -> (f64, f64) {
+    values
         .iter()
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
             (lo.min(v), hi.max(v))
-        });
+        })
+}
+
+fn min_max_scale(values: &mut [f64]) {
+    let (min, max) = value_range(values);
     let width = max - min;
     for v in values.iter_mut() {
         *v = if width > 0.0 { (*v - min) / width } else { 0.0 };
@@ -440,11 +445,7 @@ impl Engine {
     pub fn fit(values: &[f64], max_categories: usize) -> Self {
         let n = values.len() - values.len() % 2;
         let step_len = (n / STEPS_PER_PROBATION).max(1);
-        let (min, max) = values
-            .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
-                (lo.min(v), hi.max(v))
-            });
+        let (min, max) = value_range(values);
         let mut width = max - min;
         if width <= 0.0 {
             width = min.abs().max(1.0);

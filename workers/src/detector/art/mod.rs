@@ -4,8 +4,9 @@
 //! [0, 1] and sparse (0 on all but a few points); `score` is that divided by `threshold`, so one
 //! threshold serves every series and `score` > 1 means anomalous, as for every detector.
 //!
-//! The band it answers is the range seen so far (which grows by at most its own width per point)
-//! widened by the margin: a value outside it is always anomalous. A value inside it is anomalous only when its step is a novel pattern.
+//! The band it answers is the range seen so far (which grows by at most its own width per
+//! point) widened by the margin: a value outside it is always anomalous. A value inside it is
+//! anomalous only when its step is a novel pattern.
 //!
 //! Fewer than `MIN_PROBATION` training points cannot set the network up: until the series has
 //! that many, only the new-extreme rule scores, and the network is fitted on them once they
@@ -80,11 +81,7 @@ impl Art {
             )));
         }
         let values: Vec<f64> = training.values().collect();
-        let (low, high) = values
-            .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
-                (lo.min(v), hi.max(v))
-            });
+        let (low, high) = engine::value_range(&values);
         let mean = values.iter().sum::<f64>() / values.len() as f64;
         if !(mean.is_finite() && (high - low).is_finite()) {
             return Err(InvalidInput("Values are too large to model".into()));
@@ -113,10 +110,9 @@ impl Art {
         (self.probation.max(MIN_PROBATION) / 5) as u64
     }
 
-    /// Bytes of memory the detector holds for its series.
-    pub fn state_bytes(&self) -> usize {
-        std::mem::size_of::<Self>()
-            + self.warming.capacity() * std::mem::size_of::<f64>()
+    /// Bytes of memory the detector holds beyond its own struct (warm-up values, the engine).
+    pub fn heap_bytes(&self) -> usize {
+        self.warming.capacity() * std::mem::size_of::<f64>()
             + self.engine.as_ref().map_or(0, |e| e.memory_bytes())
     }
 
