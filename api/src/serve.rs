@@ -1,6 +1,8 @@
 //! `anomaly serve`: every role in one process on the embedded backends (SQLite, in-process bus
-//! and metrics store), wired exactly as the distributed deployment wires them: the trainer
-//! publishes, the consumers write, the predictor follows model announcements.
+//! and metrics store), wired as the distributed deployment wires them (the consumers write, the
+//! predictor follows model announcements) with one difference: the in-process bus keeps nothing
+//! across a crash, so the trainer writes a fit's training points in the model's own transaction
+//! instead of publishing them for the training-data consumer.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +13,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use anomaly_workers::bus::{EventBus, MemoryBus};
-use anomaly_workers::consumers::{MetricsWriter, TrainingDataWriter, consume};
+use anomaly_workers::consumers::{MetricsWriter, consume};
 use anomaly_workers::events::{Role, Topic};
 use anomaly_workers::heartbeat::{instance_name, send_heartbeats};
 use anomaly_workers::metrics::{MemoryMetrics, MetricsStore};
@@ -87,18 +89,12 @@ pub async fn run(
     let consumers = CancellationToken::new();
 
     // Consumers join their groups before anything can publish.
-    let training_data = bus
-        .join_group(Topic::TrainingData, Role::TrainingDataConsumer.name())
-        .await?;
     let metric_events = bus
         .join_group(Topic::Metrics, Role::MetricsConsumer.name())
         .await?;
     let heartbeats = bus
         .join_group(Topic::Heartbeats, Role::MetricsConsumer.name())
         .await?;
-    let writer = Arc::new(TrainingDataWriter::new(store.clone()));
-    let stop = consumers.clone();
-    tasks.spawn(async move { consume("training-data", training_data, &*writer, stop).await });
     let writer = Arc::new(MetricsWriter::new(metrics.clone()));
     for (name, subscription) in [("metrics", metric_events), ("heartbeats", heartbeats)] {
         let (writer, stop) = (writer.clone(), consumers.clone());
@@ -122,18 +118,19 @@ pub async fn run(
     ));
 
     let state = AppState {
-        training: Arc::new(Trainer::new(store.clone(), bus.clone())),
+        training: Arc::new(Trainer::storing_points(store.clone(), bus.clone())),
         scoring: predictor.clone(),
         store,
         metrics,
         events: bus.clone(),
     };
     tracing::info!(address = %listener.local_addr()?, database = %redact(&config.database_url), "serving every role in one process");
-    axum::serve(
+    crate::listen::serve(
         listener,
         crate::app(state, &crate::EdgeLimits::from_config(&config)),
+        &config.server,
+        shutdown,
     )
-    .with_graceful_shutdown(shutdown.cancelled_owned())
     .await
     .context("serving HTTP")?;
 

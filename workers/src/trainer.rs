@@ -1,6 +1,9 @@
 //! The trainer role: fits a detector on a series' training points, stores the model as the
-//! series' next version, and announces it (training data for the database, the model for the
-//! predictors' caches, a metric for health).
+//! series' next version, and announces it (the model for the predictors' caches, a metric for
+//! health). Its training points become durable before `fit` answers, one of two ways: in the
+//! distributed deployment they are published to Kafka (acknowledged by the brokers; the
+//! training-data consumer writes them to the database), in the embedded one they are written in
+//! the model's own transaction (an in-process queue is not durable).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -51,11 +54,36 @@ pub trait Training: Send + Sync + 'static {
 pub struct Trainer {
     store: Arc<dyn ModelStore>,
     bus: Arc<dyn EventBus>,
+    points: PointsGo,
+}
+
+/// Where a fit's training points go before it answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PointsGo {
+    /// Onto the bus (durable when the bus is: Kafka).
+    ToTheBus,
+    /// Into the database with the model, in one transaction.
+    WithTheModel,
 }
 
 impl Trainer {
+    /// A trainer that publishes training points on `bus` (durable there: Kafka).
     pub fn new(store: Arc<dyn ModelStore>, bus: Arc<dyn EventBus>) -> Self {
-        Self { store, bus }
+        Self {
+            store,
+            bus,
+            points: PointsGo::ToTheBus,
+        }
+    }
+
+    /// A trainer that stores training points with the model in one transaction, for a bus that
+    /// does not keep what it holds (the in-process one).
+    pub fn storing_points(store: Arc<dyn ModelStore>, bus: Arc<dyn EventBus>) -> Self {
+        Self {
+            store,
+            bus,
+            points: PointsGo::WithTheModel,
+        }
     }
 }
 
@@ -71,29 +99,37 @@ impl Training for Trainer {
         let started = Instant::now();
         let detector = spec.detector.fit(&training)?;
         let points_used = u32::try_from(training.len()).unwrap_or(u32::MAX);
-        let model = self
-            .store
-            .create_model(NewModel {
-                series_id: series.clone(),
-                detector,
-                alerts: spec.alerts,
-                points_used,
-                created_at_ms: now_ms(),
-            })
-            .await?;
-        let data = Event::TrainingData(TrainingData {
+        let new = NewModel {
             series_id: series.clone(),
-            version: model.version,
-            points: training.into_points(),
-        });
-        // `fit` answers only once its training data is safe on the bus; without it the version
-        // would be a model nobody can plot, so it is taken back.
-        if let Err(err) = self.bus.publish(data).await {
-            if let Err(undo) = self.store.delete_model(&series, model.version).await {
-                tracing::error!(error = %undo, version = %model.version, "could not remove a model whose training data was not published");
+            detector,
+            alerts: spec.alerts,
+            points_used,
+            created_at_ms: now_ms(),
+        };
+        let model = match self.points {
+            PointsGo::WithTheModel => {
+                self.store
+                    .create_model_with_points(new, training.points())
+                    .await?
             }
-            return Err(err.into());
-        }
+            PointsGo::ToTheBus => {
+                let model = self.store.create_model(new).await?;
+                let data = Event::TrainingData(TrainingData {
+                    series_id: series.clone(),
+                    version: model.version,
+                    points: training.into_points(),
+                });
+                // `fit` answers only once its training data is safe on the bus; without it the
+                // version would be a model nobody can plot, so it is taken back.
+                if let Err(err) = self.bus.publish(data).await {
+                    if let Err(undo) = self.store.delete_model(&series, model.version).await {
+                        tracing::error!(error = %undo, version = %model.version, "could not remove a model whose training data was not published");
+                    }
+                    return Err(err.into());
+                }
+                model
+            }
+        };
         let outcome = FitOutcome {
             series_id: series.clone(),
             version: model.version,

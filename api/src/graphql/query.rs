@@ -90,6 +90,9 @@ impl QueryRoot {
             .snapshot(now_ms())
             .await
             .map_err(|e| ApiError::from(e).into_graphql())?;
-        Ok(snapshot.into())
+        let trained = crate::rest::series_trained(state, snapshot.series_trained).await;
+        let mut health = Health::from(snapshot);
+        health.series_trained = trained;
+        Ok(health)
     }
 }

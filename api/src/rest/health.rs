@@ -100,6 +100,18 @@ fn most_used(usage: BTreeMap<String, u64>, top: usize) -> BTreeMap<String, u64> 
     ranked.into_iter().collect()
 }
 
+/// Series with a model, counted in the database (the metrics store only sees trainings since it
+/// started); the metrics store's count when the database does not answer.
+pub async fn series_trained(state: &AppState, counted_by_metrics: u64) -> u64 {
+    match state.store.count_series().await {
+        Ok(n) => n,
+        Err(err) => {
+            tracing::warn!(error = %err, "counting series in the database failed");
+            counted_by_metrics
+        }
+    }
+}
+
 pub async fn healthcheck(
     State(state): State<AppState>,
     top: Option<Extension<HealthTopSeries>>,
@@ -107,7 +119,7 @@ pub async fn healthcheck(
     let top = top.map_or(usize::MAX, |Extension(HealthTopSeries(n))| n);
     let snap = state.metrics.snapshot(now_ms()).await?;
     Ok(Json(HealthAnswer {
-        series_trained: snap.series_trained,
+        series_trained: series_trained(&state, snap.series_trained).await,
         inference_latency_ms: round_latency(snap.inference_latency),
         training_latency_ms: round_latency(snap.training_latency),
         throughput: Throughput {

@@ -50,10 +50,18 @@ pub async fn versions_count_up_per_series(store: impl ModelStore) {
 
 pub async fn concurrent_fits_get_distinct_versions(store: impl ModelStore) {
     let store = std::sync::Arc::new(store);
-    let tasks: Vec<_> = (0..8)
-        .map(|_| {
+    let tasks: Vec<_> = (0..32)
+        .map(|i| {
             let store = store.clone();
-            tokio::spawn(async move { store.create_model(new_model("race")).await })
+            tokio::spawn(async move {
+                if i % 2 == 0 {
+                    store.create_model(new_model("race")).await
+                } else {
+                    store
+                        .create_model_with_points(new_model("race"), &points(200))
+                        .await
+                }
+            })
         })
         .collect();
     let mut versions = Vec::new();
@@ -61,7 +69,32 @@ pub async fn concurrent_fits_get_distinct_versions(store: impl ModelStore) {
         versions.push(task.await.unwrap().unwrap().version.number());
     }
     versions.sort_unstable();
-    assert_eq!(versions, (1..=8).collect::<Vec<_>>());
+    assert_eq!(versions, (1..=32).collect::<Vec<_>>());
+}
+
+pub async fn a_model_and_its_points_are_stored_together(store: impl ModelStore) {
+    let model = store
+        .create_model_with_points(new_model("together"), &points(2500))
+        .await
+        .unwrap();
+    let stored = store
+        .training_points(&series("together"), model.version)
+        .await
+        .unwrap();
+    assert_eq!(stored, points(2500));
+    let next = store
+        .create_model_with_points(new_model("together"), &points(3))
+        .await
+        .unwrap();
+    assert_eq!(next.version, model.version.next());
+}
+
+pub async fn series_with_models_are_counted(store: impl ModelStore) {
+    assert_eq!(store.count_series().await.unwrap(), 0);
+    for id in ["c1", "c2", "c1"] {
+        store.create_model(new_model(id)).await.unwrap();
+    }
+    assert_eq!(store.count_series().await.unwrap(), 2);
 }
 
 pub async fn deleting_a_version_leaves_the_others(store: impl ModelStore) {
@@ -228,6 +261,18 @@ macro_rules! store_contract {
             async fn concurrent_fits_get_distinct_versions() {
                 let (store, _guard) = $make;
                 contract::concurrent_fits_get_distinct_versions(store).await;
+            }
+            #[tokio::test]
+            $(#[$attr])*
+            async fn a_model_and_its_points_are_stored_together() {
+                let (store, _guard) = $make;
+                contract::a_model_and_its_points_are_stored_together(store).await;
+            }
+            #[tokio::test]
+            $(#[$attr])*
+            async fn series_with_models_are_counted() {
+                let (store, _guard) = $make;
+                contract::series_with_models_are_counted(store).await;
             }
             #[tokio::test]
             $(#[$attr])*

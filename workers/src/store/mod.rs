@@ -39,6 +39,17 @@ pub trait ModelStore: Send + Sync + 'static {
     /// Stores a model as the series' next version (`v1` for a new series).
     async fn create_model(&self, model: NewModel) -> Result<TrainedModel, StoreError>;
 
+    /// Stores a model as the series' next version together with its training points, in one
+    /// transaction: when this returns, both are durable (the embedded deployment's `fit`).
+    async fn create_model_with_points(
+        &self,
+        model: NewModel,
+        points: &[Point],
+    ) -> Result<TrainedModel, StoreError>;
+
+    /// How many series have at least one model.
+    async fn count_series(&self) -> Result<u64, StoreError>;
+
     /// Removes a model version (used when its training data could not be handed to the bus).
     async fn delete_model(&self, series: &SeriesId, version: Version) -> Result<(), StoreError>;
 

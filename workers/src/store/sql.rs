@@ -9,7 +9,7 @@ use migration::{Migrator, MigratorTrait};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
-    DbErr, EntityTrait, QueryFilter, QueryOrder, Set, SqlErr, TransactionTrait,
+    DbErr, EntityTrait, QueryFilter, QueryOrder, Set, SqlErr, Statement, TransactionTrait,
 };
 
 use super::{ModelStore, NewModel, StoreError};
@@ -19,12 +19,14 @@ use crate::model::{StoredParameters, TrainedModel};
 
 /// Rows per INSERT: well under SQLite's 32,766 bound parameters at five columns a row.
 const ROWS_PER_STATEMENT: usize = 1000;
-/// Concurrent fits of one series race for the next version; the unique key settles it.
-const VERSION_ATTEMPTS: usize = 16;
+/// Fits of one series in different processes race for the next version; the unique key settles
+/// it and the loser tries the next number.
+const VERSION_ATTEMPTS: usize = 64;
 
 #[derive(Clone)]
 pub struct SqlStore {
     db: DatabaseConnection,
+    claims: std::sync::Arc<ClaimLocks>,
 }
 
 impl From<DbErr> for StoreError {
@@ -59,13 +61,16 @@ impl SqlStore {
             db.execute_unprepared("PRAGMA journal_mode=WAL").await?;
         }
         Migrator::up(&db, None).await?;
-        Ok(Self { db })
+        Ok(Self::from_connection(db))
     }
 
     /// A store on a connection whose schema is already up to date (tests wrap a connection to
     /// count its statements).
     pub fn from_connection(db: DatabaseConnection) -> Self {
-        Self { db }
+        Self {
+            db,
+            claims: Default::default(),
+        }
     }
 
     pub fn connection(&self) -> &DatabaseConnection {
@@ -92,23 +97,32 @@ fn to_trained(row: model::Model) -> Result<TrainedModel, StoreError> {
     })
 }
 
-fn version_column(version: Version) -> i32 {
-    // Versions come from the database (i32) or from Version::parse (at most nine digits).
-    i32::try_from(version.number()).unwrap_or(i32::MAX)
-}
-
-#[async_trait]
-impl ModelStore for SqlStore {
-    async fn create_model(&self, new: NewModel) -> Result<TrainedModel, StoreError> {
+impl SqlStore {
+    /// Stores `new` as its series' next version, with its training `points` in the same
+    /// transaction when given. Claims of one series are serialised within the process (no race
+    /// at all in one process); across processes the unique key settles a race and the loser
+    /// claims the next number.
+    async fn claim_version(
+        &self,
+        new: NewModel,
+        points: Option<&[Point]>,
+    ) -> Result<TrainedModel, StoreError> {
         let parameters = StoredParameters {
             detector: new.detector.clone(),
             alerts: new.alerts,
         };
         let parameters =
             serde_json::to_string(&parameters).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let _claim = self.claims.lock(&new.series_id).await;
         for _ in 0..VERSION_ATTEMPTS {
-            let next = match self.latest_model(&new.series_id).await? {
-                Some(latest) => latest.version.next(),
+            let txn = self.db.begin().await?;
+            let latest = model::Entity::find()
+                .filter(model::Column::SeriesId.eq(new.series_id.as_str()))
+                .order_by_desc(model::Column::Version)
+                .one(&txn)
+                .await?;
+            let next = match latest {
+                Some(latest) => to_trained(latest)?.version.next(),
                 None => Version::FIRST,
             };
             let row = model::ActiveModel {
@@ -120,18 +134,117 @@ impl ModelStore for SqlStore {
                 created_at_ms: Set(new.created_at_ms),
                 ..Default::default()
             };
-            match row.insert(&self.db).await {
-                Ok(row) => return to_trained(row),
+            let row = match row.insert(&txn).await {
+                Ok(row) => row,
                 Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                    txn.rollback().await?;
                     continue;
                 }
                 Err(err) => return Err(err.into()),
+            };
+            if let Some(points) = points {
+                insert_points(&txn, &new.series_id, next, points).await?;
             }
+            txn.commit().await?;
+            return to_trained(row);
         }
         Err(StoreError::Unavailable(format!(
             "could not claim a version for {} after {VERSION_ATTEMPTS} attempts",
             new.series_id
         )))
+    }
+}
+
+/// Inserts a version's training points (again: nothing), returning how many rows were new.
+async fn insert_points(
+    db: &impl ConnectionTrait,
+    series: &SeriesId,
+    version: Version,
+    points: &[Point],
+) -> Result<u64, StoreError> {
+    let rows = points
+        .iter()
+        .enumerate()
+        .map(|(seq, point)| training_point::ActiveModel {
+            series_id: Set(series.to_string()),
+            version: Set(version_column(version)),
+            seq: Set(i32::try_from(seq).unwrap_or(i32::MAX)),
+            timestamp: Set(point.timestamp),
+            value: Set(point.value),
+        })
+        .collect::<Vec<_>>();
+    let mut inserted = 0;
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        inserted += training_point::Entity::insert_many(chunk.iter().cloned())
+            .on_conflict(
+                OnConflict::columns([
+                    training_point::Column::SeriesId,
+                    training_point::Column::Version,
+                    training_point::Column::Seq,
+                ])
+                .do_nothing()
+                .to_owned(),
+            )
+            .exec_without_returning(db)
+            .await?;
+    }
+    Ok(inserted)
+}
+
+/// Per-series locks for version claims, striped: two series may share a stripe and then wait for
+/// each other briefly, which is harmless.
+struct ClaimLocks {
+    stripes: [tokio::sync::Mutex<()>; 64],
+}
+
+impl Default for ClaimLocks {
+    fn default() -> Self {
+        Self {
+            stripes: std::array::from_fn(|_| tokio::sync::Mutex::new(())),
+        }
+    }
+}
+
+impl ClaimLocks {
+    async fn lock(&self, series: &SeriesId) -> tokio::sync::MutexGuard<'_, ()> {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        series.as_str().hash(&mut hasher);
+        let stripe = (hasher.finish() % self.stripes.len() as u64) as usize;
+        self.stripes[stripe].lock().await
+    }
+}
+
+fn version_column(version: Version) -> i32 {
+    // Versions come from the database (i32) or from Version::parse (at most nine digits).
+    i32::try_from(version.number()).unwrap_or(i32::MAX)
+}
+
+#[async_trait]
+impl ModelStore for SqlStore {
+    async fn create_model(&self, new: NewModel) -> Result<TrainedModel, StoreError> {
+        self.claim_version(new, None).await
+    }
+
+    async fn create_model_with_points(
+        &self,
+        new: NewModel,
+        points: &[Point],
+    ) -> Result<TrainedModel, StoreError> {
+        self.claim_version(new, Some(points)).await
+    }
+
+    async fn count_series(&self) -> Result<u64, StoreError> {
+        let row = self
+            .db
+            .query_one_raw(Statement::from_string(
+                self.db.get_database_backend(),
+                "SELECT COUNT(DISTINCT series_id) AS n FROM model",
+            ))
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("COUNT returned no row".into()))?;
+        let n: i64 = row.try_get("", "n")?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     async fn delete_model(&self, series: &SeriesId, version: Version) -> Result<(), StoreError> {
@@ -159,33 +272,8 @@ impl ModelStore for SqlStore {
         version: Version,
         points: &[Point],
     ) -> Result<u64, StoreError> {
-        let rows = points
-            .iter()
-            .enumerate()
-            .map(|(seq, point)| training_point::ActiveModel {
-                series_id: Set(series.to_string()),
-                version: Set(version_column(version)),
-                seq: Set(i32::try_from(seq).unwrap_or(i32::MAX)),
-                timestamp: Set(point.timestamp),
-                value: Set(point.value),
-            })
-            .collect::<Vec<_>>();
         let txn = self.db.begin().await?;
-        let mut inserted = 0;
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            inserted += training_point::Entity::insert_many(chunk.iter().cloned())
-                .on_conflict(
-                    OnConflict::columns([
-                        training_point::Column::SeriesId,
-                        training_point::Column::Version,
-                        training_point::Column::Seq,
-                    ])
-                    .do_nothing()
-                    .to_owned(),
-                )
-                .exec_without_returning(&txn)
-                .await?;
-        }
+        let inserted = insert_points(&txn, series, version, points).await?;
         txn.commit().await?;
         Ok(inserted)
     }
