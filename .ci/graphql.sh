@@ -2,7 +2,9 @@
 # The schema and the endpoint checked by the JavaScript ecosystem's own tools (pinned in
 # .ci/graphql/package-lock.json): graphql-js validates schema.graphql, graphql-codegen turns it into
 # TypeScript types that must compile, and graphql-http's server audits run against the given
-# `anomaly` binary serving on a free port. Any MUST audit that fails fails CI.
+# `anomaly` binary serving on a free port. Any MUST audit that fails fails CI. graphql-js's
+# getIntrospectionQuery() must answer schema.graphql, and the GraphiQL page must load nothing from
+# outside the gateway.
 set -euo pipefail
 binary="$(realpath "$1")"
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -23,3 +25,4 @@ for _ in $(seq 1 200); do
   sleep 0.05
 done
 node audit.mjs "http://127.0.0.1:$port/graphql"
+node introspect.mjs "http://127.0.0.1:$port/graphql" "$root/schema.graphql"

@@ -1,8 +1,11 @@
-//! The optional API token (`API_TOKEN`). When it is set, every gateway route but `/healthcheck`,
-//! the dashboard's files and the GraphiQL page needs `Authorization: Bearer <token>`; a WebSocket
+//! The optional API tokens. With `API_TOKEN` set, every gateway route but `/healthcheck`, the
+//! dashboard's files and the GraphiQL page needs `Authorization: Bearer <token>`; a WebSocket
 //! client may instead send it in `connection_init` (`{"Authorization": "Bearer <token>"}` or
-//! `{"token": "<token>"}`).
-//! Refusals are 401: REST answers `{"detail": ...}`, GraphQL an error with code `UNAUTHENTICATED`.
+//! `{"token": "<token>"}`). `API_READ_TOKEN` is a second, read-only token for dashboards and
+//! GraphiQL viewers: GraphQL queries and subscriptions and REST `GET`s, but no mutation (GraphQL
+//! code `FORBIDDEN`) and no REST `POST` (403).
+//! A missing or wrong token is 401: REST answers `{"detail": ...}`, GraphQL an error with code
+//! `UNAUTHENTICATED`.
 
 use std::sync::Arc;
 
@@ -15,42 +18,77 @@ use serde_json::{Value, json};
 
 pub const UNAUTHENTICATED_MESSAGE: &str = "Not authenticated: send Authorization: Bearer <token>";
 
-/// The token clients must present. Compared in constant time.
+pub const READ_ONLY_MESSAGE: &str =
+    "This token is read-only: it may query and subscribe, not fit or predict";
+
+/// What a request may do, from the token it presented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Everything (`API_TOKEN`, or no token configured).
+    Full,
+    /// Queries, subscriptions and REST reads (`API_READ_TOKEN`).
+    ReadOnly,
+}
+
+/// The tokens clients must present. Compared in constant time.
 #[derive(Clone)]
-pub struct ApiToken(Arc<str>);
+pub struct ApiToken {
+    full: Arc<str>,
+    read_only: Option<Arc<str>>,
+}
+
+fn same(expected: &str, presented: &str) -> bool {
+    let (a, b) = (expected.as_bytes(), presented.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
 
 impl ApiToken {
-    /// `None` when no token is configured (the gateway is open).
-    pub fn from_config(token: Option<&str>) -> Option<Self> {
-        token.map(|t| Self(Arc::from(t)))
+    /// `None` when no token is configured (the gateway is open); a read-only token alone is
+    /// refused by the configuration, so it is ignored here.
+    pub fn from_config(full: Option<&str>, read_only: Option<&str>) -> Option<Self> {
+        full.map(|full| Self {
+            full: Arc::from(full),
+            read_only: read_only.map(Arc::from),
+        })
     }
 
-    fn matches(&self, presented: &str) -> bool {
-        let (a, b) = (self.0.as_bytes(), presented.as_bytes());
-        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    /// What `presented` (the token itself) allows, if it is one of the tokens.
+    fn access(&self, presented: &str) -> Option<Access> {
+        let read_only = self
+            .read_only
+            .as_deref()
+            .is_some_and(|t| same(t, presented));
+        if same(&self.full, presented) {
+            Some(Access::Full)
+        } else if read_only {
+            Some(Access::ReadOnly)
+        } else {
+            None
+        }
     }
 
-    fn matches_bearer(&self, value: &str) -> bool {
+    fn access_bearer(&self, value: &str) -> Option<Access> {
         value
             .strip_prefix("Bearer ")
             .or_else(|| value.strip_prefix("bearer "))
-            .is_some_and(|presented| self.matches(presented.trim()))
+            .and_then(|presented| self.access(presented.trim()))
     }
 
-    pub fn accepts_header(&self, headers: &HeaderMap) -> bool {
+    /// What the `Authorization` header allows, if it carries one of the tokens.
+    pub fn access_from_header(&self, headers: &HeaderMap) -> Option<Access> {
         headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| self.matches_bearer(v))
+            .and_then(|v| self.access_bearer(v))
     }
 
-    /// A graphql-ws `connection_init` payload carrying the token.
-    pub fn accepts_init_payload(&self, payload: &Value) -> bool {
+    /// What a graphql-ws `connection_init` payload allows, if it carries one of the tokens.
+    pub fn access_from_init_payload(&self, payload: &Value) -> Option<Access> {
         let field = |name: &str| payload.get(name).and_then(Value::as_str);
         field("Authorization")
             .or_else(|| field("authorization"))
-            .is_some_and(|v| self.matches_bearer(v))
-            || field("token").is_some_and(|t| self.matches(t))
+            .and_then(|v| self.access_bearer(v))
+            .or_else(|| field("token").and_then(|t| self.access(t)))
     }
 }
 
@@ -59,14 +97,27 @@ impl ApiToken {
 /// token comes in `connection_init`).
 pub async fn require_token(
     State(token): State<Option<ApiToken>>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     let Some(token) = token else {
+        request.extensions_mut().insert(Access::Full);
         return next.run(request).await;
     };
-    if token.accepts_header(request.headers()) || is_public(&request) {
-        return next.run(request).await;
+    match token.access_from_header(request.headers()) {
+        Some(Access::ReadOnly) if writes(&request) => {
+            return crate::error::ApiError::Forbidden(READ_ONLY_MESSAGE).into_response();
+        }
+        Some(access) => {
+            request.extensions_mut().insert(access);
+            return next.run(request).await;
+        }
+        None if is_public(&request) => {
+            // A WebSocket proves its token in `connection_init`; the rest is public reading.
+            request.extensions_mut().insert(Access::ReadOnly);
+            return next.run(request).await;
+        }
+        None => {}
     }
     let mut response = if request.uri().path().starts_with("/graphql") {
         (
@@ -90,11 +141,19 @@ pub async fn require_token(
     response
 }
 
+/// A REST request that changes or computes something (every REST `POST`); GraphQL decides by
+/// operation, in `graphql::guard`.
+fn writes(request: &Request) -> bool {
+    request.method() == Method::POST && !request.uri().path().starts_with("/graphql")
+}
+
 fn is_public(request: &Request) -> bool {
     let path = request.uri().path();
     let get = request.method() == Method::GET;
     let wants_html = crate::extract::accepts(request.headers(), "text/html");
-    (get && (path == "/healthcheck" || crate::dashboard::is_dashboard_path(path)))
+    (get && (path == "/healthcheck"
+        || crate::dashboard::is_dashboard_path(path)
+        || crate::graphiql::is_graphiql_asset(path)))
         || path == "/graphql/ws"
         || (get && path == "/graphql" && wants_html)
 }
@@ -105,22 +164,45 @@ mod tests {
 
     #[test]
     fn only_the_exact_token_passes() {
-        let token = ApiToken::from_config(Some("s3cret")).unwrap();
+        let token = ApiToken::from_config(Some("s3cret"), None).unwrap();
         let mut headers = HeaderMap::new();
-        assert!(!token.accepts_header(&headers));
+        assert_eq!(token.access_from_header(&headers), None);
         headers.insert(
             header::AUTHORIZATION,
             HeaderValue::from_static("Bearer s3cre"),
         );
-        assert!(!token.accepts_header(&headers));
+        assert_eq!(token.access_from_header(&headers), None);
         headers.insert(
             header::AUTHORIZATION,
             HeaderValue::from_static("Bearer s3cret"),
         );
-        assert!(token.accepts_header(&headers));
-        assert!(token.accepts_init_payload(&json!({ "Authorization": "Bearer s3cret" })));
-        assert!(token.accepts_init_payload(&json!({ "token": "s3cret" })));
-        assert!(!token.accepts_init_payload(&json!({ "token": "S3CRET" })));
-        assert!(!token.accepts_init_payload(&json!({})));
+        assert_eq!(token.access_from_header(&headers), Some(Access::Full));
+        let init = |v: Value| token.access_from_init_payload(&v);
+        assert_eq!(
+            init(json!({ "Authorization": "Bearer s3cret" })),
+            Some(Access::Full)
+        );
+        assert_eq!(init(json!({ "token": "s3cret" })), Some(Access::Full));
+        assert_eq!(init(json!({ "token": "S3CRET" })), None);
+        assert_eq!(init(json!({})), None);
+    }
+
+    #[test]
+    fn the_read_only_token_reads() {
+        let token = ApiToken::from_config(Some("full"), Some("viewer")).unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer viewer"),
+        );
+        assert_eq!(token.access_from_header(&headers), Some(Access::ReadOnly));
+        assert_eq!(
+            token.access_from_init_payload(&json!({ "token": "viewer" })),
+            Some(Access::ReadOnly)
+        );
+        assert_eq!(
+            token.access_from_init_payload(&json!({ "token": "full" })),
+            Some(Access::Full)
+        );
     }
 }

@@ -3,6 +3,10 @@
 
 use std::time::Duration;
 
+use crate::graphql::{QueryLimits, guard};
+use crate::listen::ServerLimits;
+use crate::rest::DetectLimits;
+
 /// What went wrong reading the configuration; the text says which variable to fix.
 #[derive(Debug, thiserror::Error)]
 #[error("configuration: {0}")]
@@ -41,8 +45,16 @@ pub struct Config {
     pub graphql_batch_limit: usize,
     /// Most series `/healthcheck` lists in `model_usage` (the most used).
     pub health_top_series: usize,
+    /// What one GraphQL request may cost, nest, answer and take.
+    pub graphql: QueryLimits,
+    /// Connection timeouts and the cap on open connections.
+    pub server: ServerLimits,
+    /// What one `/detect` request may cost and take.
+    pub detect: DetectLimits,
     /// The bearer token clients must present; none leaves the gateway open.
     pub api_token: Option<String>,
+    /// A second token that may only read (queries, subscriptions, REST GETs).
+    pub api_read_token: Option<String>,
     pub heartbeat_interval: Duration,
     /// Bound of each in-process bus queue.
     pub bus_capacity: usize,
@@ -85,7 +97,47 @@ impl Config {
             max_body_bytes: parse_or(&get, "MAX_BODY_BYTES", 2 * 1024 * 1024)?,
             graphql_batch_limit: parse_or(&get, "GRAPHQL_BATCH_LIMIT", 10)?.max(1),
             health_top_series: parse_or(&get, "HEALTH_TOP_SERIES", 100)?,
+            graphql: QueryLimits {
+                max_cost: parse_or(&get, "GRAPHQL_MAX_COST", guard::DEFAULT_MAX_COST)?,
+                max_depth: parse_or(&get, "GRAPHQL_MAX_DEPTH", guard::DEFAULT_MAX_DEPTH)?,
+                introspection: parse_or(&get, "GRAPHQL_INTROSPECTION", true)?,
+                max_response_bytes: parse_or(
+                    &get,
+                    "GRAPHQL_MAX_RESPONSE_BYTES",
+                    QueryLimits::default().max_response_bytes,
+                )?,
+                timeout: secs(&get, "GRAPHQL_TIMEOUT_SECS", 30)?,
+            },
+            server: ServerLimits {
+                header_timeout: secs(&get, "HTTP_HEADER_TIMEOUT_SECS", 30)?,
+                request_timeout: secs(&get, "HTTP_REQUEST_TIMEOUT_SECS", 60)?,
+                max_connections: parse_or(
+                    &get,
+                    "HTTP_MAX_CONNECTIONS",
+                    crate::listen::default_max_connections(),
+                )?
+                .max(1),
+            },
+            detect: DetectLimits {
+                max_cost: parse_or(&get, "DETECT_MAX_COST", DetectLimits::default().max_cost)?,
+                timeout: secs(&get, "DETECT_TIMEOUT_SECS", 30)?,
+            },
             api_token: get("API_TOKEN"),
+            api_read_token: match (get("API_TOKEN"), get("API_READ_TOKEN")) {
+                (None, Some(_)) => {
+                    return Err(ConfigError(
+                        "API_READ_TOKEN is set without API_TOKEN: a read-only token needs the \
+                         full token beside it (without API_TOKEN the gateway is open to all)"
+                            .into(),
+                    ));
+                }
+                (Some(full), Some(read)) if full == read => {
+                    return Err(ConfigError(
+                        "API_READ_TOKEN must differ from API_TOKEN".into(),
+                    ));
+                }
+                (_, read) => read,
+            },
             heartbeat_interval: Duration::from_secs(parse_or(&get, "HEARTBEAT_INTERVAL_SECS", 5)?)
                 .max(Duration::from_secs(1)),
             bus_capacity: parse_or(&get, "BUS_CAPACITY", 1024)?,
@@ -101,6 +153,21 @@ impl Config {
             },
         })
     }
+}
+
+/// A duration in (possibly fractional) seconds, at least a millisecond.
+fn secs(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: u64,
+) -> Result<Duration, ConfigError> {
+    let value: f64 = parse_or(get, name, default as f64)?;
+    if !value.is_finite() || value <= 0.0 || value > 86_400.0 {
+        return Err(ConfigError(format!(
+            "{name} must be a number of seconds between 0 and 86400, not {value}"
+        )));
+    }
+    Ok(Duration::from_secs_f64(value).max(Duration::from_millis(1)))
 }
 
 fn parse_or<T: std::str::FromStr>(
@@ -228,6 +295,33 @@ mod tests {
         assert!(err.contains("APP_PORT"), "{err}");
         let err = config(&[("LOG_FORMAT", "xml")]).unwrap_err().to_string();
         assert!(err.contains("LOG_FORMAT"), "{err}");
+    }
+
+    #[test]
+    fn limits_read_fractional_seconds_and_refuse_nonsense() {
+        let c = config(&[
+            ("HTTP_HEADER_TIMEOUT_SECS", "0.25"),
+            ("GRAPHQL_MAX_COST", "500"),
+        ])
+        .unwrap();
+        assert_eq!(c.server.header_timeout, Duration::from_millis(250));
+        assert_eq!(c.graphql.max_cost, 500);
+        for bad in ["0", "-1", "NaN", "soon"] {
+            let err = config(&[("HTTP_REQUEST_TIMEOUT_SECS", bad)]).unwrap_err();
+            assert!(
+                err.to_string().contains("HTTP_REQUEST_TIMEOUT_SECS"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_read_only_token_needs_the_full_one() {
+        let err = config(&[("API_READ_TOKEN", "viewer")]).unwrap_err();
+        assert!(err.to_string().contains("API_TOKEN"), "{err}");
+        assert!(config(&[("API_TOKEN", "same"), ("API_READ_TOKEN", "same")]).is_err());
+        let c = config(&[("API_TOKEN", "full"), ("API_READ_TOKEN", "viewer")]).unwrap();
+        assert_eq!(c.api_read_token.as_deref(), Some("viewer"));
     }
 
     #[test]

@@ -28,6 +28,10 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     /// 415: a body sent as something other than JSON.
     UnsupportedMediaType,
+    /// 403: the token presented may not do this (the read-only token and a mutation).
+    Forbidden(&'static str),
+    /// 408: the request (or the work it asked for) ran past its time limit; the text says which.
+    RequestTimeout(String),
     /// 503: a backend is down; `what` is shown, `cause` only logged.
     Unavailable {
         what: &'static str,
@@ -55,7 +59,7 @@ impl ApiError {
 
 impl ApiError {
     /// The same failure for GraphQL: the message REST would show, and `extensions.code`
-    /// (`BAD_USER_INPUT`, `NOT_FOUND` or `INTERNAL`); internal causes are only logged.
+    /// (`BAD_USER_INPUT`, `NOT_FOUND`, `FORBIDDEN`, `TIMEOUT` or `INTERNAL`); internal causes are only logged.
     pub fn into_graphql(self) -> async_graphql::Error {
         use async_graphql::ErrorExtensions;
         let (code, message) = match self {
@@ -72,6 +76,8 @@ impl ApiError {
                 format!("Request body too large: the limit is {limit} bytes"),
             ),
             ApiError::UnsupportedMediaType => ("BAD_USER_INPUT", JSON_ONLY.to_owned()),
+            ApiError::Forbidden(detail) => ("FORBIDDEN", detail.to_owned()),
+            ApiError::RequestTimeout(detail) => ("TIMEOUT", detail),
             ApiError::Unavailable { what, cause } => {
                 tracing::warn!(%cause, "{what} unavailable");
                 (
@@ -107,6 +113,10 @@ impl IntoResponse for ApiError {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 json!({ "detail": JSON_ONLY }),
             ),
+            ApiError::Forbidden(detail) => (StatusCode::FORBIDDEN, json!({ "detail": detail })),
+            ApiError::RequestTimeout(detail) => {
+                (StatusCode::REQUEST_TIMEOUT, json!({ "detail": detail }))
+            }
             ApiError::Unavailable { what, cause } => {
                 tracing::warn!(%cause, "{what} unavailable");
                 (

@@ -2,13 +2,16 @@
 //! assembly of roles into processes. `main.rs` only parses the command line; tests start exactly
 //! what users start through `serve::run` on a port-0 listener.
 
+pub mod assets;
 pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod dashboard;
 pub mod error;
 pub mod extract;
+pub mod graphiql;
 pub mod graphql;
+pub mod listen;
 pub mod nab;
 pub mod plot;
 pub mod rest;
@@ -41,6 +44,10 @@ pub struct EdgeLimits {
     pub health_top_series: usize,
     /// The token every request must present; none leaves the gateway open.
     pub token: Option<ApiToken>,
+    /// What one GraphQL request may cost, nest, answer and take.
+    pub graphql: graphql::QueryLimits,
+    /// What one `/detect` request may cost and take.
+    pub detect: rest::DetectLimits,
 }
 
 impl EdgeLimits {
@@ -49,14 +56,19 @@ impl EdgeLimits {
             max_body_bytes: config.max_body_bytes,
             graphql_batch_limit: config.graphql_batch_limit,
             health_top_series: config.health_top_series,
-            token: ApiToken::from_config(config.api_token.as_deref()),
+            token: ApiToken::from_config(
+                config.api_token.as_deref(),
+                config.api_read_token.as_deref(),
+            ),
+            graphql: config.graphql.clone(),
+            detect: config.detect,
         }
     }
 }
 
 /// The gateway's HTTP surface: the REST routes, GraphQL and the dashboard.
 pub fn app(state: AppState, edge: &EdgeLimits) -> Router {
-    let schema = graphql::schema(state.clone());
+    let schema = graphql::schema(state.clone(), &edge.graphql);
     let max_body_bytes = edge.max_body_bytes;
     rest::routes()
         .with_state(state)
@@ -67,6 +79,7 @@ pub fn app(state: AppState, edge: &EdgeLimits) -> Router {
             edge.token.clone(),
         ))
         .merge(dashboard::routes())
+        .merge(graphiql::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
@@ -75,6 +88,7 @@ pub fn app(state: AppState, edge: &EdgeLimits) -> Router {
         ))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::Extension(BodyLimit(max_body_bytes)))
+        .layer(axum::Extension(edge.detect))
         .layer(axum::Extension(rest::HealthTopSeries(
             edge.health_top_series,
         )))

@@ -6,17 +6,18 @@
 //! `application/json` with 200, as the GraphQL-over-HTTP spec describes. A POST body is read
 //! within `MAX_BODY_BYTES` like every other body (413 past it).
 
-use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::OperationType;
 use async_graphql::{BatchResponse, ErrorExtensionValues, ParseRequestError, ServerError};
 use async_graphql_axum::GraphQLRequest;
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 
 use super::Endpoint;
+use crate::auth::Access;
 use crate::extract::accepts;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
@@ -111,6 +112,7 @@ impl IntoResponse for BadRequest {
 
 pub(super) async fn execute(
     State(endpoint): State<Endpoint>,
+    access: Option<Extension<Access>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -168,22 +170,21 @@ pub(super) async fn execute(
             ),
         );
     }
-    respond(&headers, endpoint.schema.execute_batch(batch).await)
+    let access = access.map_or(Access::Full, |Extension(access)| access);
+    respond(
+        &headers,
+        endpoint.schema.execute_batch(batch.data(access)).await,
+    )
 }
 
 pub(super) async fn query_or_graphiql(
     State(endpoint): State<Endpoint>,
+    access: Option<Extension<Access>>,
     headers: HeaderMap,
     request: Result<GraphQLRequest<BadRequest>, BadRequest>,
 ) -> Response {
     if accepts(&headers, "text/html") {
-        return Html(
-            GraphiQLSource::build()
-                .endpoint("/graphql")
-                .subscription_endpoint("/graphql/ws")
-                .finish(),
-        )
-        .into_response();
+        return crate::graphiql::page(&headers);
     }
     let request = match request {
         Ok(request) => request.into_inner(),
@@ -203,9 +204,10 @@ pub(super) async fn query_or_graphiql(
             .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
         return response;
     }
+    let access = access.map_or(Access::Full, |Extension(access)| access);
     respond(
         &headers,
-        BatchResponse::Single(endpoint.schema.execute(request).await),
+        BatchResponse::Single(endpoint.schema.execute(request.data(access)).await),
     )
 }
 

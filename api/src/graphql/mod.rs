@@ -3,6 +3,7 @@
 //! number of database queries however many series are listed), and subscriptions fed from the
 //! event bus. `schema.graphql` at the repository root is `anomaly schema`'s output.
 
+pub mod guard;
 mod http;
 mod loaders;
 mod mutation;
@@ -25,15 +26,18 @@ pub use subscription::SubscriptionRoot;
 
 pub type AnomalySchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
-/// Deepest nesting a query may have.
-pub const MAX_DEPTH: usize = 10;
-/// Largest complexity (fields, lists counted by their size) a query may have.
-pub const MAX_COMPLEXITY: usize = 5000;
+pub use guard::QueryLimits;
 
-fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
-    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
-        .limit_depth(MAX_DEPTH)
-        .limit_complexity(MAX_COMPLEXITY)
+/// The schema with the request limits of `limits` (depth and cost are priced by `guard`, not by
+/// async-graphql's own checks, which expand every fragment spread).
+fn builder(limits: &QueryLimits) -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
+    let builder = Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
+        .extension(guard::Guard(std::sync::Arc::new(limits.clone())));
+    if limits.introspection {
+        builder
+    } else {
+        builder.disable_introspection()
+    }
 }
 
 /// How long a DataLoader collects keys before it loads them in one statement. async-graphql's
@@ -46,9 +50,9 @@ fn windowed<T: Send + Sync + 'static>(loader: T) -> DataLoader<T> {
     DataLoader::new(loader, tokio::spawn).delay(LOADER_WINDOW)
 }
 
-/// The schema serving `state`.
-pub fn schema(state: AppState) -> AnomalySchema {
-    builder()
+/// The schema serving `state`, within `limits`.
+pub fn schema(state: AppState, limits: &QueryLimits) -> AnomalySchema {
+    builder(limits)
         .data(windowed(loaders::ModelsLoader(state.store.clone())))
         .data(windowed(loaders::TrainingDataLoader(state.store.clone())))
         .data(state)
@@ -61,7 +65,9 @@ pub fn sdl() -> String {
         .sorted_fields()
         .sorted_arguments()
         .sorted_enum_items();
-    builder().finish().sdl_with_options(options)
+    builder(&QueryLimits::default())
+        .finish()
+        .sdl_with_options(options)
 }
 
 #[derive(Clone)]

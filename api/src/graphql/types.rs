@@ -284,15 +284,35 @@ impl Model {
         self.0.created_at_ms as f64
     }
 
-    /// The points it was trained on (they reach the database shortly after `fit` answers).
-    async fn training_data(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<PointOut>> {
+    /// The points it was trained on, in time order, a page at a time: `first` points (at most
+    /// 10000) after skipping `offset`. `pointsUsed` says how many there are.
+    async fn training_data(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 1000)] first: i32,
+        #[graphql(default = 0)] offset: i32,
+    ) -> async_graphql::Result<Vec<PointOut>> {
+        let max = super::guard::TRAINING_PAGE_MAX;
+        let first = u64::try_from(first)
+            .ok()
+            .filter(|n| *n <= max)
+            .ok_or_else(|| {
+                ApiError::bad_request(format!("first must be between 0 and {max}")).into_graphql()
+            })?;
+        let offset = usize::try_from(offset)
+            .map_err(|_| ApiError::bad_request("offset must not be negative").into_graphql())?;
         let loader = ctx.data_unchecked::<DataLoader<TrainingDataLoader>>();
         let points = loader
             .load_one((self.0.series_id.clone(), self.0.version))
             .await
             .map_err(load_error)?
             .unwrap_or_default();
-        Ok(points.into_iter().map(Into::into).collect())
+        Ok(points
+            .into_iter()
+            .skip(offset)
+            .take(first as usize)
+            .map(Into::into)
+            .collect())
     }
 }
 

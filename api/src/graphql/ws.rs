@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::PollSender;
 
 use super::Endpoint;
+use crate::auth::Access;
 
 /// How often the server pings a connection.
 pub const PING_INTERVAL: Duration = Duration::from_secs(15);
@@ -36,10 +37,10 @@ pub(super) async fn upgrade(
     upgrade: WebSocketUpgrade,
 ) -> Response {
     // A client that sent the token as a header (not a browser) is already known.
-    let authorized_by_header = endpoint
-        .token
-        .as_ref()
-        .is_none_or(|token| token.accepts_header(&headers));
+    let authorized_by_header = match &endpoint.token {
+        None => Some(Access::Full),
+        Some(token) => token.access_from_header(&headers),
+    };
     let limit = endpoint.max_message_bytes;
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
@@ -52,7 +53,7 @@ async fn serve(
     socket: WebSocket,
     endpoint: Endpoint,
     protocol: GraphQLProtocol,
-    authorized_by_header: bool,
+    authorized_by_header: Option<Access>,
 ) {
     let started = Instant::now();
     let last_heard = Arc::new(AtomicU64::new(0));
@@ -75,14 +76,21 @@ async fn serve(
     let token = endpoint.token.clone();
     let graphql = GraphQLWebSocket::new_with_pair(outgoing, incoming, endpoint.schema, protocol)
         .on_connection_init(move |payload| async move {
-            match token {
-                Some(token) if !authorized_by_header && !token.accepts_init_payload(&payload) => {
-                    Err(
-                        async_graphql::Error::new(crate::auth::UNAUTHENTICATED_MESSAGE)
-                            .extend_with(|_, e| e.set("code", "UNAUTHENTICATED")),
-                    )
+            let access = match (authorized_by_header, &token) {
+                (Some(access), _) => Some(access),
+                (None, Some(token)) => token.access_from_init_payload(&payload),
+                (None, None) => Some(Access::Full),
+            };
+            match access {
+                Some(access) => {
+                    let mut data = Data::default();
+                    data.insert(access);
+                    Ok(data)
                 }
-                _ => Ok(Data::default()),
+                None => Err(
+                    async_graphql::Error::new(crate::auth::UNAUTHENTICATED_MESSAGE)
+                        .extend_with(|_, e| e.set("code", "UNAUTHENTICATED")),
+                ),
             }
         })
         .serve();

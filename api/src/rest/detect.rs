@@ -1,7 +1,11 @@
 //! `POST /detect`: whole-series mode. Fits on the leading points, scores the rest in order as the
-//! predictor would (online learning and alert suppression included), and stores nothing.
+//! predictor would (online learning and alert suppression included), and stores nothing. A
+//! request is priced first (points × the detector's per-point work) and refused over
+//! `DETECT_MAX_COST`; one that still runs past `DETECT_TIMEOUT_SECS` is answered 408.
 
-use axum::Json;
+use std::time::Duration;
+
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 
 use anomaly_workers::live::{default_training_points, score_series};
@@ -9,6 +13,24 @@ use anomaly_workers::live::{default_training_points, score_series};
 use super::fit::FitBody;
 use crate::error::ApiError;
 use crate::extract::JsonBody;
+
+/// What one `/detect` request may spend.
+#[derive(Debug, Clone, Copy)]
+pub struct DetectLimits {
+    /// Largest points × per-point work (`DETECT_MAX_COST`).
+    pub max_cost: u64,
+    /// Longest it may run (`DETECT_TIMEOUT_SECS`).
+    pub timeout: Duration,
+}
+
+impl Default for DetectLimits {
+    fn default() -> Self {
+        Self {
+            max_cost: 2_000_000_000,
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
 
 #[derive(Deserialize)]
 pub struct DetectBody {
@@ -38,22 +60,44 @@ struct ScoredPoint {
     upper: Option<f64>,
 }
 
-pub async fn detect(JsonBody(body): JsonBody<DetectBody>) -> Result<Json<DetectAnswer>, ApiError> {
+pub async fn detect(
+    limits: Option<Extension<DetectLimits>>,
+    JsonBody(body): JsonBody<DetectBody>,
+) -> Result<Json<DetectAnswer>, ApiError> {
+    let limits = limits.map_or_else(DetectLimits::default, |Extension(l)| l);
     let (points, spec) = body.model.into_parts()?;
     if points.is_empty() {
         return Err(ApiError::bad_request("No data points provided"));
+    }
+    let per_point = spec.detector.point_cost();
+    let cost = (points.len() as u64).saturating_mul(per_point);
+    if cost > limits.max_cost {
+        return Err(ApiError::bad_request(format!(
+            "This detection would cost {cost} ({} points × {per_point} for {}), over the \
+             limit of {} (DETECT_MAX_COST): send fewer points or a smaller window",
+            points.len(),
+            spec.detector.name(),
+            limits.max_cost
+        )));
     }
     let training_points = body
         .training_points
         .unwrap_or_else(|| default_training_points(points.len()));
     let detector = spec.detector.name();
     // Scoring a long series is CPU work: keep it off the async workers.
-    let (points, observed) = tokio::task::spawn_blocking(move || {
+    let task = tokio::task::spawn_blocking(move || {
         let observed = score_series(&spec, &points, training_points);
         (points, observed)
-    })
-    .await
-    .map_err(|e| ApiError::Internal(format!("whole-series task failed: {e}")))?;
+    });
+    let (points, observed) = tokio::time::timeout(limits.timeout, task)
+        .await
+        .map_err(|_| {
+            ApiError::RequestTimeout(format!(
+                "The detection did not finish within {} s (DETECT_TIMEOUT_SECS)",
+                limits.timeout.as_secs_f64()
+            ))
+        })?
+        .map_err(|e| ApiError::Internal(format!("whole-series task failed: {e}")))?;
     let observed = observed?;
     let scored: Vec<ScoredPoint> = points[training_points..]
         .iter()

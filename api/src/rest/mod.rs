@@ -12,7 +12,8 @@ use axum::routing::{get, post};
 
 use crate::state::AppState;
 
-pub use health::HealthTopSeries;
+pub use detect::DetectLimits;
+pub use health::{HealthTopSeries, series_trained};
 
 pub fn routes() -> Router<AppState> {
     Router::new()

@@ -104,14 +104,14 @@ async fn store(config: &Config) -> anyhow::Result<Arc<dyn ModelStore>> {
 
 async fn serve_http(
     role: Role,
+    limits: &crate::listen::ServerLimits,
     listener: Option<TcpListener>,
     router: Router,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let listener = listener.context("this role answers HTTP and needs a listener")?;
     tracing::info!(role = role.name(), address = %listener.local_addr()?, "listening");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
+    crate::listen::serve(listener, router, limits, shutdown)
         .await
         .context("serving HTTP")
 }
@@ -140,7 +140,7 @@ async fn gateway(
         events: bus,
     };
     let router = crate::app(state, &crate::EdgeLimits::from_config(config));
-    serve_http(Role::Gateway, listener, router, shutdown).await
+    serve_http(Role::Gateway, &config.server, listener, router, shutdown).await
 }
 
 async fn trainer(
@@ -151,7 +151,7 @@ async fn trainer(
 ) -> anyhow::Result<()> {
     let trainer = Arc::new(Trainer::new(store(config).await?, bus));
     let router = internal::trainer_routes(trainer, config.max_body_bytes);
-    serve_http(Role::Trainer, listener, router, shutdown).await
+    serve_http(Role::Trainer, &config.server, listener, router, shutdown).await
 }
 
 async fn predictor(
@@ -173,7 +173,7 @@ async fn predictor(
         tokio::spawn(async move { predictor.follow_models(announcements, stop).await })
     };
     let router = internal::predictor_routes(predictor.clone(), config.max_body_bytes);
-    let served = serve_http(Role::Predictor, listener, router, shutdown).await;
+    let served = serve_http(Role::Predictor, &config.server, listener, router, shutdown).await;
     stop_following.cancel();
     let _ = follower.await;
     predictor.checkpoint_all().await;

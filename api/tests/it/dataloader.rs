@@ -75,12 +75,12 @@ async fn fifty_series_with_versions_and_training_data_cost_a_few_statements() {
         metrics: Arc::new(MemoryMetrics::new()),
         events: bus,
     };
-    let schema = anomaly_api::graphql::schema(state);
+    let schema = anomaly_api::graphql::schema(state, &Default::default());
 
     let answer = schema
         .execute(
             "{ seriesList(first: 50) { edges { node { id
-                models { version pointsUsed trainingData { timestamp value } } } } } }",
+                models { version pointsUsed trainingData(first: 10) { timestamp value } } } } } }",
         )
         .await;
     assert!(answer.errors.is_empty(), "{:?}", answer.errors);

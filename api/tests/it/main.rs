@@ -2,12 +2,14 @@
 //! port-0 listener with its own SQLite file, and driven over HTTP.
 
 mod bad_input;
+mod crash_safety;
 mod dashboard;
 mod dataloader;
 mod demo_scenario;
 mod distributed;
 mod distributed_subscriptions;
 mod graphql;
+mod hostile;
 mod online_state;
 mod processes;
 mod subscriptions;

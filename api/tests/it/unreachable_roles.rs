@@ -52,6 +52,8 @@ async fn a_missing_trainer_or_predictor_gets_503_and_recovery_is_automatic() {
                 graphql_batch_limit: 10,
                 health_top_series: 100,
                 token: None,
+                graphql: Default::default(),
+                detect: Default::default(),
             },
         ),
     )

@@ -159,6 +159,23 @@ impl GraphqlWs {
     }
 }
 
+impl GraphqlWs {
+    /// The next message of any kind but keep-alives, or `None` if nothing arrives `within`.
+    /// Panics on a closed connection.
+    pub async fn next_message(&mut self, within: Duration) -> Option<Value> {
+        let next = async {
+            loop {
+                match self.receive().await {
+                    Incoming::Message(m) if m["type"] == "ka" => {}
+                    Incoming::Message(m) => return m,
+                    Incoming::Closed(code, reason) => panic!("closed: {code} {reason}"),
+                }
+            }
+        };
+        tokio::time::timeout(within, next).await.ok()
+    }
+}
+
 enum Incoming {
     Message(Value),
     Closed(u16, String),

@@ -88,9 +88,18 @@ export type Model = {
   detector: Scalars['String']['output'];
   pointsUsed: Scalars['Int']['output'];
   seriesId: Scalars['String']['output'];
-  /** The points it was trained on (they reach the database shortly after `fit` answers). */
+  /**
+   * The points it was trained on, in time order, a page at a time: `first` points (at most
+   * 10000) after skipping `offset`. `pointsUsed` says how many there are.
+   */
   trainingData: Array<Point>;
   version: Scalars['String']['output'];
+};
+
+
+export type ModelTrainingDataArgs = {
+  first?: Scalars['Int']['input'];
+  offset?: Scalars['Int']['input'];
 };
 
 export type MutationRoot = {

@@ -90,6 +90,17 @@ impl DetectorSpec {
     pub const NAMES: [&'static str; 6] =
         ["art", "zscore", "ewma", "robust", "seasonal", "adaptive"];
 
+    /// About how much work scoring and learning one point takes, in units of a few
+    /// floating-point operations: what `/detect` and `predictBatch` budget by.
+    pub fn point_cost(&self) -> u64 {
+        match self {
+            Self::Zscore(_) | Self::Ewma(_) | Self::Seasonal(_) => 1,
+            Self::Robust(o) => o.window as u64,
+            Self::Adaptive(o) => o.window as u64,
+            Self::Art(o) => o.max_categories as u64,
+        }
+    }
+
     /// The kind's name, as `named` takes it.
     pub fn name(&self) -> &'static str {
         match self {
