@@ -2,7 +2,8 @@
 # The dashboard (dashboard/): rebuilds it from a clean `npm ci` (graphql-codegen from
 # schema.graphql, tsc --strict, vite build) and fails when the committed generated client or built
 # files differ from the rebuild; then drives it in Debian's Chromium against the given `anomaly`
-# binary (dashboard/test/browser.mjs) and saves a screenshot as target/dashboard.png.
+# binary (dashboard/test/browser.mjs) and saves a screenshot as target/dashboard.png; then opens
+# GraphiQL the same way (dashboard/test/graphiql.mjs): it must work under the gateway's CSP.
 set -euo pipefail
 binary="$(realpath "$1")"
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -24,3 +25,4 @@ if [[ ! -x "${CHROMIUM:-/usr/bin/chromium}" ]]; then
 fi
 mkdir -p "$root/target"
 node test/browser.mjs "$binary" "$root/target/dashboard.png"
+node test/graphiql.mjs "$binary"
