@@ -139,14 +139,14 @@ pub fn run(
 mod tests {
     use super::*;
     use crate::detector::DetectorSpec;
-    use crate::nab::{load_corpus, shared_nab};
+    use crate::nab::{load_corpus, repo_nab};
 
     /// No lookahead: a row's score depends only on the rows up to it. Each detector scores a NAB
     /// file, then the same file with every row after `k` replaced; rows up to `k` must score the
     /// same to the bit.
     #[test]
     fn no_detector_looks_ahead() {
-        let nab = shared_nab();
+        let nab = repo_nab();
         let corpus =
             load_corpus(&nab.join("data"), &nab.join("labels/combined_windows.json")).unwrap();
         let file = corpus

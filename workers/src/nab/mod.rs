@@ -279,10 +279,10 @@ pub fn score_all(
         .collect()
 }
 
-/// The NAB development subset beside the repository, for tests.
+/// The NAB development subset kept in the repository (`nab/`, MIT), for tests.
 #[cfg(test)]
-pub(crate) fn shared_nab() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/nab")
+pub(crate) fn repo_nab() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../nab")
 }
 
 #[cfg(test)]
@@ -311,7 +311,7 @@ mod tests {
     /// 38.493 / 20.743 / 46.037 on the development subset.
     #[test]
     fn the_windowed_gaussian_reference_scores_as_published() {
-        let nab = shared_nab();
+        let nab = repo_nab();
         let corpus =
             load_corpus(&nab.join("data"), &nab.join("labels/combined_windows.json")).unwrap();
         assert_eq!(corpus.len(), 41);
