@@ -1,12 +1,25 @@
 # One image for every role: `docker run anomaly <role>` (serve, gateway, trainer, predictor,
 # metrics-consumer, training-data-consumer, migrate).
 
-FROM rust:1.95-slim-bookworm AS build
+FROM rust:1.95-slim-bookworm AS chef
 # librdkafka is built from source by rdkafka-sys: it needs a C/C++ toolchain, make and perl.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends build-essential perl \
- && rm -rf /var/lib/apt/lists/*
+ && rm -rf /var/lib/apt/lists/* \
+ && cargo install --locked cargo-chef@0.1.78
+# A stripped binary without debug info; the same profile for the cached dependencies.
+ENV CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_STRIP=symbols
 WORKDIR /src
+
+# The dependency graph alone (cargo-chef's recipe): it changes only when Cargo.toml/lock do.
+FROM chef AS plan
+COPY . .
+RUN cargo chef prepare --recipe-path recipe.json
+
+# Dependencies are built in their own layer, cached across source changes.
+FROM chef AS build
+COPY --from=plan /src/recipe.json recipe.json
+RUN cargo chef cook --release --locked --recipe-path recipe.json --bin anomaly
 COPY . .
 RUN cargo build --release --locked --bin anomaly \
  && cp target/release/anomaly /usr/local/bin/anomaly
