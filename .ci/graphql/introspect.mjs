@@ -59,7 +59,7 @@ if (/(https?:)?\/\/[a-z0-9]/i.test(html.replace(/<!--[\s\S]*?-->/g, ""))) {
   console.error("GraphiQL page references an outside URL:\n" + html);
   process.exit(1);
 }
-const assets = [...html.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1]);
+const assets = [...html.matchAll(/(?:src|href)="(\/[^"]+)"/g)].map((m) => m[1]);
 for (const asset of assets) {
   const answer = await fetch(new URL(asset, url));
   if (answer.status !== 200) {

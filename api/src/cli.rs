@@ -48,20 +48,18 @@ pub async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
             let listener = bind(&config).await?;
             crate::serve::run(config, listener, shutdown_on_signal()).await
         }
-        Command::Gateway => distributed(Role::Gateway, config, true).await,
-        Command::Trainer => distributed(Role::Trainer, config, true).await,
-        Command::Predictor => distributed(Role::Predictor, config, true).await,
-        Command::MetricsConsumer => distributed(Role::MetricsConsumer, config, false).await,
-        Command::TrainingDataConsumer => {
-            distributed(Role::TrainingDataConsumer, config, false).await
-        }
+        Command::Gateway => distributed(Role::Gateway, config).await,
+        Command::Trainer => distributed(Role::Trainer, config).await,
+        Command::Predictor => distributed(Role::Predictor, config).await,
+        Command::MetricsConsumer => distributed(Role::MetricsConsumer, config).await,
+        Command::TrainingDataConsumer => distributed(Role::TrainingDataConsumer, config).await,
         Command::Nab(args) => crate::nab::run(&args),
         Command::Schema => {
             print!("{}", crate::graphql::sdl());
             Ok(())
         }
         Command::Migrate => {
-            crate::serve::connect_store(&config).await?;
+            crate::backends::connect_store(&config).await?;
             tracing::info!("migrations are up to date");
             Ok(())
         }
@@ -75,13 +73,11 @@ async fn bind(config: &Config) -> anyhow::Result<TcpListener> {
         .map_err(|e| anyhow::anyhow!("cannot listen on {}:{}: {e}", config.host, config.port))
 }
 
-async fn distributed(role: Role, config: Config, answers_http: bool) -> anyhow::Result<()> {
-    let listener = if answers_http {
-        Some(bind(&config).await?)
-    } else {
-        None
-    };
-    crate::roles::run(role, config, listener, shutdown_on_signal()).await
+/// Every role answers HTTP: the gateway, trainer and predictor their routes, the consumers
+/// their probes and `/metrics`.
+async fn distributed(role: Role, config: Config) -> anyhow::Result<()> {
+    let listener = bind(&config).await?;
+    crate::roles::run(role, config, Some(listener), shutdown_on_signal()).await
 }
 
 /// A token cancelled on ctrl-c or SIGTERM.

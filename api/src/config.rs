@@ -55,6 +55,8 @@ pub struct Config {
     pub api_token: Option<String>,
     /// A second token that may only read (queries, subscriptions, REST GETs).
     pub api_read_token: Option<String>,
+    /// Origins browsers may call the API from (CORS); empty: only the gateway's own pages.
+    pub cors_origins: Vec<String>,
     pub heartbeat_interval: Duration,
     /// Bound of each in-process bus queue.
     pub bus_capacity: usize,
@@ -122,6 +124,15 @@ impl Config {
                 max_cost: parse_or(&get, "DETECT_MAX_COST", DetectLimits::default().max_cost)?,
                 timeout: secs(&get, "DETECT_TIMEOUT_SECS", 30)?,
             },
+            cors_origins: get("CORS_ORIGINS")
+                .map(|origins| {
+                    origins
+                        .split(',')
+                        .map(|o| o.trim().trim_end_matches('/').to_owned())
+                        .filter(|o| !o.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
             api_token: get("API_TOKEN"),
             api_read_token: match (get("API_TOKEN"), get("API_READ_TOKEN")) {
                 (None, Some(_)) => {

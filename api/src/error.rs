@@ -80,6 +80,8 @@ impl ApiError {
             ApiError::RequestTimeout(detail) => ("TIMEOUT", detail),
             ApiError::Unavailable { what, cause } => {
                 tracing::warn!(%cause, "{what} unavailable");
+                metrics::counter!("anomaly_backend_unavailable_total", "backend" => what)
+                    .increment(1);
                 (
                     "INTERNAL",
                     format!("{what} is unavailable, try again shortly"),
@@ -119,6 +121,8 @@ impl IntoResponse for ApiError {
             }
             ApiError::Unavailable { what, cause } => {
                 tracing::warn!(%cause, "{what} unavailable");
+                metrics::counter!("anomaly_backend_unavailable_total", "backend" => what)
+                    .increment(1);
                 (
                     StatusCode::SERVICE_UNAVAILABLE,
                     json!({ "detail": format!("{what} is unavailable, try again shortly") }),

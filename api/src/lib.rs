@@ -4,9 +4,11 @@
 
 pub mod assets;
 pub mod auth;
+pub mod backends;
 pub mod cli;
 pub mod config;
 pub mod dashboard;
+pub mod edge;
 pub mod error;
 pub mod extract;
 pub mod graphiql;
@@ -14,6 +16,8 @@ pub mod graphql;
 pub mod listen;
 pub mod nab;
 pub mod plot;
+pub mod probes;
+pub mod prometheus;
 pub mod rest;
 pub mod roles;
 pub mod serve;
@@ -48,6 +52,8 @@ pub struct EdgeLimits {
     pub graphql: graphql::QueryLimits,
     /// What one `/detect` request may cost and take.
     pub detect: rest::DetectLimits,
+    /// Origins browsers may call the API from (CORS).
+    pub cors_origins: Vec<String>,
 }
 
 impl EdgeLimits {
@@ -62,6 +68,7 @@ impl EdgeLimits {
             ),
             graphql: config.graphql.clone(),
             detect: config.detect,
+            cors_origins: config.cors_origins.clone(),
         }
     }
 }
@@ -69,8 +76,10 @@ impl EdgeLimits {
 /// The gateway's HTTP surface: the REST routes, GraphQL and the dashboard.
 pub fn app(state: AppState, edge: &EdgeLimits) -> Router {
     let schema = graphql::schema(state.clone(), &edge.graphql);
+    let probes = probes::routes(vec![probes::Check::database(state.store.clone())]);
+    prometheus::handle();
     let max_body_bytes = edge.max_body_bytes;
-    rest::routes()
+    let router = rest::routes()
         .with_state(state)
         .merge(graphql::routes(
             schema,
@@ -80,12 +89,15 @@ pub fn app(state: AppState, edge: &EdgeLimits) -> Router {
         ))
         .merge(dashboard::routes())
         .merge(graphiql::routes())
+        .merge(probes)
+        .merge(prometheus::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             edge.token.clone(),
             auth::require_token,
         ))
+        .layer(axum::middleware::from_fn(prometheus::track))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::Extension(BodyLimit(max_body_bytes)))
         .layer(axum::Extension(edge.detect))
@@ -102,10 +114,17 @@ pub fn app(state: AppState, edge: &EdgeLimits) -> Router {
                         .extensions()
                         .get::<MatchedPath>()
                         .map_or("(unmatched)", MatchedPath::as_str);
-                    tracing::info_span!("request", method = %request.method(), path)
+                    let id = edge::request_id(request);
+                    tracing::info_span!("request", method = %request.method(), path, id)
                 })
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
+        .layer(edge::compression());
+    // Outside the token check, so a browser's preflight is answered.
+    match edge::cors(&edge.cors_origins) {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
 }
 
 async fn not_found() -> Response {

@@ -96,9 +96,9 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let timeout = limits.request_timeout;
-    let router = router.layer(axum::middleware::from_fn(
+    let router = crate::edge::with_request_ids(router.layer(axum::middleware::from_fn(
         move |request: Request, next: Next| request_deadline(timeout, request, next),
-    ));
+    )));
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let connections = TaskTracker::new();
     let mut http = hyper::server::conn::http1::Builder::new();

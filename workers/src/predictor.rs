@@ -81,6 +81,7 @@ impl ModelCache {
                     state: Mutex::new(state),
                 });
                 models.insert(live.model.series_id.clone(), live.clone());
+                ::metrics::gauge!("anomaly_model_cache_series").set(models.len() as f64);
                 live
             }
         }
@@ -96,6 +97,7 @@ impl ModelCache {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
+        ::metrics::gauge!("anomaly_model_cache_series").set(0.0);
     }
 }
 
@@ -236,7 +238,12 @@ impl Scoring for Predictor {
             alert: observation.alert,
             at_ms: now_ms(),
         };
+        ::metrics::counter!("anomaly_predictions_total").increment(1);
+        if observation.verdict.anomaly {
+            ::metrics::counter!("anomaly_anomalies_total").increment(1);
+        }
         if observation.alert {
+            ::metrics::counter!("anomaly_alerts_total").increment(1);
             self.emit(Event::Anomaly(scored.clone()));
         }
         self.emit(Event::Prediction(scored));

@@ -108,9 +108,13 @@ impl Training for Trainer {
         };
         let model = match self.points {
             PointsGo::WithTheModel => {
-                self.store
+                let model = self
+                    .store
                     .create_model_with_points(new, training.points())
-                    .await?
+                    .await?;
+                ::metrics::counter!("anomaly_training_points_written_total")
+                    .increment(training.len() as u64);
+                model
             }
             PointsGo::ToTheBus => {
                 let model = self.store.create_model(new).await?;
@@ -130,6 +134,7 @@ impl Training for Trainer {
                 model
             }
         };
+        ::metrics::counter!("anomaly_fits_total").increment(1);
         let outcome = FitOutcome {
             series_id: series.clone(),
             version: model.version,

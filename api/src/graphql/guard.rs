@@ -159,7 +159,13 @@ impl Extension for GuardExtension {
         if read_only && has_mutation(document) {
             return Err(coded(READ_ONLY_MESSAGE, None, "FORBIDDEN"));
         }
-        check(document, &variables, &self.0)?;
+        if let Err(refused) = check(document, &variables, &self.0) {
+            count_refusal(&refused);
+            return Err(refused);
+        }
+        for kind in operation_types(document) {
+            metrics::counter!("anomaly_graphql_operations_total", "type" => kind).increment(1);
+        }
         next.run(ctx, request).await
     }
 
@@ -175,6 +181,27 @@ impl Extension for GuardExtension {
                 .collect()
         })
     }
+}
+
+/// The types of the operations in `document` (one, unless a client sends several).
+fn operation_types(document: &ExecutableDocument) -> Vec<&'static str> {
+    let name = |op: &Positioned<OperationDefinition>| match op.node.ty {
+        OperationType::Query => "query",
+        OperationType::Mutation => "mutation",
+        OperationType::Subscription => "subscription",
+    };
+    match &document.operations {
+        DocumentOperations::Single(operation) => vec![name(operation)],
+        DocumentOperations::Multiple(operations) => operations.values().map(name).collect(),
+    }
+}
+
+fn count_refusal(error: &ServerError) {
+    let code = match error.extensions.as_ref().and_then(|e| e.get("code")) {
+        Some(Value::String(code)) => code.clone(),
+        _ => "OTHER".to_owned(),
+    };
+    metrics::counter!("anomaly_graphql_refused_total", "code" => code).increment(1);
 }
 
 fn has_mutation(document: &ExecutableDocument) -> bool {

@@ -15,6 +15,26 @@ use crate::state::AppState;
 
 pub struct SubscriptionRoot;
 
+/// Counts an open subscription in `anomaly_subscriptions_open` for as long as it lives.
+struct OpenSubscription(&'static str);
+
+impl OpenSubscription {
+    fn new(topic: Topic) -> Self {
+        let field = match topic {
+            Topic::Anomalies => "anomalies",
+            _ => "predictions",
+        };
+        metrics::gauge!("anomaly_subscriptions_open", "field" => field).increment(1.0);
+        Self(field)
+    }
+}
+
+impl Drop for OpenSubscription {
+    fn drop(&mut self) {
+        metrics::gauge!("anomaly_subscriptions_open", "field" => self.0).decrement(1.0);
+    }
+}
+
 /// The scored points of `topic` that pass `keep`, until the bus ends.
 async fn scored_stream(
     ctx: &Context<'_>,
@@ -29,16 +49,17 @@ async fn scored_stream(
         }
         .into_graphql()
     })?;
+    let open = OpenSubscription::new(topic);
     Ok(async_graphql::futures_util::stream::unfold(
-        (subscription, keep),
-        |(mut subscription, keep): (Box<dyn BusSubscription>, _)| async move {
+        (subscription, keep, open),
+        |(mut subscription, keep, open): (Box<dyn BusSubscription>, _, OpenSubscription)| async move {
             loop {
                 match subscription.next().await {
                     Ok(Some(delivery)) => {
                         if let Event::Anomaly(scored) | Event::Prediction(scored) = delivery.event {
                             let prediction = Prediction::from(scored);
                             if keep(&prediction) {
-                                return Some((prediction, (subscription, keep)));
+                                return Some((prediction, (subscription, keep, open)));
                             }
                         }
                     }

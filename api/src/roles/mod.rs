@@ -15,31 +15,30 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use anomaly_workers::bus::{EventBus, KafkaBus, KafkaOptions};
+use anomaly_workers::bus::EventBus;
 use anomaly_workers::consumers::{MetricsWriter, TrainingDataWriter, consume};
 use anomaly_workers::events::{Role, Topic};
 use anomaly_workers::heartbeat::{instance_name, send_heartbeats};
-use anomaly_workers::metrics::{MetricsStore, RedisMetrics};
 use anomaly_workers::predictor::Predictor;
-use anomaly_workers::store::ModelStore;
 use anomaly_workers::trainer::Trainer;
 
+use crate::backends;
 use crate::config::Config;
-use crate::serve::connect_store;
 use crate::state::AppState;
 
 /// How long a stopping role waits for its background tasks.
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Runs one distributed role until `shutdown` fires. `listener` is where the gateway, trainer
-/// and predictor answer HTTP; the consumers need none.
+/// Runs one distributed role until `shutdown` fires. `listener` is where it answers HTTP: the
+/// gateway, trainer and predictor their routes, the consumers their probes and `/metrics` (a
+/// consumer given none serves no HTTP).
 pub async fn run(
     role: Role,
     config: Config,
     listener: Option<TcpListener>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let bus = Arc::new(kafka(&config, role).await?);
+    let bus = backends::shared_bus(&config, role).await?.events;
     let background = CancellationToken::new();
     let mut tasks = JoinSet::new();
     tasks.spawn(send_heartbeats(
@@ -53,8 +52,10 @@ pub async fn run(
         Role::Gateway => gateway(&config, bus.clone(), listener, shutdown).await,
         Role::Trainer => trainer(&config, bus.clone(), listener, shutdown).await,
         Role::Predictor => predictor(&config, bus.clone(), listener, shutdown).await,
-        Role::MetricsConsumer => metrics_consumer(&config, bus.clone(), shutdown).await,
-        Role::TrainingDataConsumer => training_data_consumer(&config, bus.clone(), shutdown).await,
+        Role::MetricsConsumer => metrics_consumer(&config, bus.clone(), listener, shutdown).await,
+        Role::TrainingDataConsumer => {
+            training_data_consumer(&config, bus.clone(), listener, shutdown).await
+        }
     };
     background.cancel();
     let _ = tokio::time::timeout(STOP_TIMEOUT, async {
@@ -66,40 +67,12 @@ pub async fn run(
     outcome
 }
 
-async fn kafka(config: &Config, role: Role) -> anyhow::Result<KafkaBus> {
-    let Some(brokers) = config.kafka_brokers.clone() else {
-        bail!(
-            "the {} role talks to the other roles through Kafka: set KAFKA_BROKERS \
-             (the in-process bus exists only inside `anomaly serve`)",
-            role.name()
-        );
-    };
-    KafkaBus::connect(KafkaOptions {
-        brokers: brokers.clone(),
-        prefix: config.kafka_topic_prefix.clone(),
-        partitions: config.kafka_partitions,
-        replication: config.kafka_replication,
-        create_topics: true,
-    })
-    .await
-    .with_context(|| format!("connecting to Kafka at {brokers}"))
-}
-
-async fn redis(config: &Config, role: Role) -> anyhow::Result<RedisMetrics> {
-    let Some(url) = config.redis_url.as_deref() else {
-        bail!(
-            "the {} role shares metrics with the other instances through Redis: set REDIS_URL \
-             or REDIS_HOST (the in-process metrics store exists only inside `anomaly serve`)",
-            role.name()
-        );
-    };
-    RedisMetrics::connect(url, &config.redis_prefix)
-        .await
-        .with_context(|| format!("connecting to Redis at {url}"))
-}
-
-async fn store(config: &Config) -> anyhow::Result<Arc<dyn ModelStore>> {
-    Ok(Arc::new(connect_store(config).await?))
+/// `router` with `/metrics` and its requests counted.
+fn observed(router: Router) -> Router {
+    crate::prometheus::handle();
+    router
+        .merge(crate::prometheus::routes())
+        .layer(axum::middleware::from_fn(crate::prometheus::track))
 }
 
 async fn serve_http(
@@ -118,7 +91,7 @@ async fn serve_http(
 
 async fn gateway(
     config: &Config,
-    bus: Arc<KafkaBus>,
+    bus: Arc<dyn EventBus>,
     listener: Option<TcpListener>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -131,11 +104,11 @@ async fn gateway(
              (one URL, or several separated by commas)"
         );
     }
-    let metrics: Arc<dyn MetricsStore> = Arc::new(redis(config, Role::Gateway).await?);
+    let metrics = backends::shared_metrics(config, Role::Gateway).await?;
     let state = AppState {
         training: Arc::new(remote::RemoteTrainer::new(trainer_url)),
         scoring: Arc::new(remote::RemotePredictors::new(&config.predictor_urls)),
-        store: store(config).await?,
+        store: backends::store(config).await?,
         metrics,
         events: bus,
     };
@@ -145,23 +118,29 @@ async fn gateway(
 
 async fn trainer(
     config: &Config,
-    bus: Arc<KafkaBus>,
+    bus: Arc<dyn EventBus>,
     listener: Option<TcpListener>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let trainer = Arc::new(Trainer::new(store(config).await?, bus));
-    let router = internal::trainer_routes(trainer, config.max_body_bytes);
+    let store = backends::store(config).await?;
+    let trainer = Arc::new(Trainer::new(store.clone(), bus));
+    let router = observed(
+        internal::trainer_routes(trainer, config.max_body_bytes).merge(crate::probes::routes(
+            vec![crate::probes::Check::database(store)],
+        )),
+    );
     serve_http(Role::Trainer, &config.server, listener, router, shutdown).await
 }
 
 async fn predictor(
     config: &Config,
-    bus: Arc<KafkaBus>,
+    bus: Arc<dyn EventBus>,
     listener: Option<TcpListener>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let store = backends::store(config).await?;
     let predictor = Arc::new(Predictor::new(
-        store(config).await?,
+        store.clone(),
         bus.clone(),
         config.checkpoint_every,
     ));
@@ -172,7 +151,11 @@ async fn predictor(
         let (predictor, stop) = (predictor.clone(), stop_following.clone());
         tokio::spawn(async move { predictor.follow_models(announcements, stop).await })
     };
-    let router = internal::predictor_routes(predictor.clone(), config.max_body_bytes);
+    let router = observed(
+        internal::predictor_routes(predictor.clone(), config.max_body_bytes).merge(
+            crate::probes::routes(vec![crate::probes::Check::database(store)]),
+        ),
+    );
     let served = serve_http(Role::Predictor, &config.server, listener, router, shutdown).await;
     stop_following.cancel();
     let _ = follower.await;
@@ -182,11 +165,14 @@ async fn predictor(
 
 async fn metrics_consumer(
     config: &Config,
-    bus: Arc<KafkaBus>,
+    bus: Arc<dyn EventBus>,
+    listener: Option<TcpListener>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let metrics: Arc<dyn MetricsStore> = Arc::new(redis(config, Role::MetricsConsumer).await?);
+    let metrics = backends::shared_metrics(config, Role::MetricsConsumer).await?;
     let group = Role::MetricsConsumer.name();
+    let probes = crate::probes::routes(vec![crate::probes::Check::metrics(metrics.clone())]);
+    let http = serve_observability(Role::MetricsConsumer, config, listener, probes, &shutdown);
     let writer = Arc::new(MetricsWriter::new(metrics));
     let mut consumers = JoinSet::new();
     for (name, topic) in [
@@ -199,20 +185,54 @@ async fn metrics_consumer(
     }
     tracing::info!(role = group, "consuming");
     while consumers.join_next().await.is_some() {}
-    Ok(())
+    http.await
 }
 
 async fn training_data_consumer(
     config: &Config,
-    bus: Arc<KafkaBus>,
+    bus: Arc<dyn EventBus>,
+    listener: Option<TcpListener>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let group = Role::TrainingDataConsumer.name();
+    let store = backends::store(config).await?;
+    let probes = crate::probes::routes(vec![crate::probes::Check::database(store.clone())]);
+    let http = serve_observability(
+        Role::TrainingDataConsumer,
+        config,
+        listener,
+        probes,
+        &shutdown,
+    );
     let subscription = bus.join_group(Topic::TrainingData, group).await?;
-    let writer = TrainingDataWriter::new(store(config).await?);
+    let writer = TrainingDataWriter::new(store);
     tracing::info!(role = group, "consuming");
     consume("training-data", subscription, &writer, shutdown).await;
-    Ok(())
+    http.await
+}
+
+/// A consumer's HTTP side: its probes and `/metrics`, served until `shutdown` (nothing when it
+/// was given no listener).
+fn serve_observability(
+    role: Role,
+    config: &Config,
+    listener: Option<TcpListener>,
+    probes: Router,
+    shutdown: &CancellationToken,
+) -> impl std::future::Future<Output = anyhow::Result<()>> + use<> {
+    let limits = config.server.clone();
+    let shutdown = shutdown.clone();
+    let task = listener.map(|listener| {
+        tokio::spawn(async move {
+            serve_http(role, &limits, Some(listener), observed(probes), shutdown).await
+        })
+    });
+    async move {
+        match task {
+            Some(task) => task.await.context("the HTTP task")?,
+            None => Ok(()),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -220,23 +240,8 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn a_distributed_role_refuses_the_in_process_backends_saying_what_to_set() {
+    async fn a_distributed_role_refuses_the_in_process_bus_saying_what_to_set() {
         let config = Config::from_lookup(|_| None).unwrap();
-        let err = kafka(&config, Role::Trainer)
-            .await
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(
-            err.contains("trainer") && err.contains("set KAFKA_BROKERS"),
-            "{err}"
-        );
-        let err = redis(&config, Role::MetricsConsumer)
-            .await
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(err.contains("set REDIS_URL"), "{err}");
         let shutdown = CancellationToken::new();
         let err = run(Role::Gateway, config, None, shutdown)
             .await

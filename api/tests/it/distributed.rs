@@ -185,6 +185,25 @@ async fn every_role_as_a_process_on_real_backends_loses_and_doubles_nothing() {
     assert_eq!(snapshot.series_trained, 5);
     assert!(snapshot.model_usage["sensor_01"] > 0);
 
+    // Every role serves its probes and Prometheus metrics.
+    let metrics_url = metrics_a.base_url().await;
+    let training_data_url = training_data.base_url().await;
+    for (url, counter) in [
+        (&trainer_url, "anomaly_fits_total"),
+        (&predictor_url, "anomaly_predictions_total"),
+        (&metrics_url, "anomaly_consumer_events_total"),
+        (&training_data_url, "anomaly_training_points_written_total"),
+    ] {
+        let role = Http::new(url.clone());
+        assert_eq!(role.get("/readyz").await.status, 200, "{url}");
+        let metrics = role.get("/metrics").await;
+        let text = String::from_utf8_lossy(&metrics.bytes);
+        assert!(
+            text.contains(counter),
+            "{url} /metrics lacks {counter}:\n{text}"
+        );
+    }
+
     // A run of fits; the training-data consumer dies without warning in the middle.
     let demo_rows = row_count(&store).await;
     let mut killed_at = std::time::Instant::now();

@@ -70,9 +70,12 @@ async fn start(dir: Arc<TempDir>, vars: Vec<(String, String)>) -> TestApp {
         "sqlite://{}?mode=rwc",
         dir.path().join("anomaly.db").display()
     );
-    let mut all = vars.clone();
-    all.push(("DATABASE_URL".into(), database_url.clone()));
-    all.push(("HEARTBEAT_INTERVAL_SECS".into(), "1".into()));
+    // The test's own variables win over these defaults.
+    let mut all = vec![
+        ("DATABASE_URL".to_owned(), database_url.clone()),
+        ("HEARTBEAT_INTERVAL_SECS".to_owned(), "1".to_owned()),
+    ];
+    all.extend(vars.iter().cloned());
     let config = Config::from_lookup(|name| {
         all.iter()
             .rev()

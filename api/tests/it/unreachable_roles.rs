@@ -54,6 +54,7 @@ async fn a_missing_trainer_or_predictor_gets_503_and_recovery_is_automatic() {
                 token: None,
                 graphql: Default::default(),
                 detect: Default::default(),
+                cors_origins: Vec::new(),
             },
         ),
     )

@@ -58,6 +58,8 @@ pub async fn consume(
             Ok(Some(delivery)) => delivery,
             Ok(None) => break,
             Err(BusError::Lagged(missed)) => {
+                ::metrics::counter!("anomaly_consumer_missed_total", "consumer" => name)
+                    .increment(missed);
                 tracing::error!(missed, "consumer fell behind and missed events");
                 continue;
             }
@@ -90,6 +92,7 @@ pub async fn consume(
         }
         backoff = FIRST_BACKOFF;
         handled += 1;
+        ::metrics::counter!("anomaly_consumer_events_total", "consumer" => name).increment(1);
         if let Err(err) = subscription.ack(&delivery).await {
             tracing::warn!(error = %err, "could not acknowledge; the event may be delivered again");
         }

@@ -31,6 +31,7 @@ impl Handler for TrainingDataWriter {
             .save_training_points(&data.series_id, data.version, &data.points)
             .await
             .map_err(|e| HandleError::Transient(e.to_string()))?;
+        ::metrics::counter!("anomaly_training_points_written_total").increment(inserted);
         tracing::debug!(series = %data.series_id, version = %data.version, inserted, "training data stored");
         Ok(())
     }

@@ -47,6 +47,9 @@ pub trait ModelStore: Send + Sync + 'static {
         points: &[Point],
     ) -> Result<TrainedModel, StoreError>;
 
+    /// Whether the database answers (readiness).
+    async fn ping(&self) -> Result<(), StoreError>;
+
     /// How many series have at least one model.
     async fn count_series(&self) -> Result<u64, StoreError>;
 

@@ -234,6 +234,10 @@ impl ModelStore for SqlStore {
         self.claim_version(new, Some(points)).await
     }
 
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(self.db.ping().await?)
+    }
+
     async fn count_series(&self) -> Result<u64, StoreError> {
         let row = self
             .db
