@@ -3,7 +3,8 @@
 # schema.graphql, tsc --strict, vite build) and fails when the committed generated client or built
 # files differ from the rebuild; then drives it in Debian's Chromium against the given `anomaly`
 # binary (dashboard/test/browser.mjs) and saves a screenshot as target/dashboard.png; then opens
-# GraphiQL the same way (dashboard/test/graphiql.mjs): it must work under the gateway's CSP.
+# GraphiQL (dashboard/test/graphiql.mjs) and the REST API docs (dashboard/test/docs.mjs) the same
+# way: they must work under the gateway's CSP.
 set -euo pipefail
 binary="$(realpath "$1")"
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -26,3 +27,4 @@ fi
 mkdir -p "$root/target"
 node test/browser.mjs "$binary" "$root/target/dashboard.png"
 node test/graphiql.mjs "$binary"
+node test/docs.mjs "$binary"

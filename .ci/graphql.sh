@@ -4,7 +4,8 @@
 # TypeScript types that must compile, and graphql-http's server audits run against the given
 # `anomaly` binary serving on a free port. Any MUST audit that fails fails CI. graphql-js's
 # getIntrospectionQuery() must answer schema.graphql, and the GraphiQL page must load nothing from
-# outside the gateway.
+# outside the gateway. The REST routes' /openapi.json must be valid OpenAPI 3.1 and /docs load
+# nothing from outside the gateway.
 set -euo pipefail
 binary="$(realpath "$1")"
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -26,3 +27,4 @@ for _ in $(seq 1 200); do
 done
 node audit.mjs "http://127.0.0.1:$port/graphql"
 node introspect.mjs "http://127.0.0.1:$port/graphql" "$root/schema.graphql"
+node openapi.mjs "http://127.0.0.1:$port"

@@ -1,6 +1,7 @@
 //! The optional API tokens. With `API_TOKEN` set, every gateway route but `/healthcheck`, the
-//! probes (`/livez`, `/readyz`), `/metrics`, the dashboard's files and the GraphiQL page needs
-//! `Authorization: Bearer <token>`; a WebSocket client may instead send it in `connection_init` (`{"Authorization": "Bearer <token>"}` or
+//! probes (`/livez`, `/readyz`), `/metrics`, the API documentation (`/openapi.json`, `/docs`),
+//! the dashboard's files and the GraphiQL page needs `Authorization: Bearer <token>`; a
+//! WebSocket client may instead send it in `connection_init` (`{"Authorization": "Bearer <token>"}` or
 //! `{"token": "<token>"}`). `API_READ_TOKEN` is a second, read-only token for dashboards and
 //! GraphiQL viewers: GraphQL queries and subscriptions and REST `GET`s, but no mutation (GraphQL
 //! code `FORBIDDEN`) and no REST `POST` (403).
@@ -154,6 +155,7 @@ fn is_public(request: &Request) -> bool {
     (get && (path == "/healthcheck"
         || crate::probes::is_probe(path)
         || crate::prometheus::is_metrics(path)
+        || crate::openapi::is_docs_path(path)
         || crate::dashboard::is_dashboard_path(path)
         || crate::graphiql::is_graphiql_asset(path)))
         || path == "/graphql/ws"

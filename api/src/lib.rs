@@ -15,6 +15,7 @@ pub mod graphiql;
 pub mod graphql;
 pub mod listen;
 pub mod nab;
+pub mod openapi;
 pub mod plot;
 pub mod probes;
 pub mod prometheus;
@@ -91,6 +92,7 @@ pub fn app(state: AppState, edge: &EdgeLimits) -> Router {
         .merge(graphiql::routes())
         .merge(probes)
         .merge(prometheus::routes())
+        .merge(openapi::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

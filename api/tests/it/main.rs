@@ -12,6 +12,7 @@ mod edge;
 mod graphql;
 mod hostile;
 mod online_state;
+mod openapi;
 mod probes;
 mod processes;
 mod prometheus;

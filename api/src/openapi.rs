@@ -1,0 +1,367 @@
+//! The REST routes as an OpenAPI 3.1 document (`GET /openapi.json`) and the interactive page that
+//! renders it (`GET /docs`: Swagger UI 5.31.0, pinned and embedded in `api/assets/openapi/` with
+//! its licence, under a policy that lets it load nothing from elsewhere). The document is written
+//! here beside the routes it describes; a test calls every operation in it and checks each route
+//! of the router is described, and CI validates it with an OpenAPI 3.1 parser.
+
+use std::sync::LazyLock;
+
+use axum::extract::Path;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use crate::assets::Asset;
+
+/// Scripts and styles from the gateway only (Swagger UI sets inline styles and embeds its icons
+/// as `data:` URLs); "Try it out" calls this origin.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+     style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; \
+     connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+macro_rules! embedded {
+    ($file:literal, $content_type:literal) => {
+        Asset::new(
+            include_bytes!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/assets/openapi/",
+                $file
+            )),
+            $content_type,
+            CONTENT_SECURITY_POLICY,
+        )
+    };
+}
+
+static PAGE: LazyLock<Asset> =
+    LazyLock::new(|| embedded!("index.html", "text/html; charset=utf-8"));
+
+static FILES: LazyLock<[(&str, Asset); 3]> = LazyLock::new(|| {
+    [
+        (
+            "swagger-ui-bundle.js",
+            embedded!("swagger-ui-bundle.js", "text/javascript; charset=utf-8"),
+        ),
+        (
+            "swagger-ui.css",
+            embedded!("swagger-ui.css", "text/css; charset=utf-8"),
+        ),
+        (
+            "start.js",
+            embedded!("start.js", "text/javascript; charset=utf-8"),
+        ),
+    ]
+});
+
+/// `/openapi.json`, `/docs` and the page's files.
+pub fn routes() -> Router {
+    Router::new()
+        .route("/openapi.json", get(|| async { Json(document()) }))
+        .route(
+            "/docs",
+            get(|headers: HeaderMap| async move { PAGE.respond(&headers) }),
+        )
+        .route("/docs/assets/{file}", get(file))
+}
+
+async fn file(Path(name): Path<String>, headers: HeaderMap) -> Response {
+    match FILES.iter().find(|(file, _)| *file == name) {
+        Some((_, asset)) => asset.respond(&headers),
+        None => crate::error::ApiError::NotFound("Not Found").into_response(),
+    }
+}
+
+/// Whether a request asks for the documentation (public even with `API_TOKEN`).
+pub fn is_docs_path(path: &str) -> bool {
+    path == "/openapi.json" || path == "/docs" || path.starts_with("/docs/assets/")
+}
+
+fn error_response(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } }
+    })
+}
+
+fn json_body(schema: &str) -> Value {
+    json!({
+        "required": true,
+        "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } }
+    })
+}
+
+fn ok(description: &str, schema: &str) -> Value {
+    json!({
+        "description": description,
+        "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } }
+    })
+}
+
+fn series_id_parameter() -> Value {
+    json!({
+        "name": "series_id", "in": "path", "required": true,
+        "description": "The series, `[A-Za-z0-9_.:-]{1,128}`.",
+        "schema": { "type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,128}$" }
+    })
+}
+
+/// The common refusals of a route that takes a JSON body.
+fn body_errors() -> Value {
+    json!({
+        "400": error_response("Invalid input: the detail says what to fix."),
+        "401": error_response("API_TOKEN is set and the request carries no valid token."),
+        "403": error_response("The read-only token (API_READ_TOKEN) may not call this route."),
+        "408": error_response("The request took longer than HTTP_REQUEST_TIMEOUT_SECS."),
+        "413": error_response("The body is larger than MAX_BODY_BYTES."),
+        "415": error_response("The body was sent as something other than application/json."),
+        "503": error_response("A backend or role is down; the detail names it.")
+    })
+}
+
+fn merged(mut base: Value, extra: Value) -> Value {
+    if let (Some(base), Some(extra)) = (base.as_object_mut(), extra.as_object()) {
+        for (k, v) in extra {
+            base.insert(k.clone(), v.clone());
+        }
+    }
+    base
+}
+
+/// The OpenAPI 3.1 document of the REST routes.
+pub fn document() -> Value {
+    let points_shapes = json!({
+        "data": {
+            "type": "array", "description": "Points as objects (or send `timestamps` and `values`).",
+            "items": { "$ref": "#/components/schemas/Point" }
+        },
+        "timestamps": { "type": "array", "items": { "type": "integer", "format": "int64" },
+            "description": "Unix seconds, with `values` of the same length." },
+        "values": { "type": "array", "items": { "type": "number" } },
+        "detector": { "$ref": "#/components/schemas/Detector" },
+        "alerts": { "$ref": "#/components/schemas/Alerts" }
+    });
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "anomaly",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Time-series anomaly detection: train a model per series, score points, plot training data, watch health. The seed's documented REST API; GraphQL is at /graphql (schema.graphql).",
+            "license": { "name": "MIT", "identifier": "MIT" }
+        },
+        "components": {
+            "securitySchemes": {
+                "token": { "type": "http", "scheme": "bearer",
+                    "description": "API_TOKEN (everything) or API_READ_TOKEN (GET routes only); not needed when API_TOKEN is unset." }
+            },
+            "schemas": {
+                "Error": {
+                    "type": "object", "required": ["detail"],
+                    "properties": {
+                        "detail": { "type": "string" },
+                        "reason": { "type": "string", "description": "Where a malformed payload went wrong." }
+                    }
+                },
+                "Point": {
+                    "type": "object", "required": ["timestamp", "value"],
+                    "properties": {
+                        "timestamp": { "type": "integer", "format": "int64", "description": "Unix seconds." },
+                        "value": { "type": "number", "description": "A finite value." }
+                    }
+                },
+                "Detector": {
+                    "type": "object", "required": ["kind"],
+                    "description": "The detector and its options; options left out take the documented defaults (README, Detection).",
+                    "properties": {
+                        "kind": { "type": "string", "enum": ["art", "zscore", "ewma", "robust", "seasonal", "adaptive"] },
+                        "threshold": { "type": "number" },
+                        "direction": { "type": "string", "enum": ["above", "below", "both"] },
+                        "window": { "type": "integer" },
+                        "alpha": { "type": "number" },
+                        "period": { "type": "integer" },
+                        "seasonal": { "type": "boolean" },
+                        "max_growth": { "type": "number" },
+                        "relearn_after": { "type": "integer" },
+                        "extreme_margin": { "type": "number" },
+                        "max_categories": { "type": "integer" }
+                    }
+                },
+                "Alerts": {
+                    "type": "object",
+                    "description": "How anomalies become alerts.",
+                    "properties": {
+                        "rising_edge": { "type": "boolean", "default": true },
+                        "cooldown_secs": { "type": "integer", "default": 0 },
+                        "quiet_points": { "type": ["integer", "null"] }
+                    }
+                },
+                "FitBody": {
+                    "type": "object",
+                    "description": "At least 3 points, not all equal, in either shape.",
+                    "properties": points_shapes
+                },
+                "FitAnswer": {
+                    "type": "object", "required": ["series_id", "version", "points_used", "detector"],
+                    "properties": {
+                        "series_id": { "type": "string" },
+                        "version": { "type": "string", "examples": ["v1"] },
+                        "points_used": { "type": "integer" },
+                        "detector": { "type": "string" }
+                    }
+                },
+                "Prediction": {
+                    "type": "object",
+                    "required": ["model_version", "anomaly", "score", "expected", "detector", "alert", "series_id", "timestamp", "value"],
+                    "properties": {
+                        "model_version": { "type": "string" },
+                        "anomaly": { "type": "boolean", "description": "`score` > 1." },
+                        "score": { "type": "number" },
+                        "expected": { "type": "number" },
+                        "lower": { "type": ["number", "null"] },
+                        "upper": { "type": ["number", "null"] },
+                        "detector": { "type": "string" },
+                        "alert": { "type": "boolean", "description": "Whether the anomaly raised an alert." },
+                        "series_id": { "type": "string" },
+                        "timestamp": { "type": "integer", "format": "int64" },
+                        "value": { "type": "number" }
+                    }
+                },
+                "DetectBody": {
+                    "type": "object",
+                    "properties": merged(points_shapes.clone(), json!({
+                        "training_points": { "type": "integer", "description": "Leading points that train the model; NAB's 15% (at most 750) when absent." }
+                    }))
+                },
+                "DetectAnswer": {
+                    "type": "object", "required": ["detector", "training_points", "anomalies", "points"],
+                    "properties": {
+                        "detector": { "type": "string" },
+                        "training_points": { "type": "integer" },
+                        "anomalies": { "type": "integer" },
+                        "points": { "type": "array", "items": {
+                            "type": "object",
+                            "properties": {
+                                "timestamp": { "type": "integer" }, "value": { "type": "number" },
+                                "anomaly": { "type": "boolean" }, "alert": { "type": "boolean" },
+                                "score": { "type": "number" }, "expected": { "type": "number" },
+                                "lower": { "type": ["number", "null"] }, "upper": { "type": ["number", "null"] }
+                            }
+                        } }
+                    }
+                },
+                "Health": {
+                    "type": "object",
+                    "required": ["series_trained", "inference_latency_ms", "training_latency_ms", "throughput", "model_usage", "system_metrics", "instances"],
+                    "properties": {
+                        "series_trained": { "type": "integer" },
+                        "inference_latency_ms": { "$ref": "#/components/schemas/Latency" },
+                        "training_latency_ms": { "$ref": "#/components/schemas/Latency" },
+                        "throughput": { "type": "object" },
+                        "model_usage": { "type": "object", "additionalProperties": { "type": "integer" },
+                            "description": "Predictions per series, the HEALTH_TOP_SERIES most used." },
+                        "system_metrics": { "type": "object" },
+                        "instances": { "type": "array", "items": { "type": "object" } }
+                    }
+                },
+                "Latency": {
+                    "type": "object", "required": ["avg", "p95"],
+                    "properties": { "avg": { "type": "number" }, "p95": { "type": "number" } }
+                },
+                "Readiness": {
+                    "type": "object", "required": ["status", "checks"],
+                    "properties": {
+                        "status": { "type": "string", "enum": ["ready", "unavailable"] },
+                        "checks": { "type": "object", "additionalProperties": { "type": "string" } }
+                    }
+                }
+            }
+        },
+        "security": [{ "token": [] }],
+        "paths": {
+            "/fit/{series_id}": { "post": {
+                "operationId": "fit",
+                "summary": "Train the series' next model version",
+                "parameters": [series_id_parameter()],
+                "requestBody": json_body("FitBody"),
+                "responses": merged(json!({ "200": ok("The model is stored with all its training points.", "FitAnswer") }), body_errors())
+            } },
+            "/predict/{series_id}": { "post": {
+                "operationId": "predict",
+                "summary": "Score one point against the series' newest model (and learn from it)",
+                "parameters": [series_id_parameter()],
+                "requestBody": json_body("Point"),
+                "responses": merged(json!({
+                    "200": ok("The verdict and its evidence.", "Prediction"),
+                    "404": error_response("The series has no model: `Model not found`.")
+                }), body_errors())
+            } },
+            "/detect": { "post": {
+                "operationId": "detect",
+                "summary": "Whole-series mode: fit on the leading points, score the rest; stores nothing",
+                "requestBody": json_body("DetectBody"),
+                "responses": merged(json!({ "200": ok("Every scored point.", "DetectAnswer") }), body_errors())
+            } },
+            "/plot": { "get": {
+                "operationId": "plot",
+                "summary": "The training points of a model version as a PNG",
+                "parameters": [
+                    { "name": "series_id", "in": "query", "required": true, "schema": { "type": "string" } },
+                    { "name": "version", "in": "query", "required": true, "schema": { "type": "string", "examples": ["v1"] } }
+                ],
+                "responses": {
+                    "200": { "description": "The plot.", "content": { "image/png": { "schema": { "type": "string", "contentMediaType": "image/png" } } } },
+                    "400": error_response("A parameter is missing or malformed."),
+                    "401": error_response("API_TOKEN is set and the request carries no valid token."),
+                    "404": error_response("No training data for that series and version."),
+                    "503": error_response("The database is down.")
+                }
+            } },
+            "/healthcheck": { "get": {
+                "operationId": "healthcheck",
+                "summary": "Latencies, throughput, usage and system figures (public)",
+                "security": [],
+                "responses": {
+                    "200": ok("The platform's figures.", "Health"),
+                    "503": error_response("The metrics store is down.")
+                }
+            } },
+            "/livez": { "get": {
+                "operationId": "livez", "summary": "Liveness (public)", "security": [],
+                "responses": { "200": { "description": "The process serves." } }
+            } },
+            "/readyz": { "get": {
+                "operationId": "readyz", "summary": "Readiness: the backends answer (public)", "security": [],
+                "responses": {
+                    "200": ok("Ready.", "Readiness"),
+                    "503": ok("A backend does not answer; `checks` names it.", "Readiness")
+                }
+            } },
+            "/metrics": { "get": {
+                "operationId": "metrics", "summary": "Prometheus metrics (public)", "security": [],
+                "responses": { "200": { "description": "Prometheus text.", "content": { "text/plain": { "schema": { "type": "string" } } } } }
+            } },
+            "/graphql": {
+                "post": {
+                    "operationId": "graphql",
+                    "summary": "GraphQL (schema.graphql); GraphiQL when a browser opens it",
+                    "requestBody": { "required": true, "content": { "application/json": { "schema": {
+                        "type": "object", "required": ["query"],
+                        "properties": { "query": { "type": "string" }, "variables": { "type": "object" }, "operationName": { "type": "string" } }
+                    } } } },
+                    "responses": { "200": { "description": "A GraphQL response: `data` and/or `errors` with `extensions.code`." } }
+                },
+                "get": {
+                    "operationId": "graphqlQuery",
+                    "summary": "GraphQL queries over GET (`?query=`)",
+                    "parameters": [{ "name": "query", "in": "query", "required": true, "schema": { "type": "string" } }],
+                    "responses": { "200": { "description": "A GraphQL response." } }
+                }
+            },
+            "/openapi.json": { "get": {
+                "operationId": "openapi", "summary": "This document (public)", "security": [],
+                "responses": { "200": { "description": "OpenAPI 3.1." } }
+            } }
+        }
+    })
+}

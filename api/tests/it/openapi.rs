@@ -1,0 +1,96 @@
+//! `/openapi.json` describes the REST routes: every route the router declares is in it (read
+//! from the source, so a new route without documentation fails here), every operation in it
+//! exists, and `/docs` renders it from the gateway's own files.
+
+use serde_json::{Value, json};
+
+use crate::support::{spawn_app, spawn_app_with};
+
+/// The paths of `.route("...")` calls in the gateway's route modules, but the embedded files'
+/// and the WebSocket's (not REST operations).
+fn declared_routes() -> Vec<String> {
+    let sources = [
+        "src/rest/mod.rs",
+        "src/probes.rs",
+        "src/prometheus.rs",
+        "src/openapi.rs",
+        "src/graphql/mod.rs",
+        "src/dashboard.rs",
+        "src/graphiql.rs",
+    ];
+    let mut routes = Vec::new();
+    for source in sources {
+        let text = std::fs::read_to_string(format!("{}/{source}", env!("CARGO_MANIFEST_DIR")))
+            .expect("a route module");
+        for part in text.split(".route(\"").skip(1) {
+            let path = part.split('"').next().unwrap().to_owned();
+            let page_or_file = path.starts_with("/dashboard")
+                || path.starts_with("/docs")
+                || path.starts_with("/graphql/")
+                || path.contains("assets");
+            if !page_or_file {
+                routes.push(path);
+            }
+        }
+    }
+    routes
+}
+
+#[tokio::test]
+async fn every_route_is_documented_and_every_documented_operation_exists() {
+    let app = spawn_app_with(&[("API_TOKEN", "t")]).await;
+    let answer = app.get("/openapi.json").await;
+    assert_eq!(answer.status, 200, "public");
+    let document = answer.json();
+    assert_eq!(document["openapi"], "3.1.0");
+    let paths = document["paths"].as_object().unwrap();
+
+    let declared = declared_routes();
+    assert!(declared.len() >= 9, "{declared:?}");
+    for route in &declared {
+        assert!(paths.contains_key(route), "{route} is not in /openapi.json");
+    }
+
+    for (path, item) in paths {
+        for method in item.as_object().unwrap().keys() {
+            let url = format!(
+                "{}{}",
+                app.base,
+                path.replace("{series_id}", "documented_series")
+            );
+            let request = match method.as_str() {
+                "get" => app.client.get(&url),
+                "post" => app.client.post(&url).json(&json!({})),
+                other => panic!("{other} {path}"),
+            };
+            let answer = app.answer(request.bearer_auth("t")).await;
+            let unrouted = answer.status == 405
+                || (answer.status == 404
+                    && serde_json::from_slice::<Value>(&answer.bytes)
+                        .is_ok_and(|b| b["detail"] == "Not Found"));
+            assert!(!unrouted, "{method} {path}: {}", answer.status);
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_docs_page_renders_the_document_from_the_gateways_own_files() {
+    let app = spawn_app().await;
+    let page = app.get("/docs").await;
+    assert_eq!(page.status, 200);
+    let html = String::from_utf8(page.bytes).unwrap();
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "{html}"
+    );
+    for asset in [
+        "/docs/assets/swagger-ui-bundle.js",
+        "/docs/assets/swagger-ui.css",
+        "/docs/assets/start.js",
+    ] {
+        assert!(html.contains(asset), "{asset}");
+        assert_eq!(app.get(asset).await.status, 200, "{asset}");
+    }
+    let start = String::from_utf8(app.get("/docs/assets/start.js").await.bytes).unwrap();
+    assert!(start.contains("/openapi.json") && start.contains("validatorUrl: null"));
+}
