@@ -21,7 +21,7 @@ pub struct Cli {
 
 #[derive(Debug, Clone, Default, Subcommand)]
 pub enum Command {
-    /// Every role in one process on the embedded backends (the default).
+    /// Every role in one process, on the configured backends (the embedded ones by default).
     #[default]
     Serve,
     /// The HTTP edge (REST routes); calls the trainer and predictors over HTTP.
@@ -40,6 +40,23 @@ pub enum Command {
     Schema,
     /// Runs a detector over a NAB corpus and prints its NAB scores.
     Nab(crate::nab::NabArgs),
+}
+
+impl Command {
+    /// The command's name, as typed (`serve`, `trainer`, ...): traces name the service by it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Serve => "serve",
+            Command::Gateway => "gateway",
+            Command::Trainer => "trainer",
+            Command::Predictor => "predictor",
+            Command::MetricsConsumer => "metrics-consumer",
+            Command::TrainingDataConsumer => "training-data-consumer",
+            Command::Migrate => "migrate",
+            Command::Schema => "schema",
+            Command::Nab(_) => "nab",
+        }
+    }
 }
 
 pub async fn execute(command: Command, config: Config) -> anyhow::Result<()> {

@@ -26,11 +26,10 @@ pub mod state;
 pub mod telemetry;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::auth::ApiToken;
 use crate::config::Config;
@@ -109,18 +108,7 @@ pub fn app(state: AppState, edge: &EdgeLimits) -> Router {
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal("a request handler panicked".into()).into_response()
         }))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(|request: &Request| {
-                    let path = request
-                        .extensions()
-                        .get::<MatchedPath>()
-                        .map_or("(unmatched)", MatchedPath::as_str);
-                    let id = edge::request_id(request);
-                    tracing::info_span!("request", method = %request.method(), path, id)
-                })
-                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
-        )
+        .layer(telemetry::request_tracing())
         .layer(edge::compression());
     // Outside the token check, so a browser's preflight is answered.
     match edge::cors(&edge.cors_origins) {

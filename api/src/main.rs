@@ -17,8 +17,9 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    anomaly_api::telemetry::init(config.log_format);
-    match execute(cli.command.unwrap_or_default(), config).await {
+    let command = cli.command.unwrap_or_default();
+    let _telemetry = anomaly_api::telemetry::init(config.log_format, command.name());
+    match execute(command, config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!("{err:#}");

@@ -1,17 +1,134 @@
-//! Logging, set up once: `RUST_LOG` filters (default `info`), `LOG_FORMAT=json` for JSON lines.
+//! Logging and tracing, set up once. Logs: `RUST_LOG` filters (default `info`), `LOG_FORMAT=json`
+//! for JSON lines. Traces: off unless `OTEL_EXPORTER_OTLP_ENDPOINT` is set, then every span is
+//! exported over OTLP/HTTP (the standard `OTEL_*` variables apply; the service is named
+//! `anomaly-<command>` unless `OTEL_SERVICE_NAME` says otherwise). The W3C trace context travels
+//! with every call the gateway makes to a trainer or predictor, so one request is one trace
+//! across processes.
 
-use tracing_subscriber::EnvFilter;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::config::LogFormat;
 
-pub fn init(format: LogFormat) {
+/// Keeps the trace exporter running; dropping it flushes and stops it.
+#[must_use = "dropping it stops the trace export"]
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        if let Some(provider) = self.provider.take()
+            && let Err(err) = provider.shutdown()
+        {
+            eprintln!("anomaly: flushing traces failed: {err}");
+        }
+    }
+}
+
+/// Installs logging, and trace export when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+pub fn init(format: LogFormat, service: &str) -> Telemetry {
+    let exporting = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .is_ok_and(|endpoint| !endpoint.trim().is_empty());
+    let provider = exporting.then(|| otlp_provider(service)).flatten();
+    install(format, provider.clone());
+    Telemetry { provider }
+}
+
+/// Installs logging with spans also going to `provider` (tests pass one with an in-memory
+/// exporter).
+pub fn install(format: LogFormat, provider: Option<SdkTracerProvider>) {
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm_migration=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let installed = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+    let logs = match format {
+        LogFormat::Text => tracing_subscriber::fmt::layer().boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer().json().boxed(),
     };
+    let traces = provider.map(|provider| {
+        let tracer = provider.tracer("anomaly");
+        opentelemetry::global::set_tracer_provider(provider);
+        tracing_opentelemetry::layer().with_tracer(tracer)
+    });
     // A subscriber may already be installed (tests); keep it.
-    let _ = installed;
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(logs)
+        .with(traces)
+        .try_init();
+}
+
+fn otlp_provider(service: &str) -> Option<SdkTracerProvider> {
+    let exporter = match opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .build()
+    {
+        Ok(exporter) => exporter,
+        Err(err) => {
+            eprintln!("anomaly: OTEL_EXPORTER_OTLP_ENDPOINT is set but the exporter failed: {err}");
+            return None;
+        }
+    };
+    let name = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| format!("anomaly-{service}"));
+    Some(
+        SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .with_resource(
+                opentelemetry_sdk::Resource::builder()
+                    .with_service_name(name)
+                    .build(),
+            )
+            .build(),
+    )
+}
+
+/// The current span's trace context as W3C headers, for an outgoing call.
+pub fn trace_headers() -> reqwest::header::HeaderMap {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let context = tracing::Span::current().context();
+    opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.inject_context(
+            &context,
+            &mut opentelemetry_http::HeaderInjector(&mut headers),
+        );
+    });
+    headers
+}
+
+/// Makes `span` a child of the trace an incoming request carries, if it carries one.
+pub fn continue_trace(span: &tracing::Span, headers: &axum::http::HeaderMap) {
+    let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.extract(&opentelemetry_http::HeaderExtractor(headers))
+    });
+    use opentelemetry::trace::TraceContextExt as _;
+    if parent.span().span_context().is_valid() {
+        let _ = span.set_parent(parent);
+    }
+}
+
+/// The span of one HTTP request (method, route pattern, request id), continuing the caller's
+/// trace when the request carries one, and a log line per answer.
+pub fn request_tracing() -> tower_http::trace::TraceLayer<
+    tower_http::classify::SharedClassifier<tower_http::classify::ServerErrorsAsFailures>,
+    fn(&axum::extract::Request) -> tracing::Span,
+> {
+    tower_http::trace::TraceLayer::new_for_http()
+        .make_span_with(request_span as fn(&axum::extract::Request) -> tracing::Span)
+        .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO))
+}
+
+fn request_span(request: &axum::extract::Request) -> tracing::Span {
+    let path = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("(unmatched)", axum::extract::MatchedPath::as_str);
+    let id = crate::edge::request_id(request);
+    let span = tracing::info_span!("request", method = %request.method(), path, id);
+    continue_trace(&span, request.headers());
+    span
 }

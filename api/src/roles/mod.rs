@@ -67,12 +67,14 @@ pub async fn run(
     outcome
 }
 
-/// `router` with `/metrics` and its requests counted.
-fn observed(router: Router) -> Router {
+/// `router` with `/metrics`, its requests counted, and a span per request that continues the
+/// caller's trace.
+pub fn observed(router: Router) -> Router {
     crate::prometheus::handle();
     router
         .merge(crate::prometheus::routes())
         .layer(axum::middleware::from_fn(crate::prometheus::track))
+        .layer(crate::telemetry::request_tracing())
 }
 
 async fn serve_http(

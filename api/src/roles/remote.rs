@@ -38,7 +38,11 @@ async fn call<T: serde::de::DeserializeOwned>(
     url: String,
     body: &impl serde::Serialize,
 ) -> Answer<T> {
-    let response = match client.post(&url).json(body).send().await {
+    let request = client
+        .post(&url)
+        .headers(crate::telemetry::trace_headers())
+        .json(body);
+    let response = match request.send().await {
         Ok(response) => response,
         Err(err) => return Answer::Unreachable(format!("{url}: {err}")),
     };

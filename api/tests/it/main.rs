@@ -19,6 +19,7 @@ mod prometheus;
 mod serve_on_real_backends;
 mod subscriptions;
 mod support;
+mod traces;
 mod unreachable_roles;
 mod whole_series;
 mod ws_client;

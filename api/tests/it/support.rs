@@ -45,7 +45,7 @@ fn init_logs() {
     static INIT: Once = Once::new();
     INIT.call_once(|| {
         if std::env::var_os("TEST_LOG").is_some() {
-            anomaly_api::telemetry::init(anomaly_api::config::LogFormat::Text);
+            anomaly_api::telemetry::install(anomaly_api::config::LogFormat::Text, None);
         }
     });
 }

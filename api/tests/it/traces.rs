@@ -1,0 +1,121 @@
+//! One distributed fit is one trace: the gateway's request span and the trainer's, in different
+//! servers (here in one test process, with the SDK's in-memory exporter standing in for an OTLP
+//! collector), share a trace id, the trainer's request a child of the gateway's call.
+
+use std::sync::Arc;
+
+use anomaly_api::config::LogFormat;
+use anomaly_api::roles::internal::trainer_routes;
+use anomaly_api::roles::remote::{RemotePredictors, RemoteTrainer};
+use anomaly_api::state::AppState;
+use anomaly_workers::bus::MemoryBus;
+use anomaly_workers::metrics::MemoryMetrics;
+use anomaly_workers::store::SqlStore;
+use anomaly_workers::trainer::Trainer;
+use opentelemetry::Value;
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use tokio::net::TcpListener;
+
+use crate::demo_scenario::fit_body;
+use crate::support::{Http, eventually};
+
+fn path_of(span: &SpanData) -> Option<String> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == "path")
+        .map(|kv| match &kv.value {
+            Value::String(s) => s.as_str().to_owned(),
+            other => other.to_string(),
+        })
+}
+
+#[tokio::test]
+async fn a_distributed_fit_is_one_trace_across_gateway_and_trainer() {
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    anomaly_api::telemetry::install(LogFormat::Text, Some(provider.clone()));
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+    let store = Arc::new(SqlStore::connect(&url).await.unwrap());
+    let bus = Arc::new(MemoryBus::new(64));
+
+    let trainer = Arc::new(Trainer::storing_points(store.clone(), bus.clone()));
+    let trainer_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let trainer_url = format!("http://{}", trainer_listener.local_addr().unwrap());
+    let trainer_router = anomaly_api::roles::observed(trainer_routes(trainer, 1 << 20));
+    tokio::spawn(async move { axum::serve(trainer_listener, trainer_router).await });
+
+    let state = AppState {
+        training: Arc::new(RemoteTrainer::new(&trainer_url)),
+        scoring: Arc::new(RemotePredictors::new(&["http://127.0.0.1:9".to_owned()])),
+        store,
+        metrics: Arc::new(MemoryMetrics::new()),
+        events: bus,
+    };
+    let gateway_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gateway = Http::new(format!("http://{}", gateway_listener.local_addr().unwrap()));
+    let app = anomaly_api::app(
+        state,
+        &anomaly_api::EdgeLimits::from_config(
+            &anomaly_api::config::Config::from_lookup(|_| None).unwrap(),
+        ),
+    );
+    tokio::spawn(async move { axum::serve(gateway_listener, app).await });
+
+    let answer = gateway.fit("traced", &fit_body(1)).await;
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.bytes)
+    );
+    // A server's request span ends when it has finished sending the answer, which may be just
+    // after the client has read it.
+    let has = |path: &'static str| {
+        let exporter = exporter.clone();
+        move || {
+            let found = exporter
+                .get_finished_spans()
+                .unwrap()
+                .iter()
+                .any(|s| path_of(s).as_deref() == Some(path));
+            async move { found }
+        }
+    };
+    eventually(
+        "the trainer's request span ends",
+        has("/internal/fit/{series_id}"),
+    )
+    .await;
+    eventually("the gateway's request span ends", has("/fit/{series_id}")).await;
+    let _ = provider.force_flush();
+
+    let spans = exporter.get_finished_spans().unwrap();
+    let gateway_span = spans
+        .iter()
+        .find(|s| path_of(s).as_deref() == Some("/fit/{series_id}"))
+        .unwrap_or_else(|| panic!("no gateway request span in {spans:#?}"));
+    let trainer_span = spans
+        .iter()
+        .find(|s| path_of(s).as_deref() == Some("/internal/fit/{series_id}"))
+        .unwrap_or_else(|| panic!("no trainer request span in {spans:#?}"));
+    let trace = gateway_span.span_context.trace_id();
+    assert_eq!(trainer_span.span_context.trace_id(), trace, "one trace");
+    // The trainer's span hangs under a span of the gateway's trace.
+    let in_trace: Vec<_> = spans
+        .iter()
+        .filter(|s| s.span_context.trace_id() == trace)
+        .map(|s| s.span_context.span_id())
+        .collect();
+    assert!(
+        in_trace.contains(&trainer_span.parent_span_id),
+        "{spans:#?}"
+    );
+    assert_ne!(
+        trainer_span.span_context.span_id(),
+        gateway_span.span_context.span_id()
+    );
+}
