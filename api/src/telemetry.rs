@@ -2,8 +2,8 @@
 //! for JSON lines. Traces: off unless `OTEL_EXPORTER_OTLP_ENDPOINT` is set, then every span is
 //! exported over OTLP/HTTP (the standard `OTEL_*` variables apply; the service is named
 //! `anomaly-<command>` unless `OTEL_SERVICE_NAME` says otherwise). The W3C trace context travels
-//! with every call the gateway makes to a trainer or predictor, so one request is one trace
-//! across processes.
+//! with every call the gateway makes to a trainer or predictor (and, in `anomaly-workers`, with
+//! every event on Kafka), so one request is one trace across processes.
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;

@@ -14,6 +14,7 @@ pub mod model;
 pub mod nab;
 pub mod predictor;
 pub mod store;
+pub mod trace_context;
 pub mod trainer;
 
 #[cfg(test)]

@@ -12,12 +12,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::Message;
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::statistics::Statistics;
 use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
@@ -159,7 +160,10 @@ impl EventBus for KafkaBus {
         self.check_open()?;
         let payload = Self::encode(&event)?;
         let topic = self.topic_name(event.topic());
-        let record = FutureRecord::to(&topic).key(event.key()).payload(&payload);
+        let record = FutureRecord::to(&topic)
+            .key(event.key())
+            .payload(&payload)
+            .headers(trace_headers());
         self.producer
             .send(record, Timeout::After(DELIVERY_TIMEOUT))
             .await
@@ -171,7 +175,10 @@ impl EventBus for KafkaBus {
         self.check_open()?;
         let payload = Self::encode(&event)?;
         let topic = self.topic_name(event.topic());
-        let record = FutureRecord::to(&topic).key(event.key()).payload(&payload);
+        let record = FutureRecord::to(&topic)
+            .key(event.key())
+            .payload(&payload)
+            .headers(trace_headers());
         match self.producer.send_result(record) {
             // Nobody waits on the delivery; librdkafka retries it and logs a final failure.
             Ok(_delivery) => Ok(()),
@@ -188,13 +195,14 @@ impl EventBus for KafkaBus {
         group: &str,
     ) -> Result<Box<dyn Subscription>, BusError> {
         self.check_open()?;
-        let consumer: StreamConsumer = self
+        let consumer: StreamConsumer<LagReporter> = self
             .consumer_config(group)
             .set("enable.auto.commit", "true")
             .set("auto.commit.interval.ms", "1000")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
-            .create()
+            .set("statistics.interval.ms", LAG_INTERVAL_MS)
+            .create_with_context(LagReporter)
             .map_err(unavailable)?;
         let name = self.topic_name(topic);
         consumer.subscribe(&[&name]).map_err(unavailable)?;
@@ -209,10 +217,10 @@ impl EventBus for KafkaBus {
     async fn follow(&self, topic: Topic) -> Result<Box<dyn Subscription>, BusError> {
         self.check_open()?;
         let group = format!("follower-{}", uuid::Uuid::new_v4().simple());
-        let consumer: StreamConsumer = self
+        let consumer: StreamConsumer<LagReporter> = self
             .consumer_config(&group)
             .set("enable.auto.commit", "false")
-            .create()
+            .create_with_context(LagReporter)
             .map_err(unavailable)?;
         let name = self.topic_name(topic);
         // "From now on": start every partition at its current end, without a group rebalance.
@@ -247,8 +255,63 @@ impl EventBus for KafkaBus {
     }
 }
 
+/// The current span's trace context as Kafka headers (none when traces are off).
+fn trace_headers() -> OwnedHeaders {
+    crate::trace_context::current()
+        .iter()
+        .fold(OwnedHeaders::new(), |headers, (key, value)| {
+            headers.insert(Header {
+                key,
+                value: Some(value.as_bytes()),
+            })
+        })
+}
+
+/// The trace context a message carries in its headers.
+fn trace_of(message: &impl Message) -> crate::trace_context::Carrier {
+    let Some(headers) = message.headers() else {
+        return Vec::new();
+    };
+    headers
+        .iter()
+        .filter(|h| h.key == "traceparent" || h.key == "tracestate")
+        .filter_map(|h| {
+            let value = std::str::from_utf8(h.value?).ok()?;
+            Some((h.key.to_owned(), value.to_owned()))
+        })
+        .collect()
+}
+
+/// How often librdkafka reports a group member's statistics, consumer lag among them.
+const LAG_INTERVAL_MS: &str = "5000";
+
+/// Turns librdkafka's periodic statistics into `anomaly_consumer_lag` (messages a group member
+/// is behind each partition's end). Followers ask for no statistics, so report none.
+struct LagReporter;
+
+impl ClientContext for LagReporter {
+    fn stats(&self, statistics: Statistics) {
+        for (topic, figures) in &statistics.topics {
+            for (partition, figures) in &figures.partitions {
+                // -1: not consumed by this member (or not known yet).
+                if *partition < 0 || figures.consumer_lag < 0 {
+                    continue;
+                }
+                ::metrics::gauge!(
+                    "anomaly_consumer_lag",
+                    "topic" => topic.clone(),
+                    "partition" => partition.to_string()
+                )
+                .set(figures.consumer_lag as f64);
+            }
+        }
+    }
+}
+
+impl ConsumerContext for LagReporter {}
+
 struct KafkaSubscription {
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<LagReporter>,
     topic: String,
     /// Group members commit what they acked; followers keep no offsets.
     commits: bool,
@@ -294,6 +357,7 @@ impl Subscription for KafkaSubscription {
                     return Ok(Some(Delivery {
                         event,
                         position: Some(position),
+                        trace: trace_of(&message),
                     }));
                 }
                 Err(reason) => {
@@ -375,6 +439,47 @@ mod tests {
     }
 
     bus_contract!(mock_cluster, mock().await);
+
+    #[tokio::test]
+    async fn a_published_event_carries_the_publishers_trace() {
+        use super::super::EventBus;
+        use super::super::contract::training_data;
+        use crate::events::Topic;
+        use opentelemetry::trace::TracerProvider as _;
+        use tracing::Instrument;
+        use tracing_subscriber::layer::SubscriberExt;
+        opentelemetry::global::set_text_map_propagator(
+            opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+        );
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        let _installed = tracing::subscriber::set_default(subscriber);
+
+        let bus = mock().await;
+        let span = tracing::info_span!("fit");
+        let sent = span.in_scope(crate::trace_context::current);
+        let traceparent = |carrier: &[(String, String)]| {
+            carrier
+                .iter()
+                .find(|(k, _)| k == "traceparent")
+                .map(|(_, v)| v.clone())
+        };
+        assert!(traceparent(&sent).is_some(), "{sent:?}");
+        bus.publish(training_data("s1", 1))
+            .instrument(span.clone())
+            .await
+            .unwrap();
+        let mut member = bus.join_group(Topic::TrainingData, "traced").await.unwrap();
+        let delivery = member.next().await.unwrap().unwrap();
+        assert_eq!(traceparent(&delivery.trace), traceparent(&sent));
+
+        // Outside any traced span nothing is carried.
+        drop(_installed);
+        bus.publish(training_data("s1", 2)).await.unwrap();
+        let delivery = member.next().await.unwrap().unwrap();
+        assert!(delivery.trace.is_empty(), "{:?}", delivery.trace);
+    }
 
     #[tokio::test]
     async fn an_unacknowledged_event_goes_to_the_next_member_of_the_group() {

@@ -163,6 +163,7 @@ impl Subscription for GroupMember {
     async fn next(&mut self) -> Result<Option<Delivery>, BusError> {
         let event = self.queue.lock().await.recv().await;
         Ok(event.map(|event| Delivery {
+            trace: Vec::new(),
             event,
             position: None,
         }))
@@ -183,6 +184,7 @@ impl Subscription for Follower {
     async fn next(&mut self) -> Result<Option<Delivery>, BusError> {
         match self.receiver.recv().await {
             Ok(event) => Ok(Some(Delivery {
+                trace: Vec::new(),
                 event,
                 position: None,
             })),

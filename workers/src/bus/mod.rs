@@ -39,6 +39,8 @@ pub struct Delivery {
     pub event: Event,
     /// None on backends that keep no offsets (the in-process bus).
     pub position: Option<Position>,
+    /// The trace context the publisher sent along (Kafka headers); empty when none.
+    pub trace: crate::trace_context::Carrier,
 }
 
 #[async_trait]

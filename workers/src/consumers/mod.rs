@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::bus::{BusError, Subscription};
 use crate::events::Event;
@@ -71,8 +72,14 @@ pub async fn consume(
                 continue;
             }
         };
+        let span = tracing::info_span!("handle", topic = %delivery.event.topic());
+        crate::trace_context::continue_in(&span, &delivery.trace);
         loop {
-            match handler.handle(&delivery.event).await {
+            match handler
+                .handle(&delivery.event)
+                .instrument(span.clone())
+                .await
+            {
                 Ok(()) => break,
                 Err(HandleError::Poison(reason)) => {
                     tracing::error!(%reason, topic = %delivery.event.topic(), "skipping an unprocessable event");
