@@ -3,8 +3,8 @@
 # schema.graphql, tsc --strict, vite build) and fails when the committed generated client or built
 # files differ from the rebuild; then drives it in Debian's Chromium against the given `anomaly`
 # binary (dashboard/test/browser.mjs) and saves a screenshot as target/dashboard.png; then opens
-# GraphiQL (dashboard/test/graphiql.mjs) and the REST API docs (dashboard/test/docs.mjs) the same
-# way: they must work under the gateway's CSP.
+# GraphiQL and the REST API docs the same way (dashboard/test/pages.mjs): they must work under the
+# gateway's CSP.
 set -euo pipefail
 binary="$(realpath "$1")"
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -26,5 +26,4 @@ if [[ ! -x "${CHROMIUM:-/usr/bin/chromium}" ]]; then
 fi
 mkdir -p "$root/target"
 node test/browser.mjs "$binary" "$root/target/dashboard.png"
-node test/graphiql.mjs "$binary"
-node test/docs.mjs "$binary"
+node test/pages.mjs "$binary"

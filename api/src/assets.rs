@@ -60,3 +60,29 @@ impl Asset {
         }
     }
 }
+
+/// An embedded file of `api/assets/<dir>/`, served as `content_type` under `csp`.
+macro_rules! embedded {
+    ($dir:literal, $file:literal, $content_type:literal, $csp:expr) => {
+        $crate::assets::Asset::new(
+            include_bytes!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/assets/",
+                $dir,
+                "/",
+                $file
+            )),
+            $content_type,
+            $csp,
+        )
+    };
+}
+pub(crate) use embedded;
+
+/// The file called `name` among `files`, or the JSON 404 every unknown path gets.
+pub fn respond_named(files: &[(&str, Asset)], name: &str, headers: &HeaderMap) -> Response {
+    match files.iter().find(|(file, _)| *file == name) {
+        Some((_, asset)) => asset.respond(headers),
+        None => crate::error::ApiError::NotFound("Not Found").into_response(),
+    }
+}

@@ -8,10 +8,10 @@ use std::sync::LazyLock;
 use axum::Router;
 use axum::extract::Path;
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 
-use crate::assets::Asset;
+use crate::assets::{Asset, embedded, respond_named};
 
 /// Scripts and styles from the gateway only; GraphiQL sets inline styles and embeds its fonts
 /// and icons as `data:` URLs; it talks to `/graphql` and `/graphql/ws` on this origin.
@@ -19,48 +19,62 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
      style-src 'self' 'unsafe-inline'; font-src 'self' data:; img-src 'self' data:; \
      connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
-macro_rules! embedded {
-    ($file:literal, $content_type:literal) => {
-        Asset::new(
-            include_bytes!(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/assets/graphiql/",
-                $file
-            )),
-            $content_type,
-            CONTENT_SECURITY_POLICY,
-        )
-    };
-}
-
-static PAGE: LazyLock<Asset> =
-    LazyLock::new(|| embedded!("index.html", "text/html; charset=utf-8"));
+static PAGE: LazyLock<Asset> = LazyLock::new(|| {
+    embedded!(
+        "graphiql",
+        "index.html",
+        "text/html; charset=utf-8",
+        CONTENT_SECURITY_POLICY
+    )
+});
 
 /// The page's files by name.
 static FILES: LazyLock<[(&str, Asset); 5]> = LazyLock::new(|| {
     [
         (
             "react.production.min.js",
-            embedded!("react.production.min.js", "text/javascript; charset=utf-8"),
+            embedded!(
+                "graphiql",
+                "react.production.min.js",
+                "text/javascript; charset=utf-8",
+                CONTENT_SECURITY_POLICY
+            ),
         ),
         (
             "react-dom.production.min.js",
             embedded!(
+                "graphiql",
                 "react-dom.production.min.js",
-                "text/javascript; charset=utf-8"
+                "text/javascript; charset=utf-8",
+                CONTENT_SECURITY_POLICY
             ),
         ),
         (
             "graphiql.min.js",
-            embedded!("graphiql.min.js", "text/javascript; charset=utf-8"),
+            embedded!(
+                "graphiql",
+                "graphiql.min.js",
+                "text/javascript; charset=utf-8",
+                CONTENT_SECURITY_POLICY
+            ),
         ),
         (
             "graphiql.min.css",
-            embedded!("graphiql.min.css", "text/css; charset=utf-8"),
+            embedded!(
+                "graphiql",
+                "graphiql.min.css",
+                "text/css; charset=utf-8",
+                CONTENT_SECURITY_POLICY
+            ),
         ),
         (
             "start.js",
-            embedded!("start.js", "text/javascript; charset=utf-8"),
+            embedded!(
+                "graphiql",
+                "start.js",
+                "text/javascript; charset=utf-8",
+                CONTENT_SECURITY_POLICY
+            ),
         ),
     ]
 });
@@ -76,10 +90,7 @@ pub fn routes() -> Router {
 }
 
 async fn file(Path(name): Path<String>, headers: HeaderMap) -> Response {
-    match FILES.iter().find(|(file, _)| *file == name) {
-        Some((_, asset)) => asset.respond(&headers),
-        None => crate::error::ApiError::NotFound("Not Found").into_response(),
-    }
+    respond_named(&*FILES, &name, &headers)
 }
 
 /// Whether a request asks for GraphiQL's files (public even with `API_TOKEN`, like the page).

@@ -8,12 +8,12 @@ use std::sync::LazyLock;
 
 use axum::extract::Path;
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use crate::assets::Asset;
+use crate::assets::{Asset, embedded, respond_named};
 
 /// Scripts and styles from the gateway only (Swagger UI sets inline styles and embeds its icons
 /// as `data:` URLs); "Try it out" calls this origin.
@@ -21,36 +21,43 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
      style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; \
      connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
-macro_rules! embedded {
-    ($file:literal, $content_type:literal) => {
-        Asset::new(
-            include_bytes!(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/assets/openapi/",
-                $file
-            )),
-            $content_type,
-            CONTENT_SECURITY_POLICY,
-        )
-    };
-}
-
-static PAGE: LazyLock<Asset> =
-    LazyLock::new(|| embedded!("index.html", "text/html; charset=utf-8"));
+static PAGE: LazyLock<Asset> = LazyLock::new(|| {
+    embedded!(
+        "openapi",
+        "index.html",
+        "text/html; charset=utf-8",
+        CONTENT_SECURITY_POLICY
+    )
+});
 
 static FILES: LazyLock<[(&str, Asset); 3]> = LazyLock::new(|| {
     [
         (
             "swagger-ui-bundle.js",
-            embedded!("swagger-ui-bundle.js", "text/javascript; charset=utf-8"),
+            embedded!(
+                "openapi",
+                "swagger-ui-bundle.js",
+                "text/javascript; charset=utf-8",
+                CONTENT_SECURITY_POLICY
+            ),
         ),
         (
             "swagger-ui.css",
-            embedded!("swagger-ui.css", "text/css; charset=utf-8"),
+            embedded!(
+                "openapi",
+                "swagger-ui.css",
+                "text/css; charset=utf-8",
+                CONTENT_SECURITY_POLICY
+            ),
         ),
         (
             "start.js",
-            embedded!("start.js", "text/javascript; charset=utf-8"),
+            embedded!(
+                "openapi",
+                "start.js",
+                "text/javascript; charset=utf-8",
+                CONTENT_SECURITY_POLICY
+            ),
         ),
     ]
 });
@@ -67,10 +74,7 @@ pub fn routes() -> Router {
 }
 
 async fn file(Path(name): Path<String>, headers: HeaderMap) -> Response {
-    match FILES.iter().find(|(file, _)| *file == name) {
-        Some((_, asset)) => asset.respond(&headers),
-        None => crate::error::ApiError::NotFound("Not Found").into_response(),
-    }
+    respond_named(&*FILES, &name, &headers)
 }
 
 /// Whether a request asks for the documentation (public even with `API_TOKEN`).

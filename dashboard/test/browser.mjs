@@ -4,53 +4,17 @@
 // server is killed and restarted, and the page must reconnect and show the next anomaly.
 //
 //   node test/browser.mjs <anomaly binary> [screenshot path]
-import { spawn } from "node:child_process";
-import { mkdtempSync, openSync, readFileSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { chromium } from "playwright-core";
+import { resolve } from "node:path";
+
+import { SETUP_MS, launchBrowser, server, until, watchedPage } from "./harness.mjs";
 
 const [binary, screenshot = "../target/dashboard.png"] = process.argv.slice(2);
 if (!binary) throw new Error("usage: node test/browser.mjs <anomaly binary> [screenshot path]");
 /** The acceptance bound: an anomaly is on the page this soon after `predict` answers. */
 const SHOWN_WITHIN_MS = 5000;
-/** Generous bound for everything else (server start, reconnection). */
-const SETUP_MS = 30_000;
 
-const port = await new Promise((done) => {
-  const probe = createServer().listen(0, "127.0.0.1", () => {
-    const { port } = probe.address();
-    probe.close(() => done(port));
-  });
-});
-const base = `http://127.0.0.1:${port}`;
-const workdir = mkdtempSync(join(tmpdir(), "anomaly-dashboard-"));
-const log = join(workdir, "server.log");
-let server;
-
-function startServer() {
-  const out = openSync(log, "a");
-  server = spawn(resolve(binary), ["serve"], {
-    cwd: workdir,
-    env: { ...process.env, APP_PORT: String(port), APP_HOST: "127.0.0.1" },
-    stdio: ["ignore", out, out],
-  });
-  return until(SETUP_MS, "the server answers /healthcheck", async () => (await fetch(`${base}/healthcheck`)).ok);
-}
-
-async function until(ms, what, check) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch {
-      // not yet
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const gateway = await server(binary, "dashboard");
+const base = gateway.base;
 
 async function api(path, body) {
   const response = await fetch(`${base}${path}`, {
@@ -69,23 +33,13 @@ let clock = start;
 const tick = () => (clock += 60);
 const predict = (value) => api(`/predict/${series}`, { timestamp: tick(), value }).then((p) => ({ ...p, timestamp: clock }));
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-});
-const foreign = [];
-const consoleErrors = [];
+const browser = await launchBrowser();
+let consoleErrors = [];
 try {
-  await startServer();
-  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-  page.on("request", (request) => {
-    const url = request.url();
-    if (!url.startsWith(base) && !url.startsWith(`ws://127.0.0.1:${port}`) && !url.startsWith("data:")) foreign.push(url);
-  });
-  page.on("console", (message) => {
-    if (message.type() === "error") consoleErrors.push(message.text());
-  });
+  await gateway.start();
+  const watched = await watchedPage(browser, gateway);
+  const { page, foreign } = watched;
+  consoleErrors = watched.consoleErrors;
   await page.goto(`${base}/dashboard`);
   await page.evaluate(() => (window.loadedOnce = true));
   await page.waitForSelector('#link[data-state="live"]', { timeout: SETUP_MS });
@@ -130,10 +84,9 @@ try {
   }
   await page.screenshot({ path: screenshot, fullPage: true });
 
-  server.kill("SIGKILL");
-  await new Promise((r) => server.once("exit", r));
+  await gateway.kill();
   await page.waitForSelector('#link[data-state="reconnecting"]', { timeout: SETUP_MS });
-  await startServer();
+  await gateway.start();
   await page.waitForSelector('#link[data-state="live"]', { timeout: SETUP_MS });
   await until(SETUP_MS, "the chart shows a live prediction after the restart", steadyPointShown);
   await anomalyShown("after a server restart");
@@ -145,9 +98,9 @@ try {
   if (consoleErrors.length) console.log(`dashboard: console errors (expected while the server was down): ${consoleErrors.length}`);
   console.log(`dashboard: browser test passed; screenshot ${resolve(screenshot)}`);
 } catch (error) {
-  console.error(readFileSync(log, "utf8").split("\n").slice(-20).join("\n"));
+  console.error(gateway.logTail());
   throw error;
 } finally {
   await browser.close();
-  server?.kill("SIGKILL");
+  await gateway.kill();
 }

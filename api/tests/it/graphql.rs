@@ -284,20 +284,6 @@ async fn with_an_api_token_requests_without_it_are_unauthenticated() {
 }
 
 #[tokio::test]
-async fn graphiql_is_served_to_browsers() {
-    let app = spawn_app().await;
-    let page = app
-        .answer(
-            app.client
-                .get(format!("{}/graphql", app.base))
-                .header("accept", "text/html"),
-        )
-        .await;
-    assert_eq!(page.status, 200);
-    assert!(String::from_utf8_lossy(&page.bytes).contains("graphiql"));
-}
-
-#[tokio::test]
 async fn get_runs_queries_only_and_bad_requests_get_graphql_errors() {
     let app = spawn_app().await;
     let query = app

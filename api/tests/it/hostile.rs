@@ -413,6 +413,7 @@ async fn graphiql_loads_nothing_from_outside_the_gateway() {
         .await;
     assert_eq!(page.status, 200);
     let html = String::from_utf8(page.bytes.clone()).unwrap();
+    assert!(html.contains("graphiql"), "{html}");
     assert!(
         !html.contains("http://") && !html.contains("https://"),
         "{html}"
