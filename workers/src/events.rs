@@ -80,11 +80,16 @@ impl Role {
     }
 }
 
-/// The points a model version was trained on, for the training-data consumer to persist.
+/// Points a model version was trained on, for the training-data consumer to persist: the whole
+/// set, or one chunk of it (a large fit is published in chunks, each well under the broker's
+/// message limit).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainingData {
     pub series_id: SeriesId,
     pub version: Version,
+    /// The position of `points[0]` in the version's training set (0 for a whole set).
+    #[serde(default)]
+    pub first_seq: u32,
     pub points: Vec<Point>,
 }
 

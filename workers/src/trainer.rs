@@ -87,6 +87,34 @@ impl Trainer {
     }
 }
 
+/// Points per published training-data chunk: about 300 KB of JSON at most, well under Kafka's
+/// default 1 MB message limit, so a fit as large as the body limit allows crosses any broker.
+pub const POINTS_PER_CHUNK: usize = 5_000;
+
+impl Trainer {
+    /// Publishes `training` as chunks of `POINTS_PER_CHUNK`, each acknowledged before the next.
+    async fn publish_points(
+        &self,
+        series: &SeriesId,
+        version: Version,
+        training: TrainingSet,
+    ) -> Result<(), BusError> {
+        let points = training.into_points();
+        for (index, chunk) in points.chunks(POINTS_PER_CHUNK).enumerate() {
+            let first_seq = u32::try_from(index * POINTS_PER_CHUNK).unwrap_or(u32::MAX);
+            self.bus
+                .publish(Event::TrainingData(TrainingData {
+                    series_id: series.clone(),
+                    version,
+                    first_seq,
+                    points: chunk.to_vec(),
+                }))
+                .await?;
+        }
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl Training for Trainer {
     #[tracing::instrument(skip_all, fields(series = %series))]
@@ -118,14 +146,10 @@ impl Training for Trainer {
             }
             PointsGo::ToTheBus => {
                 let model = self.store.create_model(new).await?;
-                let data = Event::TrainingData(TrainingData {
-                    series_id: series.clone(),
-                    version: model.version,
-                    points: training.into_points(),
-                });
-                // `fit` answers only once its training data is safe on the bus; without it the
-                // version would be a model nobody can plot, so it is taken back.
-                if let Err(err) = self.bus.publish(data).await {
+                // `fit` answers only once all its training data is safe on the bus; without it
+                // the version would be a model nobody can plot, so it is taken back (its number
+                // is never reused, even if some chunks were published).
+                if let Err(err) = self.publish_points(&series, model.version, training).await {
                     if let Err(undo) = self.store.delete_model(&series, model.version).await {
                         tracing::error!(error = %undo, version = %model.version, "could not remove a model whose training data was not published");
                     }

@@ -54,7 +54,7 @@ async fn fifty_series_with_versions_and_training_data_cost_a_few_statements() {
                 })
                 .collect();
             setup
-                .save_training_points(&series, model.version, &points)
+                .save_training_points(&series, model.version, 0, &points)
                 .await
                 .unwrap();
         }

@@ -12,6 +12,7 @@ pub fn training_data(series: &str, n: u32) -> Event {
     Event::TrainingData(TrainingData {
         series_id: SeriesId::parse(series).expect("valid id"),
         version: Version::from_number(n).expect("valid version"),
+        first_seq: 0,
         points: vec![Point {
             timestamp: n as i64,
             value: n as f64,

@@ -481,6 +481,58 @@ mod tests {
         assert!(delivery.trace.is_empty(), "{:?}", delivery.trace);
     }
 
+    /// A fit as large as a 2 MiB body allows would be one message over Kafka's 1 MB default
+    /// limit: the trainer publishes it in chunks, and the consumer stores every point in order.
+    #[tokio::test]
+    async fn a_maximum_size_fit_crosses_kafka_in_chunks_and_lands_whole() {
+        use std::sync::Arc;
+
+        use super::super::EventBus;
+        use crate::consumers::{Handler, TrainingDataWriter};
+        use crate::domain::{Point, SeriesId, TrainingSet};
+        use crate::events::Topic;
+        use crate::store::{ModelStore, SqlStore};
+        use crate::trainer::{POINTS_PER_CHUNK, Trainer, Training};
+
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("k.db").display());
+        let store = Arc::new(SqlStore::connect(&url).await.unwrap());
+        let bus = Arc::new(mock().await);
+        let mut member = bus.join_group(Topic::TrainingData, "writer").await.unwrap();
+        // 60,000 points with full-precision values: about 3.5 MB as one JSON message.
+        let points: Vec<Point> = (0..60_000_i64)
+            .map(|i| Point::parse(1_600_000_000 + i, (i as f64).sin() * 1e6 + 0.123_456_789))
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let series = SeriesId::parse("big").unwrap();
+        let trainer = Trainer::new(store.clone(), bus.clone());
+        let outcome = trainer
+            .fit(
+                series.clone(),
+                TrainingSet::parse(points.clone()).unwrap(),
+                Default::default(),
+            )
+            .await
+            .expect("the fit is published");
+
+        let writer = TrainingDataWriter::new(store.clone());
+        for _ in 0..points.len().div_ceil(POINTS_PER_CHUNK) {
+            let delivery = tokio::time::timeout(std::time::Duration::from_secs(30), member.next())
+                .await
+                .expect("a chunk within 30 s")
+                .unwrap()
+                .unwrap();
+            writer.handle(&delivery.event).await.unwrap();
+            member.ack(&delivery).await.unwrap();
+        }
+        let stored = store
+            .training_points(&series, outcome.version)
+            .await
+            .unwrap();
+        assert_eq!(stored.len(), points.len());
+        assert!(stored == points, "every point, in order");
+    }
+
     #[tokio::test]
     async fn an_unacknowledged_event_goes_to_the_next_member_of_the_group() {
         use super::super::EventBus;

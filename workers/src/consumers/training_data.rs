@@ -28,7 +28,7 @@ impl Handler for TrainingDataWriter {
         };
         let inserted = self
             .store
-            .save_training_points(&data.series_id, data.version, &data.points)
+            .save_training_points(&data.series_id, data.version, data.first_seq, &data.points)
             .await
             .map_err(|e| HandleError::Transient(e.to_string()))?;
         ::metrics::counter!("anomaly_training_points_written_total").increment(inserted);

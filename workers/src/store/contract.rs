@@ -89,6 +89,35 @@ pub async fn a_model_and_its_points_are_stored_together(store: impl ModelStore) 
     assert_eq!(next.version, model.version.next());
 }
 
+pub async fn chunks_of_a_version_land_in_place_and_its_number_is_never_reused(
+    store: impl ModelStore,
+) {
+    let v1 = store.create_model(new_model("chunked")).await.unwrap();
+    let all = points(7);
+    // Chunks may arrive in any order; each lands at its own positions.
+    store
+        .save_training_points(&series("chunked"), v1.version, 4, &all[4..])
+        .await
+        .unwrap();
+    store
+        .save_training_points(&series("chunked"), v1.version, 0, &all[..4])
+        .await
+        .unwrap();
+    let stored = store
+        .training_points(&series("chunked"), v1.version)
+        .await
+        .unwrap();
+    assert_eq!(stored, all);
+    // A version taken back after a half-published fit keeps its rows; the next fit gets a new
+    // number, never those rows.
+    store
+        .delete_model(&series("chunked"), v1.version)
+        .await
+        .unwrap();
+    let next = store.create_model(new_model("chunked")).await.unwrap();
+    assert_eq!(next.version, v1.version.next());
+}
+
 pub async fn series_with_models_are_counted(store: impl ModelStore) {
     assert_eq!(store.count_series().await.unwrap(), 0);
     for id in ["c1", "c2", "c1"] {
@@ -108,7 +137,7 @@ pub async fn deleting_a_version_leaves_the_others(store: impl ModelStore) {
 pub async fn training_points_round_trip_in_order(store: impl ModelStore) {
     let sent = points(2500); // spans several INSERT statements
     let inserted = store
-        .save_training_points(&series("a"), Version::FIRST, &sent)
+        .save_training_points(&series("a"), Version::FIRST, 0, &sent)
         .await
         .unwrap();
     assert_eq!(inserted, 2500);
@@ -131,11 +160,11 @@ pub async fn training_points_round_trip_in_order(store: impl ModelStore) {
 pub async fn a_redelivered_batch_adds_nothing(store: impl ModelStore) {
     let sent = points(10);
     store
-        .save_training_points(&series("a"), Version::FIRST, &sent)
+        .save_training_points(&series("a"), Version::FIRST, 0, &sent)
         .await
         .unwrap();
     let again = store
-        .save_training_points(&series("a"), Version::FIRST, &sent)
+        .save_training_points(&series("a"), Version::FIRST, 0, &sent)
         .await
         .unwrap();
     assert_eq!(again, 0);
@@ -198,7 +227,7 @@ pub async fn models_and_training_points_load_in_batches(store: impl ModelStore) 
             let model = store.create_model(new_model(id)).await.unwrap();
             let pts = points(3 + model.version.number() as usize);
             store
-                .save_training_points(&model.series_id, model.version, &pts)
+                .save_training_points(&model.series_id, model.version, 0, &pts)
                 .await
                 .unwrap();
         }
@@ -267,6 +296,13 @@ macro_rules! store_contract {
             async fn a_model_and_its_points_are_stored_together() {
                 let (store, _guard) = $make;
                 contract::a_model_and_its_points_are_stored_together(store).await;
+            }
+            #[tokio::test]
+            $(#[$attr])*
+            async fn chunks_of_a_version_land_in_place_and_its_number_is_never_reused() {
+                let (store, _guard) = $make;
+                contract::chunks_of_a_version_land_in_place_and_its_number_is_never_reused(store)
+                    .await;
             }
             #[tokio::test]
             $(#[$attr])*

@@ -59,12 +59,14 @@ pub trait ModelStore: Send + Sync + 'static {
     /// The newest version of a series.
     async fn latest_model(&self, series: &SeriesId) -> Result<Option<TrainedModel>, StoreError>;
 
-    /// Saves a version's training points. Saving the same batch again adds nothing; returns how
-    /// many rows were new.
+    /// Saves training points of a version, the first at position `first_seq` of its training
+    /// set (0 for the whole set). Saving the same batch again adds nothing; returns how many rows
+    /// were new.
     async fn save_training_points(
         &self,
         series: &SeriesId,
         version: Version,
+        first_seq: u32,
         points: &[Point],
     ) -> Result<u64, StoreError>;
 

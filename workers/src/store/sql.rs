@@ -121,8 +121,21 @@ impl SqlStore {
                 .order_by_desc(model::Column::Version)
                 .one(&txn)
                 .await?;
-            let next = match latest {
-                Some(latest) => to_trained(latest)?.version.next(),
+            let latest = match latest {
+                Some(latest) => Some(to_trained(latest)?.version),
+                None => None,
+            };
+            // A version taken back after a failed publish may have left rows (a chunked publish
+            // that failed half way): its number is never given out again.
+            let orphaned = training_point::Entity::find()
+                .filter(training_point::Column::SeriesId.eq(new.series_id.as_str()))
+                .order_by_desc(training_point::Column::Version)
+                .one(&txn)
+                .await?
+                .and_then(|row| u32::try_from(row.version).ok())
+                .and_then(|n| Version::from_number(n).ok());
+            let next = match latest.max(orphaned) {
+                Some(latest) => latest.next(),
                 None => Version::FIRST,
             };
             let row = model::ActiveModel {
@@ -143,7 +156,7 @@ impl SqlStore {
                 Err(err) => return Err(err.into()),
             };
             if let Some(points) = points {
-                insert_points(&txn, &new.series_id, next, points).await?;
+                insert_points(&txn, &new.series_id, next, 0, points).await?;
             }
             txn.commit().await?;
             return to_trained(row);
@@ -160,15 +173,16 @@ async fn insert_points(
     db: &impl ConnectionTrait,
     series: &SeriesId,
     version: Version,
+    first_seq: u32,
     points: &[Point],
 ) -> Result<u64, StoreError> {
     let rows = points
         .iter()
         .enumerate()
-        .map(|(seq, point)| training_point::ActiveModel {
+        .map(|(i, point)| training_point::ActiveModel {
             series_id: Set(series.to_string()),
             version: Set(version_column(version)),
-            seq: Set(i32::try_from(seq).unwrap_or(i32::MAX)),
+            seq: Set(i32::try_from(first_seq as usize + i).unwrap_or(i32::MAX)),
             timestamp: Set(point.timestamp),
             value: Set(point.value),
         })
@@ -274,10 +288,11 @@ impl ModelStore for SqlStore {
         &self,
         series: &SeriesId,
         version: Version,
+        first_seq: u32,
         points: &[Point],
     ) -> Result<u64, StoreError> {
         let txn = self.db.begin().await?;
-        let inserted = insert_points(&txn, series, version, points).await?;
+        let inserted = insert_points(&txn, series, version, first_seq, points).await?;
         txn.commit().await?;
         Ok(inserted)
     }
