@@ -214,6 +214,15 @@ fn refuse(stream: &tokio::net::TcpStream) {
         BODY.len()
     );
     let _ = stream.try_write(answer.as_bytes());
+    // Read what the client already sent (without waiting): a socket closed with unread data
+    // sends a reset, which may destroy the answer before the client reads it.
+    let mut sink = [0u8; 4096];
+    for _ in 0..16 {
+        match stream.try_read(&mut sink) {
+            Ok(n) if n > 0 => continue,
+            _ => break,
+        }
+    }
 }
 
 #[cfg(test)]
