@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::graphql::{QueryLimits, guard};
+use crate::graphql::{QueryLimits, WsLimits, guard};
 use crate::listen::ServerLimits;
 use crate::rest::DetectLimits;
 
@@ -51,6 +51,8 @@ pub struct Config {
     pub server: ServerLimits,
     /// What one `/detect` request may cost and take.
     pub detect: DetectLimits,
+    /// What the GraphQL WebSocket allows its clients.
+    pub ws: WsLimits,
     /// The bearer token clients must present; none leaves the gateway open.
     pub api_token: Option<String>,
     /// A second token that may only read (queries, subscriptions, REST GETs).
@@ -119,6 +121,11 @@ impl Config {
                     crate::listen::default_max_connections(),
                 )?
                 .max(1),
+            },
+            ws: WsLimits {
+                init_timeout: secs(&get, "GRAPHQL_WS_INIT_TIMEOUT_SECS", 10)?,
+                per_connection: parse_or(&get, "GRAPHQL_WS_MAX_SUBSCRIPTIONS", 100)?,
+                per_gateway: parse_or(&get, "GRAPHQL_MAX_SUBSCRIPTIONS", 100_000)?,
             },
             detect: DetectLimits {
                 max_cost: parse_or(&get, "DETECT_MAX_COST", DetectLimits::default().max_cost)?,

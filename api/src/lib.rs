@@ -54,6 +54,10 @@ pub struct EdgeLimits {
     pub detect: rest::DetectLimits,
     /// Origins browsers may call the API from (CORS).
     pub cors_origins: Vec<String>,
+    /// What the GraphQL WebSocket allows its clients.
+    pub ws: graphql::WsLimits,
+    /// Fires when the server shuts down (WebSockets then close with 1001); never, by default.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl EdgeLimits {
@@ -69,6 +73,8 @@ impl EdgeLimits {
             graphql: config.graphql.clone(),
             detect: config.detect,
             cors_origins: config.cors_origins.clone(),
+            ws: config.ws.clone(),
+            shutdown: tokio_util::sync::CancellationToken::new(),
         }
     }
 }
@@ -86,6 +92,11 @@ pub fn app(state: AppState, edge: &EdgeLimits) -> Router {
             edge.graphql_batch_limit,
             max_body_bytes,
             edge.token.clone(),
+            graphql::WsSettings {
+                limits: edge.ws.clone(),
+                open: Default::default(),
+                shutdown: edge.shutdown.clone(),
+            },
         ))
         .merge(dashboard::routes())
         .merge(graphiql::routes())

@@ -99,14 +99,11 @@ pub async fn run(
         metrics = if config.redis_url.is_some() { "redis" } else { "in-process" },
         "serving every role in one process"
     );
-    crate::listen::serve(
-        listener,
-        crate::app(state, &crate::EdgeLimits::from_config(&config)),
-        &config.server,
-        shutdown,
-    )
-    .await
-    .context("serving HTTP")?;
+    let mut edge = crate::EdgeLimits::from_config(&config);
+    edge.shutdown = shutdown.clone();
+    crate::listen::serve(listener, crate::app(state, &edge), &config.server, shutdown)
+        .await
+        .context("serving HTTP")?;
 
     tracing::info!("HTTP drained; finishing accepted work");
     background.cancel();

@@ -11,6 +11,7 @@ mod query;
 mod subscription;
 mod types;
 mod ws;
+pub mod ws_rules;
 
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{Schema, SchemaBuilder};
@@ -27,6 +28,7 @@ pub use subscription::SubscriptionRoot;
 pub type AnomalySchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 pub use guard::QueryLimits;
+pub use ws_rules::WsLimits;
 
 /// The schema with the request limits of `limits` (depth and cost are priced by `guard`, not by
 /// async-graphql's own checks, which expand every fragment spread).
@@ -78,6 +80,17 @@ struct Endpoint {
     max_message_bytes: usize,
     /// Checked again in a WebSocket's `connection_init`.
     token: Option<ApiToken>,
+    ws: WsSettings,
+}
+
+/// What the WebSocket endpoint shares across its connections.
+#[derive(Clone)]
+pub struct WsSettings {
+    pub limits: WsLimits,
+    /// Operations open on the gateway's WebSockets.
+    pub open: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Fires when the server shuts down: every WebSocket then closes with 1001.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// `/graphql` (POST, batches up to `batch_limit`; GET for queries; GraphiQL for browsers) and
@@ -88,6 +101,7 @@ pub fn routes(
     batch_limit: usize,
     max_message_bytes: usize,
     token: Option<ApiToken>,
+    ws: WsSettings,
 ) -> Router {
     Router::new()
         .route("/graphql", get(http::query_or_graphiql).post(http::execute))
@@ -97,5 +111,6 @@ pub fn routes(
             batch_limit,
             max_message_bytes,
             token,
+            ws,
         })
 }

@@ -2,11 +2,13 @@
 //! `graphql-ws` of subscriptions-transport-ws). Beyond what async-graphql-axum's service does, the
 //! server pings every idle connection so proxies keep it open, closes a connection whose client
 //! stopped answering (its subscriptions are dropped with it), checks the API token sent in
-//! `connection_init` (browsers cannot set headers on a WebSocket), and closes a connection that
-//! sends a message over `MAX_BODY_BYTES` with 1009 (message too big).
+//! `connection_init` (browsers cannot set headers on a WebSocket), closes a connection that
+//! sends a message over `MAX_BODY_BYTES` with 1009 (message too big), one that sends no
+//! `connection_init` in time with 4408, one that breaks a rule of `ws_rules` with its code, and
+//! every connection with 1001 when the server shuts down (clients reconnect elsewhere).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_graphql::futures_util::{SinkExt, StreamExt};
@@ -21,6 +23,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::PollSender;
 
 use super::Endpoint;
+use super::ws_rules::ConnectionRules;
 use crate::auth::Access;
 
 /// How often the server pings a connection.
@@ -61,15 +64,31 @@ async fn serve(
     let heard = last_heard.clone();
     let too_big = Arc::new(AtomicBool::new(false));
     let oversized = too_big.clone();
-    let incoming = socket_stream.inspect(move |read| {
-        heard.store(elapsed_ms(started), Ordering::Relaxed);
-        // The only read error that is the client's doing: a message over the size limit.
-        if let Err(err) = read
-            && err.to_string().contains("too long")
-        {
-            oversized.store(true, Ordering::Relaxed);
-        }
-    });
+    let rules = Arc::new(Mutex::new(ConnectionRules::new(
+        endpoint.ws.limits.clone(),
+        endpoint.ws.open.clone(),
+    )));
+    let checked = rules.clone();
+    let incoming = socket_stream
+        .inspect(move |read| {
+            heard.store(elapsed_ms(started), Ordering::Relaxed);
+            // The only read error that is the client's doing: a message over the size limit.
+            if let Err(err) = read
+                && err.to_string().contains("too long")
+            {
+                oversized.store(true, Ordering::Relaxed);
+            }
+        })
+        // A message that breaks a rule is not handed on: the stream ends, then the close says why.
+        .take_while(move |read| {
+            let keep = match read {
+                Ok(Message::Text(text)) => lock(&checked).incoming(text.as_str()).is_ok(),
+                _ => true,
+            };
+            std::future::ready(keep)
+        });
+    let initialized = Arc::new(AtomicBool::new(false));
+    let init_done = initialized.clone();
     let limit = endpoint.max_message_bytes;
     let (outgoing, mut queued) = mpsc::channel::<Message>(OUTGOING_QUEUE);
     let outgoing = PollSender::new(outgoing);
@@ -83,6 +102,7 @@ async fn serve(
             };
             match access {
                 Some(access) => {
+                    init_done.store(true, Ordering::Relaxed);
                     let mut data = Data::default();
                     data.insert(access);
                     Ok(data)
@@ -99,30 +119,61 @@ async fn serve(
     let mut ping =
         tokio::time::interval_at(tokio::time::Instant::now() + PING_INTERVAL, PING_INTERVAL);
     let patience = PING_INTERVAL * MISSED_PINGS;
+    let init_deadline = tokio::time::sleep(endpoint.ws.limits.init_timeout);
+    tokio::pin!(init_deadline);
+    let shutdown = endpoint.ws.shutdown.clone();
     let mut graphql_done = false;
     loop {
         tokio::select! {
             () = &mut graphql, if !graphql_done => graphql_done = true,
             message = queued.recv() => match message {
                 Some(message) => {
+                    if let Message::Text(text) = &message {
+                        lock(&rules).outgoing(text.as_str());
+                    }
                     if socket_sink.send(forbidden_as_4403(message)).await.is_err() {
                         return;
                     }
                 }
                 // The GraphQL side ended and everything it said has been sent.
                 None => {
-                    if too_big.load(Ordering::Relaxed) {
+                    let broken = lock(&rules).violation();
+                    let close = if let Some((code, reason)) = broken {
+                        Some((code, reason))
+                    } else if too_big.load(Ordering::Relaxed) {
+                        Some((1009, format!("message too big: the limit is {limit} bytes")))
+                    } else {
+                        None
+                    };
+                    if let Some((code, reason)) = close {
                         let _ = socket_sink
                             .send(Message::Close(Some(CloseFrame {
-                                code: 1009,
-                                reason: format!("message too big: the limit is {limit} bytes")
-                                    .into(),
+                                code,
+                                reason: reason.into(),
                             })))
                             .await;
                     }
                     return;
                 }
             },
+            () = &mut init_deadline, if !initialized.load(Ordering::Relaxed) => {
+                let _ = socket_sink
+                    .send(Message::Close(Some(CloseFrame {
+                        code: 4408,
+                        reason: "Connection initialisation timeout".into(),
+                    })))
+                    .await;
+                return;
+            }
+            () = shutdown.cancelled() => {
+                let _ = socket_sink
+                    .send(Message::Close(Some(CloseFrame {
+                        code: 1001,
+                        reason: "the server is shutting down: reconnect".into(),
+                    })))
+                    .await;
+                return;
+            }
             _ = ping.tick() => {
                 let silent_ms = elapsed_ms(started).saturating_sub(last_heard.load(Ordering::Relaxed));
                 if Duration::from_millis(silent_ms) > patience {
@@ -155,6 +206,10 @@ fn forbidden_as_4403(message: Message) -> Message {
         }
         other => other,
     }
+}
+
+fn lock(rules: &Mutex<ConnectionRules>) -> std::sync::MutexGuard<'_, ConnectionRules> {
+    rules.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn elapsed_ms(since: Instant) -> u64 {

@@ -114,7 +114,9 @@ async fn gateway(
         metrics,
         events: bus,
     };
-    let router = crate::app(state, &crate::EdgeLimits::from_config(config));
+    let mut edge = crate::EdgeLimits::from_config(config);
+    edge.shutdown = shutdown.clone();
+    let router = crate::app(state, &edge);
     serve_http(Role::Gateway, &config.server, listener, router, shutdown).await
 }
 

@@ -23,3 +23,4 @@ mod traces;
 mod unreachable_roles;
 mod whole_series;
 mod ws_client;
+mod ws_rules;

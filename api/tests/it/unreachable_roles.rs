@@ -55,6 +55,8 @@ async fn a_missing_trainer_or_predictor_gets_503_and_recovery_is_automatic() {
                 graphql: Default::default(),
                 detect: Default::default(),
                 cors_origins: Vec::new(),
+                ws: Default::default(),
+                shutdown: Default::default(),
             },
         ),
     )
