@@ -138,52 +138,31 @@ async fn serve(
                 // The GraphQL side ended and everything it said has been sent.
                 None => {
                     let broken = lock(&rules).violation();
-                    let close = if let Some((code, reason)) = broken {
-                        Some((code, reason))
-                    } else if too_big.load(Ordering::Relaxed) {
-                        Some((1009, format!("message too big: the limit is {limit} bytes")))
-                    } else {
-                        None
-                    };
+                    let close = broken.or_else(|| {
+                        too_big.load(Ordering::Relaxed).then(|| {
+                            (1009, format!("message too big: the limit is {limit} bytes"))
+                        })
+                    });
                     if let Some((code, reason)) = close {
-                        let _ = socket_sink
-                            .send(Message::Close(Some(CloseFrame {
-                                code,
-                                reason: reason.into(),
-                            })))
-                            .await;
+                        close_with(&mut socket_sink, code, reason).await;
                     }
                     return;
                 }
             },
             () = &mut init_deadline, if !initialized.load(Ordering::Relaxed) => {
-                let _ = socket_sink
-                    .send(Message::Close(Some(CloseFrame {
-                        code: 4408,
-                        reason: "Connection initialisation timeout".into(),
-                    })))
-                    .await;
+                close_with(&mut socket_sink, 4408, "Connection initialisation timeout".into()).await;
                 return;
             }
             () = shutdown.cancelled() => {
-                let _ = socket_sink
-                    .send(Message::Close(Some(CloseFrame {
-                        code: 1001,
-                        reason: "the server is shutting down: reconnect".into(),
-                    })))
-                    .await;
+                let reason = "the server is shutting down: reconnect".into();
+                close_with(&mut socket_sink, 1001, reason).await;
                 return;
             }
             _ = ping.tick() => {
                 let silent_ms = elapsed_ms(started).saturating_sub(last_heard.load(Ordering::Relaxed));
                 if Duration::from_millis(silent_ms) > patience {
                     tracing::info!("closing a WebSocket whose client stopped answering pings");
-                    let _ = socket_sink
-                        .send(Message::Close(Some(CloseFrame {
-                            code: 1001,
-                            reason: "client stopped answering pings".into(),
-                        })))
-                        .await;
+                    close_with(&mut socket_sink, 1001, "client stopped answering pings".into()).await;
                     return;
                 }
                 if socket_sink.send(Message::Ping(Default::default())).await.is_err() {
@@ -206,6 +185,15 @@ fn forbidden_as_4403(message: Message) -> Message {
         }
         other => other,
     }
+}
+
+/// Sends a close frame (the connection may already be gone: nothing to do then).
+async fn close_with(sink: &mut (impl SinkExt<Message> + Unpin), code: u16, reason: String) {
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    let _ = sink.send(Message::Close(Some(frame))).await;
 }
 
 fn lock(rules: &Mutex<ConnectionRules>) -> std::sync::MutexGuard<'_, ConnectionRules> {
