@@ -24,7 +24,8 @@ impl Http {
     }
 }
 
-fn code(answer: &Value) -> &str {
+/// The `extensions.code` of a GraphQL answer's first error.
+pub fn code(answer: &Value) -> &str {
     answer["errors"][0]["extensions"]["code"]
         .as_str()
         .unwrap_or_else(|| panic!("no error code in {answer}"))

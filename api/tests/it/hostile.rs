@@ -10,19 +10,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::demo_scenario::T0;
+use crate::graphql::code;
 use crate::support::{Http, TestApp, spawn_app, spawn_app_with};
 use crate::ws_client::{GraphqlWs, Protocol};
 
 /// Generous bound for a server-side timeout of a fraction of a second to show (not a timing
 /// assertion: only that the connection is closed at all).
 const CLOSES_WITHIN: Duration = Duration::from_secs(10);
-
-fn code(answer: &Value) -> String {
-    answer["errors"][0]["extensions"]["code"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no error code in {answer}"))
-        .to_owned()
-}
 
 impl Http {
     /// A GraphQL request answered with any status, as JSON.
@@ -146,7 +140,7 @@ async fn parse_and_validation_errors_carry_a_code() {
     let app = spawn_app().await;
     let (status, answer) = app.graphql_any("{ health { ", None).await;
     assert_eq!(
-        (status, code(&answer).as_str()),
+        (status, code(&answer)),
         (200, "GRAPHQL_PARSE_FAILED"),
         "{answer}"
     );
@@ -189,11 +183,7 @@ async fn the_read_only_token_reads_and_cannot_write() {
     let app = spawn_app_with(&[("API_TOKEN", "full-token"), ("API_READ_TOKEN", "viewer")]).await;
     let fit = r#"mutation { fit(seriesId: "ro", points: [{timestamp: 1, value: 1}, {timestamp: 2, value: 2}, {timestamp: 3, value: 4}]) { version } }"#;
     let (status, answer) = app.graphql_any(fit, Some("viewer")).await;
-    assert_eq!(
-        (status, code(&answer).as_str()),
-        (200, "FORBIDDEN"),
-        "{answer}"
-    );
+    assert_eq!((status, code(&answer)), (200, "FORBIDDEN"), "{answer}");
     let (_, answer) = app.graphql_any(fit, Some("full-token")).await;
     assert_eq!(answer["data"]["fit"]["version"], "v1", "{answer}");
     let (_, answer) = app

@@ -160,10 +160,7 @@ impl EventBus for KafkaBus {
         self.check_open()?;
         let payload = Self::encode(&event)?;
         let topic = self.topic_name(event.topic());
-        let record = FutureRecord::to(&topic)
-            .key(event.key())
-            .payload(&payload)
-            .headers(trace_headers());
+        let record = record(&topic, &event, &payload);
         self.producer
             .send(record, Timeout::After(DELIVERY_TIMEOUT))
             .await
@@ -175,10 +172,7 @@ impl EventBus for KafkaBus {
         self.check_open()?;
         let payload = Self::encode(&event)?;
         let topic = self.topic_name(event.topic());
-        let record = FutureRecord::to(&topic)
-            .key(event.key())
-            .payload(&payload)
-            .headers(trace_headers());
+        let record = record(&topic, &event, &payload);
         match self.producer.send_result(record) {
             // Nobody waits on the delivery; librdkafka retries it and logs a final failure.
             Ok(_delivery) => Ok(()),
@@ -255,16 +249,23 @@ impl EventBus for KafkaBus {
     }
 }
 
-/// The current span's trace context as Kafka headers (none when traces are off).
-fn trace_headers() -> OwnedHeaders {
-    crate::trace_context::current()
+/// The record of `event`, with the current span's trace context as headers when there is one
+/// (none when traces are off: no header block is allocated on the hot path).
+fn record<'a>(topic: &'a str, event: &'a Event, payload: &'a [u8]) -> FutureRecord<'a, str, [u8]> {
+    let record = FutureRecord::to(topic).key(event.key()).payload(payload);
+    let trace = crate::trace_context::current();
+    if trace.is_empty() {
+        return record;
+    }
+    let headers = trace
         .iter()
         .fold(OwnedHeaders::new(), |headers, (key, value)| {
             headers.insert(Header {
                 key,
                 value: Some(value.as_bytes()),
             })
-        })
+        });
+    record.headers(headers)
 }
 
 /// The trace context a message carries in its headers.
