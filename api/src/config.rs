@@ -62,6 +62,8 @@ pub struct Config {
     pub heartbeat_interval: Duration,
     /// Bound of each in-process bus queue.
     pub bus_capacity: usize,
+    /// How the gateway's live feeds are sized (per-subscriber queue, remembered events).
+    pub feed: anomaly_workers::fanout::FeedLimits,
     /// Points between checkpoints of a series' online learning state.
     pub checkpoint_every: u64,
     pub log_format: LogFormat,
@@ -159,6 +161,10 @@ impl Config {
             heartbeat_interval: Duration::from_secs(parse_or(&get, "HEARTBEAT_INTERVAL_SECS", 5)?)
                 .max(Duration::from_secs(1)),
             bus_capacity: parse_or(&get, "BUS_CAPACITY", 1024)?,
+            feed: anomaly_workers::fanout::FeedLimits {
+                subscriber_buffer: parse_or(&get, "SUBSCRIBER_BUFFER", 256)?.max(1),
+                recent: parse_or(&get, "LIVE_RECENT_EVENTS", 4096)?,
+            },
             checkpoint_every: parse_or(&get, "CHECKPOINT_EVERY", 100)?,
             log_format: match get("LOG_FORMAT").as_deref() {
                 None | Some("text") => LogFormat::Text,

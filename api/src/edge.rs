@@ -45,11 +45,13 @@ pub fn cors(origins: &[String]) -> Option<CorsLayer> {
     )
 }
 
-/// gzip and brotli (fast settings) for answers over 1 KB, never for images or event streams.
+/// gzip and brotli (fast settings) for answers over 1 KB, never for images or streams (an
+/// encoder holds back what it has not filled a block with, which would delay live results).
 pub fn compression() -> CompressionLayer<impl Predicate> {
     let predicate = SizeAbove::new(COMPRESS_ABOVE_BYTES)
         .and(NotForContentType::IMAGES)
         .and(NotForContentType::SSE)
+        .and(NotForContentType::const_new("multipart/mixed"))
         .and(NotForContentType::GRPC);
     CompressionLayer::new()
         .quality(CompressionLevel::Fastest)

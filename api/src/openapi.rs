@@ -205,6 +205,30 @@ pub fn document() -> Value {
                     "description": "At least 3 points, not all equal, in either shape.",
                     "properties": points_shapes
                 },
+                "StoredAlert": {
+                    "type": "object",
+                    "required": ["cursor", "series_id", "model_version", "detector", "timestamp", "value", "score", "expected", "raised_at_ms"],
+                    "properties": {
+                        "cursor": { "type": "string", "description": "The alert's event id: pass it as `before` for older alerts, or as a subscription's `after`." },
+                        "series_id": { "type": "string" },
+                        "model_version": { "type": "string" },
+                        "detector": { "type": "string" },
+                        "timestamp": { "type": "integer", "format": "int64" },
+                        "value": { "type": "number" },
+                        "score": { "type": "number" },
+                        "expected": { "type": "number" },
+                        "lower": { "type": ["number", "null"] },
+                        "upper": { "type": ["number", "null"] },
+                        "raised_at_ms": { "type": "integer", "format": "int64", "description": "When the alert was raised (ms since the Unix epoch)." }
+                    }
+                },
+                "AlertPage": {
+                    "type": "object", "required": ["anomalies", "next"],
+                    "properties": {
+                        "anomalies": { "type": "array", "items": { "$ref": "#/components/schemas/StoredAlert" } },
+                        "next": { "type": ["string", "null"], "description": "Pass as `before` for the next (older) page; null on the last." }
+                    }
+                },
                 "FitAnswer": {
                     "type": "object", "required": ["series_id", "version", "points_used", "detector"],
                     "properties": {
@@ -305,6 +329,22 @@ pub fn document() -> Value {
                 "summary": "Whole-series mode: fit on the leading points, score the rest; stores nothing",
                 "requestBody": json_body("DetectBody"),
                 "responses": merged(json!({ "200": ok("Every scored point.", "DetectAnswer") }), body_errors())
+            } },
+            "/anomalies": { "get": {
+                "operationId": "anomalies",
+                "summary": "Stored alerts, newest first, a page at a time",
+                "parameters": [
+                    { "name": "series_id", "in": "query", "required": false, "schema": { "type": "string" }, "description": "One series; all when left out." },
+                    { "name": "limit", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 1, "maximum": 1000, "default": 20 } },
+                    { "name": "before", "in": "query", "required": false, "schema": { "type": "string" }, "description": "A cursor (`next` of the previous page): only older alerts." },
+                    { "name": "since", "in": "query", "required": false, "schema": { "type": "integer", "format": "int64" }, "description": "Unix seconds: only alerts raised at or after it." }
+                ],
+                "responses": {
+                    "200": ok("A page of stored alerts.", "AlertPage"),
+                    "400": error_response("A parameter is malformed."),
+                    "401": error_response("API_TOKEN is set and the request carries no valid token."),
+                    "503": error_response("The database is down.")
+                }
             } },
             "/plot": { "get": {
                 "operationId": "plot",

@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use anomaly_workers::consumers::{MetricsWriter, TrainingDataWriter, consume};
+use anomaly_workers::consumers::{AlertWriter, MetricsWriter, TrainingDataWriter, consume};
 use anomaly_workers::events::{Role, Topic};
 use anomaly_workers::heartbeat::{instance_name, send_heartbeats};
 use anomaly_workers::predictor::Predictor;
@@ -69,6 +69,14 @@ pub async fn run(
         Trainer::storing_points(store.clone(), events.clone())
     };
 
+    // Alerts are stored by their own consumer, as in the distributed deployment.
+    let alerts = events
+        .join_group(Topic::Anomalies, AlertWriter::GROUP)
+        .await?;
+    let writer = Arc::new(AlertWriter::new(store.clone()));
+    let stop = consumers.clone();
+    tasks.spawn(async move { consume("alerts", alerts, &*writer, stop).await });
+
     let predictor = Arc::new(Predictor::new(
         store.clone(),
         events.clone(),
@@ -90,7 +98,7 @@ pub async fn run(
         scoring: predictor.clone(),
         store,
         metrics,
-        events: events.clone(),
+        feed: live_feed(events.clone(), &config).await?,
     };
     tracing::info!(
         address = %listener.local_addr()?,
@@ -120,6 +128,18 @@ pub async fn run(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The gateway's live feeds, with `anomalies` followed from the start.
+pub async fn live_feed(
+    events: Arc<dyn anomaly_workers::bus::EventBus>,
+    config: &Config,
+) -> anyhow::Result<anomaly_workers::fanout::LiveFeed> {
+    let feed = anomaly_workers::fanout::LiveFeed::new(events, config.feed);
+    feed.start(Topic::Anomalies)
+        .await
+        .context("following the anomalies topic")?;
+    Ok(feed)
 }
 
 /// The database URL without its password, for logs.

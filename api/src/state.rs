@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use anomaly_workers::bus::EventBus;
+use anomaly_workers::fanout::LiveFeed;
 use anomaly_workers::metrics::MetricsStore;
 use anomaly_workers::predictor::Scoring;
 use anomaly_workers::store::ModelStore;
@@ -15,6 +15,6 @@ pub struct AppState {
     pub scoring: Arc<dyn Scoring>,
     pub store: Arc<dyn ModelStore>,
     pub metrics: Arc<dyn MetricsStore>,
-    /// Where live predictions and anomalies come from (GraphQL subscriptions).
-    pub events: Arc<dyn EventBus>,
+    /// Live predictions and anomalies (GraphQL subscriptions): one follower per topic, shared.
+    pub feed: LiveFeed,
 }

@@ -25,8 +25,16 @@ const chart = new Chart(byId("chart"));
 let series: panels.SeriesNode[] = [];
 let chosen: string | null = null;
 let stopPredictions: (() => void) | null = null;
-/** Alerts received since the page opened, newest first: the feed, and the chart's anomalies. */
+/** The newest alerts (stored ones, then live), newest first: the feed, and the chart's anomalies. */
 const alerts: ScoredPointFragment[] = [];
+/** Cursors of the alerts shown: a replayed alert is never shown twice. */
+const shown = new Set<string>();
+/**
+ * The anomalies subscription's variables. graphql-ws sends this object again on every
+ * reconnection, so keeping `after` at the newest alert's cursor resumes from it: alerts raised
+ * while the page was disconnected are replayed, once.
+ */
+const anomalyVariables: { minScore: number | null; after: string | null } = { minScore: null, after: null };
 
 function showLink(state: LinkState): void {
   const text: Record<LinkState, string> = {
@@ -66,6 +74,12 @@ function choose(id: string): void {
   chart.clear();
   for (const alert of alerts) if (alert.seriesId === id) chart.add(alert);
   stopPredictions = subscribe(client, ops.predictions, { seriesId: id }, (data) => chart.add(data.predictions));
+  // The series' latest points the gateway remembers, oldest first, beside the live ones.
+  query(ops.recentPredictions, { seriesId: id, first: 100 })
+    .then((data) => {
+      if (chosen === id) for (const point of [...data.recentPredictions].reverse()) chart.add(point);
+    })
+    .catch(showError);
   panels.seriesList(seriesPanel, series, chosen, choose);
 }
 
@@ -104,6 +118,9 @@ function every(ms: number, task: () => Promise<void>): void {
 }
 
 function onAlert(point: ScoredPointFragment): void {
+  if (shown.has(point.cursor)) return;
+  shown.add(point.cursor);
+  if (anomalyVariables.after === null || point.cursor > anomalyVariables.after) anomalyVariables.after = point.cursor;
   alerts.unshift(point);
   if (alerts.length > FEED_CAPACITY) alerts.pop();
   feed.prepend(panels.feedEntry(point, choose));
@@ -124,8 +141,19 @@ window.addEventListener("hashchange", () => {
   if (id !== null) choose(id);
 });
 
+/** The stored alerts first (oldest to newest), then live ones from the newest stored cursor. */
+async function openFeed(): Promise<void> {
+  try {
+    const stored = await query(ops.storedAnomalies, { first: FEED_CAPACITY });
+    for (const point of [...stored.anomalies.nodes].reverse()) onAlert(point);
+  } catch (error) {
+    showError(error);
+  }
+  subscribe(client, ops.anomalies, anomalyVariables, (data) => onAlert(data.anomalies));
+}
+
 showLink("connecting");
-subscribe(client, ops.anomalies, { minScore: null }, (data) => onAlert(data.anomalies));
+void openFeed();
 const fromHash = chosenFromHash();
 if (fromHash !== null) choose(fromHash);
 every(SERIES_REFRESH_MS, refreshSeries);

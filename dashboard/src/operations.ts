@@ -8,6 +8,10 @@ import type {
   HealthQueryVariables,
   PredictionsSubscription,
   PredictionsSubscriptionVariables,
+  RecentPredictionsQuery,
+  RecentPredictionsQueryVariables,
+  StoredAnomaliesQuery,
+  StoredAnomaliesQueryVariables,
   SeriesListQuery,
   SeriesListQueryVariables,
 } from "./generated/graphql";
@@ -30,6 +34,7 @@ function operation<TData, TVariables>(
 /** What the chart and the feed show of a scored point. */
 const scoredPoint = /* GraphQL */ `
   fragment ScoredPoint on Prediction {
+    cursor
     seriesId
     timestamp
     value
@@ -92,8 +97,8 @@ export const health = operation<HealthQuery, HealthQueryVariables>(/* GraphQL */
 
 export const anomalies = operation<AnomaliesSubscription, AnomaliesSubscriptionVariables>(
   /* GraphQL */ `
-    subscription Anomalies($minScore: Float) {
-      anomalies(minScore: $minScore) {
+    subscription Anomalies($minScore: Float, $after: String) {
+      anomalies(minScore: $minScore, after: $after) {
         ...ScoredPoint
       }
     }
@@ -105,6 +110,30 @@ export const predictions = operation<PredictionsSubscription, PredictionsSubscri
   /* GraphQL */ `
     subscription Predictions($seriesId: String!) {
       predictions(seriesId: $seriesId) {
+        ...ScoredPoint
+      }
+    }
+  `,
+  scoredPoint,
+);
+
+export const storedAnomalies = operation<StoredAnomaliesQuery, StoredAnomaliesQueryVariables>(
+  /* GraphQL */ `
+    query StoredAnomalies($first: Int!) {
+      anomalies(first: $first) {
+        nodes {
+          ...ScoredPoint
+        }
+      }
+    }
+  `,
+  scoredPoint,
+);
+
+export const recentPredictions = operation<RecentPredictionsQuery, RecentPredictionsQueryVariables>(
+  /* GraphQL */ `
+    query RecentPredictions($seriesId: String!, $first: Int!) {
+      recentPredictions(seriesId: $seriesId, first: $first) {
         ...ScoredPoint
       }
     }

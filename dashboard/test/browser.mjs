@@ -1,7 +1,9 @@
 // The dashboard in a real browser (Debian's Chromium through playwright-core) against a real
-// `anomaly serve`: a series is fitted and an anomalous point predicted through the API, and the
-// page must show it in the feed and on the chart within 5 seconds without reloading; then the
-// server is killed and restarted, and the page must reconnect and show the next anomaly.
+// `anomaly serve`: an alert raised before the page opened is shown from the store; a series is
+// fitted and an anomalous point predicted through the API, and the page must show it in the feed
+// and on the chart within 5 seconds without reloading; then the server is killed and restarted,
+// an alert is raised before the page has reconnected, and the page must show it once it has,
+// exactly once, and then the next live anomaly.
 //
 //   node test/browser.mjs <anomaly binary> [screenshot path]
 import { resolve } from "node:path";
@@ -37,13 +39,6 @@ const browser = await launchBrowser();
 let consoleErrors = [];
 try {
   await gateway.start();
-  const watched = await watchedPage(browser, gateway);
-  const { page, foreign } = watched;
-  consoleErrors = watched.consoleErrors;
-  await page.goto(`${base}/dashboard`);
-  await page.evaluate(() => (window.loadedOnce = true));
-  await page.waitForSelector('#link[data-state="live"]', { timeout: SETUP_MS });
-
   // A steady series around 10; z-score does not learn from the points it scores.
   const points = Array.from({ length: 40 }, (_, i) => ({ timestamp: tick(), value: 10 + Math.sin(i) * 0.5 }));
   await api("/graphql", {
@@ -52,6 +47,19 @@ try {
     }`,
     variables: { points },
   });
+  const before = await predict(1000);
+  if (!before.alert) throw new Error(`1000 should raise an alert: ${JSON.stringify(before)}`);
+  await predict(10.1);
+
+  const watched = await watchedPage(browser, gateway);
+  const { page, foreign } = watched;
+  consoleErrors = watched.consoleErrors;
+  await page.goto(`${base}/dashboard`);
+  await page.evaluate(() => (window.loadedOnce = true));
+  await page.waitForSelector('#link[data-state="live"]', { timeout: SETUP_MS });
+  await page.waitForSelector(`#feed li[data-series="${series}"][data-timestamp="${before.timestamp}"]`, { timeout: SETUP_MS });
+  console.log("dashboard: an alert stored before the page opened is in the feed");
+
   await page.click(`#series button[data-series="${series}"]`, { timeout: SETUP_MS });
 
   // The chart's subscription is live once a normal point shows up on it.
@@ -87,13 +95,23 @@ try {
   await gateway.kill();
   await page.waitForSelector('#link[data-state="reconnecting"]', { timeout: SETUP_MS });
   await gateway.start();
+  // Raised while the page is still disconnected (its retries wait at least half a second).
+  const missed = await predict(1000);
+  if (!missed.alert) throw new Error(`1000 should raise an alert after the restart: ${JSON.stringify(missed)}`);
+  const stillAway = await page.evaluate(() => document.querySelector("#link")?.dataset.state !== "live");
+  await predict(10.1);
   await page.waitForSelector('#link[data-state="live"]', { timeout: SETUP_MS });
+  const missedEntry = `#feed li[data-series="${series}"][data-timestamp="${missed.timestamp}"]`;
+  await page.waitForSelector(missedEntry, { timeout: SETUP_MS });
+  console.log(`dashboard: an alert raised while the page was ${stillAway ? "disconnected" : "reconnecting"} is in the feed after the reconnection`);
   await until(SETUP_MS, "the chart shows a live prediction after the restart", steadyPointShown);
   await anomalyShown("after a server restart");
 
   if (!(await page.evaluate(() => window.loadedOnce === true))) throw new Error("the page reloaded");
+  const once = await page.locator(missedEntry).count();
+  if (once !== 1) throw new Error(`the alert raised while disconnected is shown ${once} times`);
   const entries = await page.locator(`#feed li[data-series="${series}"]`).count();
-  if (entries !== 2) throw new Error(`the feed should hold 2 anomalies of ${series}, holds ${entries}`);
+  if (entries !== 4) throw new Error(`the feed should hold 4 anomalies of ${series}, holds ${entries}`);
   if (foreign.length) throw new Error(`the page reached beyond the gateway: ${foreign.join(", ")}`);
   if (consoleErrors.length) console.log(`dashboard: console errors (expected while the server was down): ${consoleErrors.length}`);
   console.log(`dashboard: browser test passed; screenshot ${resolve(screenshot)}`);

@@ -113,6 +113,10 @@ pub struct Metric {
 /// A scored point, published on `predictions` (every one) and `anomalies` (anomalous ones).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Scored {
+    /// The event's id and its cursor: a UUIDv7, so ids of one series grow in the order its points
+    /// were scored (the predictor takes it under the series' lock) and sort as text.
+    #[serde(default = "Uuid::now_v7")]
+    pub id: Uuid,
     pub series_id: SeriesId,
     pub model_version: Version,
     pub detector: String,

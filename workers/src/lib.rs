@@ -7,6 +7,7 @@ pub mod consumers;
 pub mod detector;
 pub mod domain;
 pub mod events;
+pub mod fanout;
 pub mod heartbeat;
 pub mod live;
 pub mod metrics;

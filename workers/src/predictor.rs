@@ -24,6 +24,9 @@ use crate::store::{ModelStore, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Prediction {
+    /// The id of the scored point's events (its cursor on `anomalies`).
+    #[serde(default)]
+    pub event_id: Uuid,
     pub series_id: SeriesId,
     pub model_version: Version,
     pub detector: String,
@@ -212,41 +215,48 @@ impl Scoring for Predictor {
     async fn predict(&self, series: &SeriesId, point: Point) -> Result<Prediction, PredictError> {
         let started = Instant::now();
         let live = self.live_for(series).await?;
-        let (observation, checkpoint) = {
+        // The event id is taken and the events handed over under the series' lock, so a series'
+        // events reach the bus in the order of their ids (a subscriber resuming from a cursor
+        // relies on it).
+        let (scored, checkpoint) = {
             let mut state = live.state.lock().unwrap_or_else(|e| e.into_inner());
             let observation = state.observe(point);
             let due = live.model.detector.is_online() && state.seen % self.checkpoint_every == 0;
-            (observation, due.then(|| state.clone()))
+            let scored = Scored {
+                id: Uuid::now_v7(),
+                series_id: series.clone(),
+                model_version: live.model.version,
+                detector: live.model.detector.name().to_owned(),
+                point,
+                verdict: observation.verdict,
+                alert: observation.alert,
+                at_ms: now_ms(),
+            };
+            if scored.alert {
+                self.emit(Event::Anomaly(scored.clone()));
+            }
+            self.emit(Event::Prediction(scored.clone()));
+            (scored, due.then(|| state.clone()))
         };
         if let Some(state) = checkpoint {
             self.checkpoint(&live.model, state);
         }
-        let prediction = Prediction {
-            series_id: series.clone(),
-            model_version: live.model.version,
-            detector: live.model.detector.name().to_owned(),
-            point,
-            verdict: observation.verdict,
-            alert: observation.alert,
-        };
-        let scored = Scored {
-            series_id: series.clone(),
-            model_version: prediction.model_version,
-            detector: prediction.detector.clone(),
-            point,
-            verdict: observation.verdict,
-            alert: observation.alert,
-            at_ms: now_ms(),
-        };
         ::metrics::counter!("anomaly_predictions_total").increment(1);
-        if observation.verdict.anomaly {
+        if scored.verdict.anomaly {
             ::metrics::counter!("anomaly_anomalies_total").increment(1);
         }
-        if observation.alert {
+        if scored.alert {
             ::metrics::counter!("anomaly_alerts_total").increment(1);
-            self.emit(Event::Anomaly(scored.clone()));
         }
-        self.emit(Event::Prediction(scored));
+        let prediction = Prediction {
+            event_id: scored.id,
+            series_id: scored.series_id,
+            model_version: scored.model_version,
+            detector: scored.detector,
+            point,
+            verdict: scored.verdict,
+            alert: scored.alert,
+        };
         self.emit(Event::Metric(Metric {
             id: Uuid::new_v4(),
             kind: MetricKind::Inference,

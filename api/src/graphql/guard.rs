@@ -428,7 +428,8 @@ impl Pricer<'_> {
             _ => None,
         };
         match field.name.node.as_str() {
-            "seriesList" => first().unwrap_or(20).min(SERIES_PAGE_MAX),
+            "seriesList" | "anomalies" => first().unwrap_or(20).min(SERIES_PAGE_MAX),
+            "recentPredictions" => first().unwrap_or(50).min(SERIES_PAGE_MAX),
             "trainingData" => first()
                 .unwrap_or(TRAINING_PAGE_DEFAULT)
                 .min(TRAINING_PAGE_MAX),

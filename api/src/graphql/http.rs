@@ -17,13 +17,14 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::Endpoint;
+use super::streaming::{self, Streaming};
 use crate::auth::Access;
 use crate::extract::accepts;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 
 /// An error answer in GraphQL's shape with `extensions.code`, under `status`.
-fn error_response(status: StatusCode, code: &str, message: String) -> Response {
+pub(super) fn error_response(status: StatusCode, code: &str, message: String) -> Response {
     let mut error = ServerError::new(message, None);
     let mut extensions = ErrorExtensionValues::default();
     extensions.set("code", code);
@@ -171,6 +172,12 @@ pub(super) async fn execute(
         );
     }
     let access = access.map_or(Access::Full, |Extension(access)| access);
+    let batch = match (Streaming::requested(&headers), batch) {
+        (Some(kind), async_graphql::BatchRequest::Single(request)) => {
+            return streaming::respond(&endpoint, request.data(access), kind);
+        }
+        (_, batch) => batch,
+    };
     respond(
         &headers,
         endpoint.schema.execute_batch(batch.data(access)).await,
@@ -193,7 +200,13 @@ pub(super) async fn query_or_graphiql(
     if request.query.trim().is_empty() {
         return missing_query();
     }
-    if let Some(kind) = operation_type(&request).filter(|t| *t != OperationType::Query) {
+    let access = access.map_or(Access::Full, |Extension(access)| access);
+    let streaming = Streaming::requested(&headers);
+    // Over GET a stream may carry a subscription; a mutation always needs POST.
+    let allowed = |t: &OperationType| {
+        *t == OperationType::Query || (streaming.is_some() && *t == OperationType::Subscription)
+    };
+    if let Some(kind) = operation_type(&request).filter(|t| !allowed(t)) {
         let mut response = error_response(
             StatusCode::METHOD_NOT_ALLOWED,
             "BAD_USER_INPUT",
@@ -204,7 +217,9 @@ pub(super) async fn query_or_graphiql(
             .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
         return response;
     }
-    let access = access.map_or(Access::Full, |Extension(access)| access);
+    if let Some(kind) = streaming {
+        return streaming::respond(&endpoint, request.data(access), kind);
+    }
     respond(
         &headers,
         BatchResponse::Single(endpoint.schema.execute(request.data(access)).await),

@@ -8,6 +8,7 @@ mod http;
 mod loaders;
 mod mutation;
 mod query;
+mod streaming;
 mod subscription;
 mod types;
 mod ws;
@@ -24,6 +25,7 @@ use crate::state::AppState;
 pub use mutation::MutationRoot;
 pub use query::QueryRoot;
 pub use subscription::SubscriptionRoot;
+pub use subscription::parse_cursor;
 
 pub type AnomalySchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 

@@ -5,15 +5,17 @@ use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, Object};
 
 use anomaly_workers::domain::{SeriesId, Version};
-use anomaly_workers::events::now_ms;
+use anomaly_workers::events::{Topic, now_ms};
+use anomaly_workers::store::{AlertOrder, AlertQuery};
 
 use super::loaders::ModelsLoader;
-use super::types::{Health, Model, Series, load_error};
+use super::subscription::parse_cursor;
+use super::types::{Health, Model, Prediction, Series, load_error};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// Largest page of `seriesList`.
-const MAX_PAGE: usize = 100;
+/// Largest page of `seriesList`, `anomalies` and `recentPredictions`.
+pub const MAX_PAGE: usize = 100;
 
 pub struct QueryRoot;
 
@@ -62,6 +64,83 @@ impl QueryRoot {
             },
         )
         .await
+    }
+
+    /// Stored alerts, newest first, of one series or all: `first` at most 100, `after` the
+    /// cursor of the last alert of the previous page (older ones follow), `since` a Unix time
+    /// in seconds (only alerts raised at or after it).
+    async fn anomalies(
+        &self,
+        ctx: &Context<'_>,
+        series_id: Option<String>,
+        after: Option<String>,
+        #[graphql(default = 20)] first: i32,
+        since: Option<i64>,
+    ) -> async_graphql::Result<Connection<String, Prediction, EmptyFields, EmptyFields>> {
+        let state = ctx.data_unchecked::<AppState>();
+        let series = series_id
+            .map(|id| SeriesId::parse(&id))
+            .transpose()
+            .map_err(|e| ApiError::from(e).into_graphql())?;
+        query(
+            after,
+            None,
+            Some(first),
+            None,
+            |after: Option<String>, _before: Option<String>, first, _last| async move {
+                let first = first.unwrap_or(20).min(MAX_PAGE);
+                let before = after
+                    .map(|cursor| parse_cursor(&cursor))
+                    .transpose()
+                    .map_err(ApiError::into_graphql)?;
+                let mut alerts = state
+                    .store
+                    .alerts(&AlertQuery {
+                        series,
+                        order: AlertOrder::NewestBefore(before),
+                        since_ms: since.map(|s| s.saturating_mul(1000)),
+                        limit: first as u64 + 1,
+                    })
+                    .await
+                    .map_err(|e| ApiError::from(e).into_graphql())?;
+                let has_next = alerts.len() > first;
+                alerts.truncate(first);
+                let mut page = Connection::new(before.is_some(), has_next);
+                page.edges.extend(
+                    alerts
+                        .iter()
+                        .map(|alert| Edge::new(alert.id.to_string(), Prediction::from(alert))),
+                );
+                Ok::<_, async_graphql::Error>(page)
+            },
+        )
+        .await
+    }
+
+    /// The series' latest scored points this gateway has seen, newest first (`first` at most
+    /// 100). The gateway remembers the last `LIVE_RECENT_EVENTS` of all series from when the
+    /// predictions feed started: at its first `predictions` subscription or this query.
+    async fn recent_predictions(
+        &self,
+        ctx: &Context<'_>,
+        series_id: String,
+        #[graphql(default = 50)] first: i32,
+    ) -> async_graphql::Result<Vec<Prediction>> {
+        let state = ctx.data_unchecked::<AppState>();
+        let series = SeriesId::parse(&series_id).map_err(|e| ApiError::from(e).into_graphql())?;
+        let first = usize::try_from(first).unwrap_or(0).min(MAX_PAGE);
+        let recent = state
+            .feed
+            .recent(Topic::Predictions, &series, first)
+            .await
+            .map_err(|e| {
+                ApiError::Unavailable {
+                    what: "The event bus",
+                    cause: e.to_string(),
+                }
+                .into_graphql()
+            })?;
+        Ok(recent.iter().map(|e| Prediction::from(&**e)).collect())
     }
 
     /// One model version (`version` like `v2`), or null.

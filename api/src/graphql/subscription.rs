@@ -1,17 +1,30 @@
-//! Subscriptions fed from the event bus: each subscriber follows the topic from now on. A slow
-//! subscriber's backlog is bounded by the bus; events it missed are skipped (and logged), never
-//! queued without limit.
+//! Subscriptions fed from the gateway's shared live feed (one follower per topic, fanned out by
+//! series). `anomalies(after:)` resumes from a cursor: first the alerts stored (or remembered by
+//! the feed) after it, oldest first, then live ones, with none twice and none left out. A
+//! subscriber that falls behind gets an error coded `LAGGED` saying how many it missed, and its
+//! subscription carries on; it can fetch what it missed with `anomalies(after:)` from its last
+//! cursor.
 
-use async_graphql::futures_util::Stream;
-use async_graphql::{Context, Subscription};
+use std::collections::HashSet;
+use std::sync::Arc;
 
-use anomaly_workers::bus::{BusError, Subscription as BusSubscription};
+use async_graphql::futures_util::{Stream, StreamExt, stream};
+use async_graphql::{Context, ErrorExtensions, Subscription};
+use uuid::Uuid;
+
 use anomaly_workers::domain::SeriesId;
-use anomaly_workers::events::{Event, Topic};
+use anomaly_workers::events::{Scored, Topic};
+use anomaly_workers::fanout::{FeedItem, FeedSubscription, Subscribed};
+use anomaly_workers::store::{AlertOrder, AlertQuery};
 
 use super::types::Prediction;
 use crate::error::ApiError;
 use crate::state::AppState;
+
+/// Stored alerts one resumed subscription replays at most; past that it says `LAGGED`.
+pub const MAX_REPLAY: usize = 10_000;
+/// Stored alerts read per query while replaying.
+const REPLAY_PAGE: u64 = 1_000;
 
 pub struct SubscriptionRoot;
 
@@ -35,46 +48,126 @@ impl Drop for OpenSubscription {
     }
 }
 
-/// The scored points of `topic` that pass `keep`, until the bus ends.
-async fn scored_stream(
-    ctx: &Context<'_>,
-    topic: Topic,
-    keep: Box<dyn Fn(&Prediction) -> bool + Send + Sync>,
-) -> async_graphql::Result<impl Stream<Item = Prediction> + use<>> {
-    let state = ctx.data_unchecked::<AppState>();
-    let subscription = state.events.follow(topic).await.map_err(|e| {
-        ApiError::Unavailable {
-            what: "The event bus",
-            cause: e.to_string(),
-        }
-        .into_graphql()
-    })?;
-    let open = OpenSubscription::new(topic);
-    Ok(async_graphql::futures_util::stream::unfold(
-        (subscription, keep, open),
-        |(mut subscription, keep, open): (Box<dyn BusSubscription>, _, OpenSubscription)| async move {
-            loop {
-                match subscription.next().await {
-                    Ok(Some(delivery)) => {
-                        if let Event::Anomaly(scored) | Event::Prediction(scored) = delivery.event {
-                            let prediction = Prediction::from(scored);
-                            if keep(&prediction) {
-                                return Some((prediction, (subscription, keep, open)));
-                            }
-                        }
-                    }
-                    Ok(None) => return None,
-                    Err(BusError::Lagged(missed)) => {
-                        tracing::warn!(missed, "a slow subscriber skipped events");
-                    }
-                    Err(err) => {
-                        tracing::warn!(error = %err, "subscription ended");
-                        return None;
-                    }
-                }
-            }
-        },
+/// The error a subscriber gets in place of `missed` events it was too slow (or the feed was too
+/// far behind) to receive.
+pub fn lagged(missed: u64) -> async_graphql::Error {
+    async_graphql::Error::new(format!(
+        "This subscriber fell behind and missed {missed} events; resubscribe with `after` set to \
+         the last cursor received to get the stored alerts"
     ))
+    .extend_with(|_, e| {
+        e.set("code", "LAGGED");
+        e.set("missed", missed);
+    })
+}
+
+/// The error after a replay that stopped at `MAX_REPLAY` alerts.
+fn replay_cut_short() -> async_graphql::Error {
+    async_graphql::Error::new(format!(
+        "More than {MAX_REPLAY} alerts were raised after the cursor; only the oldest \
+         {MAX_REPLAY} were replayed: page the rest with the `anomalies` query"
+    ))
+    .extend_with(|_, e| e.set("code", "LAGGED"))
+}
+
+fn unavailable(err: impl ToString) -> async_graphql::Error {
+    ApiError::Unavailable {
+        what: "The event bus",
+        cause: err.to_string(),
+    }
+    .into_graphql()
+}
+
+/// What a subscriber keeps of the events of its series.
+type Keep = Box<dyn Fn(&Scored) -> bool + Send + Sync>;
+
+/// The alerts after `after` (stored ones, and those the feed remembers but the store may not
+/// have written yet), oldest first, without duplicates; and whether more were stored than one
+/// replay gives.
+async fn replay(
+    state: &AppState,
+    series: Option<&SeriesId>,
+    after: Uuid,
+    remembered: Vec<Arc<Scored>>,
+) -> async_graphql::Result<(Vec<Arc<Scored>>, bool)> {
+    let mut replayed: Vec<Arc<Scored>> = Vec::new();
+    let mut cursor = after;
+    let mut truncated = false;
+    loop {
+        let page = state
+            .store
+            .alerts(&AlertQuery {
+                series: series.cloned(),
+                order: AlertOrder::OldestAfter(cursor),
+                since_ms: None,
+                limit: REPLAY_PAGE,
+            })
+            .await
+            .map_err(|e| ApiError::from(e).into_graphql())?;
+        let full = page.len() as u64 == REPLAY_PAGE;
+        if let Some(last) = page.last() {
+            cursor = last.id;
+        }
+        replayed.extend(page.into_iter().map(Arc::new));
+        if replayed.len() >= MAX_REPLAY {
+            replayed.truncate(MAX_REPLAY);
+            truncated = true;
+            break;
+        }
+        if !full {
+            break;
+        }
+    }
+    let stored: HashSet<Uuid> = replayed.iter().map(|e| e.id).collect();
+    let newest_stored = replayed.last().map(|e| e.id);
+    replayed.extend(
+        remembered
+            .into_iter()
+            // A truncated replay stops at its last stored alert: the rest come as `LAGGED`.
+            .filter(|e| !stored.contains(&e.id) && (!truncated || Some(e.id) <= newest_stored)),
+    );
+    replayed.sort_by_key(|e| e.id);
+    Ok((replayed, truncated))
+}
+
+/// The subscription's events: the replayed ones, a `LAGGED` error if the replay was cut short,
+/// then live ones not already replayed (nor at or before the cursor).
+fn events(
+    subscription: FeedSubscription,
+    replayed: Vec<Arc<Scored>>,
+    truncated: bool,
+    after: Option<Uuid>,
+    keep: Keep,
+    open: OpenSubscription,
+) -> impl Stream<Item = async_graphql::Result<Prediction>> + use<> {
+    let already: HashSet<Uuid> = replayed.iter().map(|e| e.id).collect();
+    let replayed: Vec<_> = replayed
+        .into_iter()
+        .filter(|e| keep(e))
+        .map(|e| Ok(Prediction::from(&*e)))
+        .chain(truncated.then(replay_cut_short).map(Err))
+        .collect();
+    let live = stream::unfold(
+        (subscription, keep, already, open),
+        move |(mut subscription, keep, mut already, open)| async move {
+            let item = loop {
+                match subscription.next().await? {
+                    FeedItem::Event(event) => {
+                        // At or before the cursor, or already replayed (the set only shrinks).
+                        let seen = after.is_some_and(|after| event.id <= after)
+                            || already.remove(&event.id);
+                        if seen || !keep(&event) {
+                            continue;
+                        }
+                        break Ok(Prediction::from(&*event));
+                    }
+                    FeedItem::Lagged(missed) => break Err(lagged(missed)),
+                }
+            };
+            Some((item, (subscription, keep, already, open)))
+        },
+    );
+    stream::iter(replayed).chain(live)
 }
 
 fn parse_series(raw: Option<String>) -> async_graphql::Result<Option<SeriesId>> {
@@ -83,21 +176,49 @@ fn parse_series(raw: Option<String>) -> async_graphql::Result<Option<SeriesId>> 
         .map_err(|e| ApiError::from(e).into_graphql())
 }
 
+/// A cursor given back by the API (an event id).
+pub fn parse_cursor(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| {
+        ApiError::bad_request(format!(
+            "{raw:?} is not a cursor: use the `cursor` of an event"
+        ))
+    })
+}
+
 #[Subscription]
 impl SubscriptionRoot {
-    /// Alerts as they happen, of one series or all; `minScore` drops weaker ones.
+    /// Alerts as they happen, of one series or all; `minScore` drops weaker ones. With `after`
+    /// (an event's `cursor`), the alerts raised after it are replayed first, oldest first, then
+    /// live ones follow with none twice. A subscriber that falls behind gets an error coded
+    /// `LAGGED` (with `missed`), and its subscription carries on.
     async fn anomalies(
         &self,
         ctx: &Context<'_>,
         series_id: Option<String>,
         min_score: Option<f64>,
-    ) -> async_graphql::Result<impl Stream<Item = Prediction> + use<>> {
-        let series = parse_series(series_id)?.map(|s| s.to_string());
-        let keep = move |p: &Prediction| {
-            series.as_ref().is_none_or(|s| *s == p.series_id)
-                && min_score.is_none_or(|min| p.score >= min)
+        after: Option<String>,
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<Prediction>> + use<>> {
+        let state = ctx.data_unchecked::<AppState>();
+        let series = parse_series(series_id)?;
+        let after = after
+            .map(|raw| parse_cursor(&raw))
+            .transpose()
+            .map_err(ApiError::into_graphql)?;
+        let Subscribed {
+            subscription,
+            recent,
+        } = state
+            .feed
+            .subscribe(Topic::Anomalies, series.clone(), after)
+            .await
+            .map_err(unavailable)?;
+        let (replayed, truncated) = match after {
+            Some(after) => replay(state, series.as_ref(), after, recent).await?,
+            None => (Vec::new(), false),
         };
-        scored_stream(ctx, Topic::Anomalies, Box::new(keep)).await
+        let keep: Keep = Box::new(move |e| min_score.is_none_or(|min| e.verdict.score >= min));
+        let open = OpenSubscription::new(Topic::Anomalies);
+        Ok(events(subscription, replayed, truncated, after, keep, open))
     }
 
     /// Every scored point of one series as it happens.
@@ -105,9 +226,108 @@ impl SubscriptionRoot {
         &self,
         ctx: &Context<'_>,
         series_id: String,
-    ) -> async_graphql::Result<impl Stream<Item = Prediction> + use<>> {
-        let series = parse_series(Some(series_id))?.map(|s| s.to_string());
-        let keep = move |p: &Prediction| series.as_ref().is_none_or(|s| *s == p.series_id);
-        scored_stream(ctx, Topic::Predictions, Box::new(keep)).await
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<Prediction>> + use<>> {
+        let state = ctx.data_unchecked::<AppState>();
+        let series = parse_series(Some(series_id))?;
+        let subscribed = state
+            .feed
+            .subscribe(Topic::Predictions, series, None)
+            .await
+            .map_err(unavailable)?;
+        let open = OpenSubscription::new(Topic::Predictions);
+        Ok(events(
+            subscribed.subscription,
+            Vec::new(),
+            false,
+            None,
+            Box::new(|_| true),
+            open,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anomaly_workers::bus::{EventBus, MemoryBus};
+    use anomaly_workers::detector::Verdict;
+    use anomaly_workers::domain::{Point, Version};
+    use anomaly_workers::events::Event;
+    use anomaly_workers::fanout::{FeedLimits, LiveFeed};
+    use async_graphql::futures_util::StreamExt;
+
+    fn alert(series: &str, value: f64) -> Scored {
+        Scored {
+            id: Uuid::now_v7(),
+            series_id: SeriesId::parse(series).unwrap(),
+            model_version: Version::FIRST,
+            detector: "zscore".into(),
+            point: Point {
+                timestamp: 1,
+                value,
+            },
+            verdict: Verdict {
+                anomaly: true,
+                score: 3.0,
+                expected: 1.0,
+                lower: None,
+                upper: None,
+            },
+            alert: true,
+            at_ms: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_that_falls_behind_gets_a_lagged_error_and_carries_on() {
+        let bus = std::sync::Arc::new(MemoryBus::new(64));
+        let limits = FeedLimits {
+            subscriber_buffer: 1,
+            recent: 0,
+        };
+        let feed = LiveFeed::new(bus.clone(), limits);
+        let slow = feed
+            .subscribe(Topic::Anomalies, SeriesId::parse("s").ok(), None)
+            .await
+            .unwrap();
+        let mut marker = feed
+            .subscribe(Topic::Anomalies, SeriesId::parse("m").ok(), None)
+            .await
+            .unwrap()
+            .subscription;
+        let events: Vec<_> = (0..3).map(|i| alert("s", i as f64)).collect();
+        for event in events.iter().chain([&alert("m", 0.0)]) {
+            bus.publish(Event::Anomaly(event.clone())).await.unwrap();
+        }
+        // Once the marker arrived, all three were offered: the slow subscriber's queue (of 1)
+        // overflowed by 2.
+        assert!(matches!(marker.next().await, Some(FeedItem::Event(_))));
+        let stream = events_of(slow.subscription);
+        let received: Vec<_> = stream.take(2).collect().await;
+        let error = received[0].as_ref().expect_err("a lagged error first");
+        let extensions = error.extensions.as_ref().expect("extensions");
+        assert_eq!(
+            extensions.get("code"),
+            Some(&async_graphql::Value::from("LAGGED"))
+        );
+        assert_eq!(
+            extensions.get("missed"),
+            Some(&async_graphql::Value::from(2u64))
+        );
+        let prediction = received[1].as_ref().expect("then the queued event");
+        assert_eq!(prediction.cursor, events[0].id.to_string());
+    }
+
+    fn events_of(
+        subscription: FeedSubscription,
+    ) -> impl Stream<Item = async_graphql::Result<Prediction>> {
+        events(
+            subscription,
+            Vec::new(),
+            false,
+            None,
+            Box::new(|_| true),
+            OpenSubscription::new(Topic::Anomalies),
+        )
     }
 }

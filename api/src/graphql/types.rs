@@ -147,6 +147,8 @@ pub struct FitResult {
 /// A scored point: the verdict and its evidence.
 #[derive(Debug, Clone, SimpleObject)]
 pub struct Prediction {
+    /// The scored point's event id: resume `anomalies` after it, or page the stored alerts from it.
+    pub cursor: String,
     pub series_id: String,
     pub model_version: String,
     pub detector: String,
@@ -167,6 +169,7 @@ pub struct Prediction {
 impl From<Scoring> for Prediction {
     fn from(p: Scoring) -> Self {
         Self {
+            cursor: p.event_id.to_string(),
             series_id: p.series_id.to_string(),
             model_version: p.model_version.to_string(),
             detector: p.detector,
@@ -182,12 +185,13 @@ impl From<Scoring> for Prediction {
     }
 }
 
-impl From<Scored> for Prediction {
-    fn from(s: Scored) -> Self {
+impl From<&Scored> for Prediction {
+    fn from(s: &Scored) -> Self {
         Self {
+            cursor: s.id.to_string(),
             series_id: s.series_id.to_string(),
             model_version: s.model_version.to_string(),
-            detector: s.detector,
+            detector: s.detector.clone(),
             timestamp: s.point.timestamp,
             value: s.point.value,
             anomaly: s.verdict.anomaly,

@@ -1,6 +1,7 @@
 //! The seed's documented REST API, kept working as it was documented (SPEC §5), and the
 //! whole-series mode (`/detect`).
 
+mod anomalies;
 mod detect;
 mod fit;
 mod health;
@@ -22,4 +23,5 @@ pub fn routes() -> Router<AppState> {
         .route("/plot", get(plot::plot))
         .route("/healthcheck", get(health::healthcheck))
         .route("/detect", post(detect::detect))
+        .route("/anomalies", get(anomalies::anomalies))
 }

@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use anomaly_workers::bus::EventBus;
-use anomaly_workers::consumers::{MetricsWriter, TrainingDataWriter, consume};
+use anomaly_workers::consumers::{AlertWriter, MetricsWriter, TrainingDataWriter, consume};
 use anomaly_workers::events::{Role, Topic};
 use anomaly_workers::heartbeat::{instance_name, send_heartbeats};
 use anomaly_workers::predictor::Predictor;
@@ -112,7 +112,7 @@ async fn gateway(
         scoring: Arc::new(remote::RemotePredictors::new(&config.predictor_urls)),
         store: backends::store(config).await?,
         metrics,
-        events: bus,
+        feed: crate::serve::live_feed(bus, config).await?,
     };
     let mut edge = crate::EdgeLimits::from_config(config);
     edge.shutdown = shutdown.clone();
@@ -208,10 +208,21 @@ async fn training_data_consumer(
         probes,
         &shutdown,
     );
-    let subscription = bus.join_group(Topic::TrainingData, group).await?;
-    let writer = TrainingDataWriter::new(store);
+    // The same role stores alerts: both are Kafka → database writes.
+    let training_data = bus.join_group(Topic::TrainingData, group).await?;
+    let alerts = bus.join_group(Topic::Anomalies, AlertWriter::GROUP).await?;
+    let training_writer = TrainingDataWriter::new(store.clone());
+    let alert_writer = AlertWriter::new(store);
     tracing::info!(role = group, "consuming");
-    consume("training-data", subscription, &writer, shutdown).await;
+    tokio::join!(
+        consume(
+            "training-data",
+            training_data,
+            &training_writer,
+            shutdown.clone()
+        ),
+        consume("alerts", alerts, &alert_writer, shutdown),
+    );
     http.await
 }
 

@@ -73,7 +73,7 @@ async fn fifty_series_with_versions_and_training_data_cost_a_few_statements() {
         scoring: Arc::new(Predictor::new(store.clone(), bus.clone(), 100)),
         store,
         metrics: Arc::new(MemoryMetrics::new()),
-        events: bus,
+        feed: anomaly_workers::fanout::LiveFeed::new(bus, Default::default()),
     };
     let schema = anomaly_api::graphql::schema(state, &Default::default());
 

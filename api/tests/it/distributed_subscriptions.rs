@@ -71,3 +71,44 @@ async fn every_gateway_delivers_an_anomaly_to_its_subscribers() {
     assert_anomaly_of(&after[0], "pump_b");
     database.drop_now().await;
 }
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL, Redis and a Kafka broker: run bash .ci/run"]
+async fn alerts_are_stored_and_replayed_in_the_distributed_deployment() {
+    let database = FreshDatabase::create().await;
+    let run = uuid_like();
+    let redis_url = std::env::var("TEST_REDIS_URL").unwrap_or("redis://127.0.0.1:6379".into());
+    let env = role_env(&database, &run, &redis_url, &format!("e2e:{run}:"));
+    migrate(&env).await;
+    let mut trainer = RoleProcess::start("trainer", &["trainer"], &env);
+    let mut predictor = RoleProcess::start("predictor", &["predictor"], &env);
+    // The training-data consumer also stores alerts.
+    let _store = RoleProcess::start("training-data-consumer", &["training-data-consumer"], &env);
+    let (trainer_url, predictor_url) = (trainer.base_url().await, predictor.base_url().await);
+    let gateway_env = env_with(
+        &env,
+        &[
+            ("TRAINER_URL", &trainer_url),
+            ("PREDICTOR_URL", &predictor_url),
+        ],
+    );
+    let mut gateway = RoleProcess::start("gateway", &["gateway"], &gateway_env);
+    let http = Http::new(gateway.base_url().await);
+    crate::alert_history::alerts_raised_while_away_are_replayed_once(&http, "pump_kafka").await;
+
+    // The alerts are in PostgreSQL: a new gateway process pages them.
+    gateway.terminate().await;
+    let mut restarted = RoleProcess::start("gateway-2", &["gateway"], &gateway_env);
+    let http = Http::new(restarted.base_url().await);
+    crate::support::eventually("all 6 alerts are stored", || async {
+        let page = http
+            .graphql(
+                "{ anomalies(seriesId: \"pump_kafka\", first: 100) { nodes { timestamp } } }",
+                json!({}),
+            )
+            .await;
+        page["data"]["anomalies"]["nodes"].as_array().map(Vec::len) == Some(6)
+    })
+    .await;
+    database.drop_now().await;
+}

@@ -1,6 +1,7 @@
 //! Integration tests of the gateway: the app is started as users start it (`serve::run`) on a
 //! port-0 listener with its own SQLite file, and driven over HTTP.
 
+mod alert_history;
 mod bad_input;
 mod crash_safety;
 mod dashboard;

@@ -60,3 +60,31 @@ async fn serve_runs_every_role_on_postgres_kafka_and_redis() {
     drop(store);
     database.drop_now().await;
 }
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL, Redis and a Kafka broker: run bash .ci/run"]
+async fn a_subscriber_resumes_from_its_cursor_on_kafka() {
+    let database = FreshDatabase::create().await;
+    let run = uuid_like();
+    let brokers = std::env::var("TEST_KAFKA_BROKERS")
+        .expect("TEST_KAFKA_BROKERS names a running broker (bash .ci/run starts tansu)");
+    let app = spawn_app_with(&[
+        ("DATABASE_URL", &database.url),
+        ("KAFKA_BROKERS", &brokers),
+        ("KAFKA_TOPIC_PREFIX", &format!("resume-{run}-")),
+    ])
+    .await;
+    crate::alert_history::alerts_raised_while_away_are_replayed_once(&app, "pump_resume").await;
+    // Stored in PostgreSQL, they outlive the process.
+    let app = app.restart().await;
+    eventually("all 6 alerts are stored after the restart", || async {
+        let stored = app
+            .get("/anomalies?series_id=pump_resume&limit=100")
+            .await
+            .json();
+        stored["anomalies"].as_array().map(Vec::len) == Some(6)
+    })
+    .await;
+    drop(app);
+    database.drop_now().await;
+}

@@ -53,7 +53,7 @@ async fn a_distributed_fit_is_one_trace_across_gateway_and_trainer() {
         scoring: Arc::new(RemotePredictors::new(&["http://127.0.0.1:9".to_owned()])),
         store,
         metrics: Arc::new(MemoryMetrics::new()),
-        events: bus,
+        feed: anomaly_workers::fanout::LiveFeed::new(bus, Default::default()),
     };
     let gateway_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let gateway = Http::new(format!("http://{}", gateway_listener.local_addr().unwrap()));

@@ -39,7 +39,7 @@ async fn a_missing_trainer_or_predictor_gets_503_and_recovery_is_automatic() {
         scoring: Arc::new(RemotePredictors::new(std::slice::from_ref(&predictor_url))),
         store: store.clone(),
         metrics: Arc::new(MemoryMetrics::new()),
-        events: bus.clone(),
+        feed: anomaly_workers::fanout::LiveFeed::new(bus.clone(), Default::default()),
     };
     let gateway_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let gateway = Http::new(format!("http://{}", gateway_listener.local_addr().unwrap()));

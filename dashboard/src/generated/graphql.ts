@@ -163,6 +163,8 @@ export type Prediction = {
    * is novel.
    */
   anomaly: Scalars['Boolean']['output'];
+  /** The scored point's event id: resume `anomalies` after it, or page the stored alerts from it. */
+  cursor: Scalars['String']['output'];
   detector: Scalars['String']['output'];
   expected: Scalars['Float']['output'];
   lower: Maybe<Scalars['Float']['output']>;
@@ -175,11 +177,40 @@ export type Prediction = {
   value: Scalars['Float']['output'];
 };
 
+export type PredictionConnection = {
+  /** A list of edges. */
+  edges: Array<PredictionEdge>;
+  /** A list of nodes. */
+  nodes: Array<Prediction>;
+  /** Information to aid in pagination. */
+  pageInfo: PageInfo;
+};
+
+/** An edge in a connection. */
+export type PredictionEdge = {
+  /** A cursor for use in pagination */
+  cursor: Scalars['String']['output'];
+  /** The item at the end of the edge */
+  node: Prediction;
+};
+
 export type QueryRoot = {
+  /**
+   * Stored alerts, newest first, of one series or all: `first` at most 100, `after` the
+   * cursor of the last alert of the previous page (older ones follow), `since` a Unix time
+   * in seconds (only alerts raised at or after it).
+   */
+  anomalies: PredictionConnection;
   /** Latencies, throughput, usage and every live role instance. */
   health: Health;
   /** One model version (`version` like `v2`), or null. */
   model: Maybe<Model>;
+  /**
+   * The series' latest scored points this gateway has seen, newest first (`first` at most
+   * 100). The gateway remembers the last `LIVE_RECENT_EVENTS` of all series from when the
+   * predictions feed started: at its first `predictions` subscription or this query.
+   */
+  recentPredictions: Array<Prediction>;
   /** A trained series, or null if it has no model. */
   series: Maybe<Series>;
   /** Trained series in id order, a page at a time (`first` at most 100; `after` a cursor). */
@@ -187,9 +218,23 @@ export type QueryRoot = {
 };
 
 
+export type QueryRootAnomaliesArgs = {
+  after: InputMaybe<Scalars['String']['input']>;
+  first?: Scalars['Int']['input'];
+  seriesId: InputMaybe<Scalars['String']['input']>;
+  since: InputMaybe<Scalars['Int']['input']>;
+};
+
+
 export type QueryRootModelArgs = {
   seriesId: Scalars['String']['input'];
   version: Scalars['String']['input'];
+};
+
+
+export type QueryRootRecentPredictionsArgs = {
+  first?: Scalars['Int']['input'];
+  seriesId: Scalars['String']['input'];
 };
 
 
@@ -235,7 +280,12 @@ export type SeriesUsage = {
 };
 
 export type SubscriptionRoot = {
-  /** Alerts as they happen, of one series or all; `minScore` drops weaker ones. */
+  /**
+   * Alerts as they happen, of one series or all; `minScore` drops weaker ones. With `after`
+   * (an event's `cursor`), the alerts raised after it are replayed first, oldest first, then
+   * live ones follow with none twice. A subscriber that falls behind gets an error coded
+   * `LAGGED` (with `missed`), and its subscription carries on.
+   */
   anomalies: Prediction;
   /** Every scored point of one series as it happens. */
   predictions: Prediction;
@@ -243,6 +293,7 @@ export type SubscriptionRoot = {
 
 
 export type SubscriptionRootAnomaliesArgs = {
+  after: InputMaybe<Scalars['String']['input']>;
   minScore: InputMaybe<Scalars['Float']['input']>;
   seriesId: InputMaybe<Scalars['String']['input']>;
 };
@@ -252,7 +303,7 @@ export type SubscriptionRootPredictionsArgs = {
   seriesId: Scalars['String']['input'];
 };
 
-export type ScoredPointFragment = { seriesId: string, timestamp: number, value: number, expected: number, lower: number | null, upper: number | null, score: number, anomaly: boolean, alert: boolean, detector: string, modelVersion: string };
+export type ScoredPointFragment = { cursor: string, seriesId: string, timestamp: number, value: number, expected: number, lower: number | null, upper: number | null, score: number, anomaly: boolean, alert: boolean, detector: string, modelVersion: string };
 
 export type SeriesListQueryVariables = Exact<{
   first: Scalars['Int']['input'];
@@ -269,14 +320,30 @@ export type HealthQuery = { health: { seriesTrained: number, predictionsPerMinut
 
 export type AnomaliesSubscriptionVariables = Exact<{
   minScore: InputMaybe<Scalars['Float']['input']>;
+  after: InputMaybe<Scalars['String']['input']>;
 }>;
 
 
-export type AnomaliesSubscription = { anomalies: { seriesId: string, timestamp: number, value: number, expected: number, lower: number | null, upper: number | null, score: number, anomaly: boolean, alert: boolean, detector: string, modelVersion: string } };
+export type AnomaliesSubscription = { anomalies: { cursor: string, seriesId: string, timestamp: number, value: number, expected: number, lower: number | null, upper: number | null, score: number, anomaly: boolean, alert: boolean, detector: string, modelVersion: string } };
 
 export type PredictionsSubscriptionVariables = Exact<{
   seriesId: Scalars['String']['input'];
 }>;
 
 
-export type PredictionsSubscription = { predictions: { seriesId: string, timestamp: number, value: number, expected: number, lower: number | null, upper: number | null, score: number, anomaly: boolean, alert: boolean, detector: string, modelVersion: string } };
+export type PredictionsSubscription = { predictions: { cursor: string, seriesId: string, timestamp: number, value: number, expected: number, lower: number | null, upper: number | null, score: number, anomaly: boolean, alert: boolean, detector: string, modelVersion: string } };
+
+export type StoredAnomaliesQueryVariables = Exact<{
+  first: Scalars['Int']['input'];
+}>;
+
+
+export type StoredAnomaliesQuery = { anomalies: { nodes: Array<{ cursor: string, seriesId: string, timestamp: number, value: number, expected: number, lower: number | null, upper: number | null, score: number, anomaly: boolean, alert: boolean, detector: string, modelVersion: string }> } };
+
+export type RecentPredictionsQueryVariables = Exact<{
+  seriesId: Scalars['String']['input'];
+  first: Scalars['Int']['input'];
+}>;
+
+
+export type RecentPredictionsQuery = { recentPredictions: Array<{ cursor: string, seriesId: string, timestamp: number, value: number, expected: number, lower: number | null, upper: number | null, score: number, anomaly: boolean, alert: boolean, detector: string, modelVersion: string }> };

@@ -98,6 +98,7 @@ pub async fn every_follower_sees_every_event(bus: impl EventBus) {
     let mut a = bus.follow(Topic::Anomalies).await.unwrap();
     let mut b = bus.follow(Topic::Anomalies).await.unwrap();
     let scored = crate::events::Scored {
+        id: uuid::Uuid::now_v7(),
         series_id: SeriesId::parse("s1").unwrap(),
         model_version: Version::FIRST,
         detector: "zscore".into(),

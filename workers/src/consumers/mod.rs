@@ -3,6 +3,7 @@
 //! that can never be processed are logged and skipped; a failing store is retried with capped
 //! backoff.
 
+mod alerts;
 mod metrics;
 mod training_data;
 
@@ -15,6 +16,7 @@ use tracing::Instrument;
 use crate::bus::{BusError, Subscription};
 use crate::events::Event;
 
+pub use alerts::AlertWriter;
 pub use metrics::MetricsWriter;
 pub use training_data::TrainingDataWriter;
 

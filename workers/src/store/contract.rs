@@ -2,7 +2,7 @@
 //! `store_contract!(name, async-expression-giving-(store, guard))` where the guard keeps the
 //! test's private database alive.
 
-use super::{ModelStore, NewModel};
+use super::{AlertOrder, AlertQuery, ModelStore, NewModel};
 use crate::detector::{DetectorParams, Direction, ZScoreParams};
 use crate::domain::{Point, SeriesId, Version};
 
@@ -272,6 +272,98 @@ pub async fn series_are_listed_in_pages(store: impl ModelStore) {
     assert_eq!(rest, vec![series("s3")]);
 }
 
+fn alert(id: &str, value: f64, at_ms: i64) -> crate::events::Scored {
+    crate::events::Scored {
+        id: uuid::Uuid::now_v7(),
+        series_id: series(id),
+        model_version: Version::FIRST,
+        detector: "zscore".into(),
+        point: Point {
+            timestamp: at_ms / 1000,
+            value,
+        },
+        verdict: crate::detector::Verdict {
+            anomaly: true,
+            score: 3.0,
+            expected: 10.0,
+            lower: Some(9.0),
+            upper: Some(11.0),
+        },
+        alert: true,
+        at_ms,
+    }
+}
+
+pub async fn an_alert_is_stored_once_however_often_it_is_delivered(store: impl ModelStore) {
+    let raised = alert("a", 40.0, 1_000);
+    assert!(store.save_alert(&raised).await.unwrap());
+    assert!(!store.save_alert(&raised).await.unwrap(), "a redelivery");
+    let stored = store
+        .alerts(&AlertQuery {
+            series: None,
+            order: AlertOrder::NewestBefore(None),
+            since_ms: None,
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    assert_eq!(stored, vec![raised]);
+}
+
+pub async fn alerts_page_newest_first_and_replay_oldest_first(store: impl ModelStore) {
+    let a: Vec<_> = (0..5).map(|i| alert("a", i as f64, 1_000 * i)).collect();
+    let b = alert("b", 99.0, 2_500);
+    for raised in a.iter().chain([&b]) {
+        store.save_alert(raised).await.unwrap();
+    }
+    let query = |order, series: Option<&str>, since_ms, limit| AlertQuery {
+        series: series.map(self::series),
+        order,
+        since_ms,
+        limit,
+    };
+    let newest = store
+        .alerts(&query(AlertOrder::NewestBefore(None), Some("a"), None, 2))
+        .await
+        .unwrap();
+    assert_eq!(newest, vec![a[4].clone(), a[3].clone()]);
+    let older = store
+        .alerts(&query(
+            AlertOrder::NewestBefore(Some(a[3].id)),
+            Some("a"),
+            None,
+            2,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(older, vec![a[2].clone(), a[1].clone()]);
+    let replay = store
+        .alerts(&query(
+            AlertOrder::OldestAfter(a[1].id),
+            Some("a"),
+            None,
+            10,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(replay, a[2..].to_vec());
+    let every_series = store
+        .alerts(&query(AlertOrder::OldestAfter(a[4].id), None, None, 10))
+        .await
+        .unwrap();
+    assert_eq!(every_series, vec![b.clone()]);
+    let since = store
+        .alerts(&query(
+            AlertOrder::NewestBefore(None),
+            None,
+            Some(2_000),
+            10,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(since, vec![b, a[4].clone(), a[3].clone(), a[2].clone()]);
+}
+
 macro_rules! store_contract {
     ($(#[$attr:meta])* $backend:ident, $make:expr) => {
         mod $backend {
@@ -345,6 +437,18 @@ macro_rules! store_contract {
             async fn a_redelivered_batch_adds_nothing() {
                 let (store, _guard) = $make;
                 contract::a_redelivered_batch_adds_nothing(store).await;
+            }
+            #[tokio::test]
+            $(#[$attr])*
+            async fn an_alert_is_stored_once_however_often_it_is_delivered() {
+                let (store, _guard) = $make;
+                contract::an_alert_is_stored_once_however_often_it_is_delivered(store).await;
+            }
+            #[tokio::test]
+            $(#[$attr])*
+            async fn alerts_page_newest_first_and_replay_oldest_first() {
+                let (store, _guard) = $make;
+                contract::alerts_page_newest_first_and_replay_oldest_first(store).await;
             }
         }
     };

@@ -11,6 +11,7 @@ use async_trait::async_trait;
 
 use crate::detector::{AlertOptions, DetectorParams};
 use crate::domain::{Point, SeriesId, Version};
+use crate::events::Scored;
 use crate::live::LiveState;
 use crate::model::TrainedModel;
 
@@ -32,6 +33,24 @@ pub struct NewModel {
     pub alerts: AlertOptions,
     pub points_used: u32,
     pub created_at_ms: i64,
+}
+
+/// Which stored alerts to read: of one series or all, newest first or oldest first from a cursor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertQuery {
+    pub series: Option<SeriesId>,
+    pub order: AlertOrder,
+    /// Only alerts raised at or after this time (milliseconds since the epoch).
+    pub since_ms: Option<i64>,
+    pub limit: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum AlertOrder {
+    /// Newest first, older than the cursor when given (paging back through history).
+    NewestBefore(Option<uuid::Uuid>),
+    /// Oldest first, newer than the cursor (replaying what a subscriber missed).
+    OldestAfter(uuid::Uuid),
 }
 
 #[async_trait]
@@ -100,6 +119,13 @@ pub trait ModelStore: Send + Sync + 'static {
         after: Option<&SeriesId>,
         limit: u64,
     ) -> Result<Vec<SeriesId>, StoreError>;
+    /// Stores an alert once: saving the same event again (a redelivery) adds nothing. Returns
+    /// whether it was new.
+    async fn save_alert(&self, alert: &Scored) -> Result<bool, StoreError>;
+
+    /// Stored alerts as `query` asks.
+    async fn alerts(&self, query: &AlertQuery) -> Result<Vec<Scored>, StoreError>;
+
     /// A version's training points in their original order.
     async fn training_points(
         &self,

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use entity::{model, model_state, training_point};
+use entity::{alert, model, model_state, training_point};
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
@@ -12,8 +12,9 @@ use sea_orm::{
     DbErr, EntityTrait, QueryFilter, QueryOrder, Set, SqlErr, Statement, TransactionTrait,
 };
 
-use super::{ModelStore, NewModel, StoreError};
+use super::{AlertOrder, AlertQuery, ModelStore, NewModel, StoreError};
 use crate::domain::{Point, SeriesId, Version};
+use crate::events::Scored;
 use crate::live::LiveState;
 use crate::model::{StoredParameters, TrainedModel};
 
@@ -438,6 +439,56 @@ impl ModelStore for SqlStore {
         ids.iter()
             .map(|id| {
                 SeriesId::parse(id).map_err(|e| StoreError::Corrupt(format!("series id: {}", e.0)))
+            })
+            .collect()
+    }
+
+    async fn save_alert(&self, alert: &Scored) -> Result<bool, StoreError> {
+        let event = serde_json::to_string(alert).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let row = alert::ActiveModel {
+            id: Set(alert.id.to_string()),
+            series_id: Set(alert.series_id.to_string()),
+            at_ms: Set(alert.at_ms),
+            event: Set(event),
+        };
+        let inserted = alert::Entity::insert(row)
+            .on_conflict(
+                OnConflict::column(alert::Column::Id)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(&self.db)
+            .await?;
+        Ok(inserted > 0)
+    }
+
+    async fn alerts(&self, query: &AlertQuery) -> Result<Vec<Scored>, StoreError> {
+        use sea_orm::QuerySelect;
+        let mut select = alert::Entity::find().limit(query.limit);
+        if let Some(series) = &query.series {
+            select = select.filter(alert::Column::SeriesId.eq(series.as_str()));
+        }
+        if let Some(since) = query.since_ms {
+            select = select.filter(alert::Column::AtMs.gte(since));
+        }
+        select = match query.order {
+            AlertOrder::NewestBefore(before) => {
+                if let Some(before) = before {
+                    select = select.filter(alert::Column::Id.lt(before.to_string()));
+                }
+                select.order_by_desc(alert::Column::Id)
+            }
+            AlertOrder::OldestAfter(after) => select
+                .filter(alert::Column::Id.gt(after.to_string()))
+                .order_by_asc(alert::Column::Id),
+        };
+        select
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|row| {
+                serde_json::from_str(&row.event)
+                    .map_err(|e| StoreError::Corrupt(format!("alert {}: {e}", row.id)))
             })
             .collect()
     }

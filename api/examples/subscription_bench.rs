@@ -1,0 +1,353 @@
+//! The subscription benchmark (a benchmark, not a test): starts `anomaly serve` (embedded, or on
+//! a Kafka broker with `--kafka`), opens N GraphQL WebSocket subscribers (default 10,000) to one
+//! series' anomalies, scores a background load of normal points, raises alerts one at a time and
+//! measures, for every subscriber, the time from the predict answer to the alert's delivery.
+//! Prints the delivered fraction, p50/p99/max latency, and the gateway's threads and RSS before
+//! and after the subscribers connected.
+//!
+//!   cargo build --release --bin anomaly --example subscription_bench
+//!   target/release/examples/subscription_bench [--subscribers N] [--alerts N] \
+//!       [--kafka 127.0.0.1:9092] [--database-url postgres://...] [--binary target/release/anomaly]
+//!
+//! Each side needs a file descriptor per subscriber: raise `ulimit -n` past N.
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_graphql::futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+const SERIES: &str = "bench_alerts";
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
+
+struct Options {
+    subscribers: usize,
+    alerts: usize,
+    kafka: Option<String>,
+    database_url: Option<String>,
+    binary: String,
+}
+
+fn options() -> Options {
+    let mut options = Options {
+        subscribers: 10_000,
+        alerts: 30,
+        kafka: None,
+        database_url: None,
+        binary: std::env::current_exe()
+            .ok()
+            .and_then(|exe| Some(exe.parent()?.parent()?.join("anomaly")))
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "target/release/anomaly".into()),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let mut value = || {
+            args.next()
+                .unwrap_or_else(|| panic!("{flag} needs a value"))
+        };
+        match flag.as_str() {
+            "--subscribers" => options.subscribers = value().parse().expect("a number"),
+            "--alerts" => options.alerts = value().parse().expect("a number"),
+            "--kafka" => options.kafka = Some(value()),
+            "--database-url" => options.database_url = Some(value()),
+            "--binary" => options.binary = value(),
+            other => panic!("unknown flag {other}"),
+        }
+    }
+    options
+}
+
+/// The gateway's thread count and resident memory (KiB), from /proc.
+fn threads_and_rss(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("Threads:"), field("VmRSS:"))
+}
+
+fn start_server(options: &Options, dir: &std::path::Path, port: u16) -> Child {
+    let database = options
+        .database_url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", dir.join("bench.db").display()));
+    let mut command = Command::new(&options.binary);
+    command
+        .arg("serve")
+        .current_dir(dir)
+        .env("APP_HOST", "127.0.0.1")
+        .env("APP_PORT", port.to_string())
+        .env("DATABASE_URL", database)
+        .env(
+            "GRAPHQL_MAX_SUBSCRIPTIONS",
+            (options.subscribers + 100).to_string(),
+        )
+        .env(
+            "HTTP_MAX_CONNECTIONS",
+            (options.subscribers + 1_000).to_string(),
+        )
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    if let Some(brokers) = &options.kafka {
+        command.env("KAFKA_BROKERS", brokers).env(
+            "KAFKA_TOPIC_PREFIX",
+            format!("bench-{}-", std::process::id()),
+        );
+    }
+    command.spawn().expect("starting anomaly serve")
+}
+
+/// One subscriber: connects, subscribes (then gives back `connecting`), counts itself in `live`
+/// at its first result, and records when each alert (by timestamp) arrived, until `stop`.
+async fn subscriber(
+    url: String,
+    connecting: OwnedSemaphorePermit,
+    live: Arc<AtomicUsize>,
+    mut stop: watch::Receiver<bool>,
+) -> Vec<(i64, Instant)> {
+    let request = url.into_client_request().expect("a URL");
+    let mut request = request;
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().expect("header"),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("WebSocket handshake");
+    let send = |v: Value| Message::text(v.to_string());
+    socket
+        .send(send(json!({ "type": "connection_init" })))
+        .await
+        .expect("init");
+    let query = format!("subscription {{ anomalies(seriesId: \"{SERIES}\") {{ timestamp }} }}");
+    socket
+        .send(send(
+            json!({ "id": "1", "type": "subscribe", "payload": { "query": query } }),
+        ))
+        .await
+        .expect("subscribe");
+    drop(connecting);
+    let mut received: Vec<(i64, Instant)> = Vec::new();
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            message = socket.next() => match message {
+                Some(Ok(Message::Text(text))) => {
+                    let at = Instant::now();
+                    let message: Value = serde_json::from_str(&text).unwrap_or_default();
+                    match message["type"].as_str() {
+                        Some("next") => {
+                            if let Some(ts) = message["payload"]["data"]["anomalies"]["timestamp"].as_i64() {
+                                if received.is_empty() {
+                                    live.fetch_add(1, Ordering::Relaxed);
+                                }
+                                received.push((ts, at));
+                            }
+                        }
+                        Some("ping") => {
+                            let _ = socket.send(send(json!({ "type": "pong" }))).await;
+                        }
+                        _ => {}
+                    }
+                }
+                Some(Ok(_)) => {}
+                _ => break,
+            }
+        }
+    }
+    let _ = socket.close(None).await;
+    received
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+#[tokio::main]
+async fn main() {
+    let options = options();
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let mut server = start_server(&options, dir.path(), port);
+    let pid = server.id();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    while http
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .map(|r| !r.status().is_success())
+        .unwrap_or(true)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the server never got ready"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let t0 = 1_700_000_000i64;
+    let points: Vec<Value> = (0..60)
+        .map(|i| json!({ "timestamp": t0 + 60 * i, "value": 10.0 + (i % 5) as f64 * 0.1 }))
+        .collect();
+    for series in [SERIES, "bench_load"] {
+        let fit = http
+            .post(format!("{base}/fit/{series}"))
+            .json(&json!({ "points": points, "detector": { "kind": "zscore" } }))
+            .send()
+            .await
+            .expect("fit");
+        assert!(fit.status().is_success(), "fit answered {}", fit.status());
+    }
+    let (threads_before, rss_before) = threads_and_rss(pid);
+
+    // Subscribers connect 200 at a time.
+    let ws_url = format!("ws://127.0.0.1:{port}/graphql/ws");
+    let (stop, stopped) = watch::channel(false);
+    let live = Arc::new(AtomicUsize::new(0));
+    let gate = Arc::new(Semaphore::new(200));
+    let mut clients = Vec::with_capacity(options.subscribers);
+    for _ in 0..options.subscribers {
+        let permit = gate.clone().acquire_owned().await.expect("gate");
+        clients.push(tokio::spawn(subscriber(
+            ws_url.clone(),
+            permit,
+            live.clone(),
+            stopped.clone(),
+        )));
+    }
+    // Subscriptions start asynchronously on the server: warm up with alerts until one has
+    // reached every subscriber.
+    let mut ts = t0 + 1_000_000;
+    let warming = Instant::now();
+    while live.load(Ordering::Relaxed) < options.subscribers {
+        assert!(
+            warming.elapsed() < Duration::from_secs(120),
+            "only {} of {} subscribers became live",
+            live.load(Ordering::Relaxed),
+            options.subscribers
+        );
+        for value in [10.2, 1000.0] {
+            ts += 60;
+            let _ = http
+                .post(format!("{base}/predict/{SERIES}"))
+                .json(&json!({ "timestamp": ts, "value": value }))
+                .send()
+                .await;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let (threads_after, rss_after) = threads_and_rss(pid);
+
+    // Background load: normal points on another series, as fast as 4 connections go.
+    let load_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = Vec::new();
+    for worker in 0..4i64 {
+        let (http, base, stop) = (http.clone(), base.clone(), load_stop.clone());
+        load.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            let mut ts = t0 + 10_000_000 * (worker + 1);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                ts += 60;
+                let _ = http
+                    .post(format!("{base}/predict/bench_load"))
+                    .json(&json!({ "timestamp": ts, "value": 10.2 }))
+                    .send()
+                    .await;
+                n += 1;
+            }
+            n
+        }));
+    }
+
+    let load_started = Instant::now();
+    let mut sent: HashMap<i64, Instant> = HashMap::new();
+    for _ in 0..options.alerts {
+        ts += 60;
+        let _ = http
+            .post(format!("{base}/predict/{SERIES}"))
+            .json(&json!({ "timestamp": ts, "value": 10.2 }))
+            .send()
+            .await;
+        ts += 60;
+        let answer: Value = http
+            .post(format!("{base}/predict/{SERIES}"))
+            .json(&json!({ "timestamp": ts, "value": 1000.0 }))
+            .send()
+            .await
+            .expect("predict")
+            .json()
+            .await
+            .expect("JSON");
+        sent.insert(ts, Instant::now());
+        assert_eq!(answer["alert"], true, "{answer}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    tokio::time::sleep(DELIVERY_TIMEOUT).await;
+    load_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut predictions = 0;
+    for worker in load {
+        predictions += worker.await.unwrap_or(0);
+    }
+    let load_secs = load_started.elapsed().as_secs_f64();
+    let _ = stop.send(true);
+
+    let mut latencies = Vec::new();
+    for client in clients {
+        for (ts, at) in client.await.unwrap_or_default() {
+            if let Some(sent_at) = sent.get(&ts) {
+                let latency = at.saturating_duration_since(*sent_at);
+                if latency <= DELIVERY_TIMEOUT {
+                    // Delivered within the bound (a late one counts as lost).
+                    latencies.push(latency);
+                }
+            }
+        }
+    }
+    latencies.sort();
+    let expected = options.subscribers * options.alerts;
+    let mode = if options.kafka.is_some() {
+        "Kafka (tansu)"
+    } else {
+        "embedded"
+    };
+    println!(
+        "| mode | subscribers | alerts | delivered | p50 | p99 | max | gateway threads (before → with subscribers) | gateway RSS (before → with) | RSS per subscriber | background predictions/s |"
+    );
+    println!(
+        "| {mode} | {} | {} | {:.2}% ({}/{}) | {:.1} ms | {:.1} ms | {:.1} ms | {threads_before} → {threads_after} | {} MB → {} MB | {:.1} KB | {:.0} |",
+        options.subscribers,
+        options.alerts,
+        100.0 * latencies.len() as f64 / expected.max(1) as f64,
+        latencies.len(),
+        expected,
+        percentile(&latencies, 0.5).as_secs_f64() * 1000.0,
+        percentile(&latencies, 0.99).as_secs_f64() * 1000.0,
+        latencies.last().copied().unwrap_or_default().as_secs_f64() * 1000.0,
+        rss_before / 1024,
+        rss_after / 1024,
+        rss_after.saturating_sub(rss_before) as f64 / options.subscribers.max(1) as f64,
+        predictions as f64 / load_secs,
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+}
