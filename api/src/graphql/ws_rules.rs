@@ -88,6 +88,10 @@ impl ConnectionRules {
 
     /// Notes a server message that ends an operation.
     pub fn outgoing(&mut self, text: &str) {
+        // Results are most of the traffic: only a message that may end an operation is parsed.
+        if !text.contains("\"complete\"") && !text.contains("\"error\"") {
+            return;
+        }
         let Ok(message) = serde_json::from_str::<Value>(text) else {
             return;
         };

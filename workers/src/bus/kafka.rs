@@ -28,6 +28,8 @@ use crate::events::{Event, Topic};
 
 /// How long a publish may wait for the brokers before it fails.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a follower's fetch waits at the broker for new records.
+const FOLLOWER_FETCH_WAIT_MS: &str = "10";
 /// How long metadata and watermark requests may take.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -214,6 +216,11 @@ impl EventBus for KafkaBus {
         let consumer: StreamConsumer<LagReporter> = self
             .consumer_config(&group)
             .set("enable.auto.commit", "false")
+            // A live feed: a broker that answers an empty fetch only after this long (tansu
+            // does not answer a waiting fetch when a record arrives) would delay every event by
+            // it; librdkafka's default is 500 ms. A process follows few topics, so the extra
+            // fetches cost little.
+            .set("fetch.wait.max.ms", FOLLOWER_FETCH_WAIT_MS)
             .create_with_context(LagReporter)
             .map_err(unavailable)?;
         let name = self.topic_name(topic);
