@@ -12,15 +12,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_graphql::futures_util::{SinkExt, StreamExt};
-use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
+use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, WebSocketProtocols, WsMessage};
 use async_graphql::{Data, ErrorExtensions};
-use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
+use async_graphql_axum::GraphQLProtocol;
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use tokio::sync::mpsc;
-use tokio_util::sync::PollSender;
 
 use super::Endpoint;
 use super::ws_rules::ConnectionRules;
@@ -30,8 +28,6 @@ use crate::auth::Access;
 pub const PING_INTERVAL: Duration = Duration::from_secs(15);
 /// Pings a client may leave unanswered (no frame at all from it) before it is taken as gone.
 const MISSED_PINGS: u32 = 3;
-/// Messages queued for one client before the subscription streams wait for it.
-const OUTGOING_QUEUE: usize = 64;
 /// The read buffer each connection starts with (tungstenite's default, 128 KiB, is zeroed when
 /// first read into: 10,000 idle subscribers held 1.4 GB); a larger message is read in several
 /// chunks of this size.
@@ -39,10 +35,12 @@ const READ_BUFFER_BYTES: usize = 2 * 1024;
 
 pub(super) async fn upgrade(
     State(endpoint): State<Endpoint>,
-    protocol: GraphQLProtocol,
+    // Refuses a request naming no GraphQL subprotocol (400).
+    _checked: GraphQLProtocol,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    let protocol = subprotocol(&headers);
     // A client that sent the token as a header (not a browser) is already known.
     let authorized_by_header = match &endpoint.token {
         None => Some(Access::Full),
@@ -59,10 +57,24 @@ pub(super) async fn upgrade(
         .on_upgrade(move |socket| serve(socket, endpoint, protocol, authorized_by_header))
 }
 
+/// The GraphQL subprotocol the client asked for first (as async-graphql-axum's extractor picks
+/// it, which keeps it to itself).
+fn subprotocol(headers: &HeaderMap) -> WebSocketProtocols {
+    headers
+        .get(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|names| {
+            names
+                .split(',')
+                .find_map(|name| name.trim().parse::<WebSocketProtocols>().ok())
+        })
+        .unwrap_or(WebSocketProtocols::GraphQLWS)
+}
+
 async fn serve(
     socket: WebSocket,
     endpoint: Endpoint,
-    protocol: GraphQLProtocol,
+    protocol: WebSocketProtocols,
     authorized_by_header: Option<Access>,
 ) {
     let started = Instant::now();
@@ -97,10 +109,19 @@ async fn serve(
     let initialized = Arc::new(AtomicBool::new(false));
     let init_done = initialized.clone();
     let limit = endpoint.max_message_bytes;
-    let (outgoing, mut queued) = mpsc::channel::<Message>(OUTGOING_QUEUE);
-    let outgoing = PollSender::new(outgoing);
     let token = endpoint.token.clone();
-    let graphql = GraphQLWebSocket::new_with_pair(outgoing, incoming, endpoint.schema, protocol)
+    // async-graphql's protocol state machine, polled right here: each result goes from it to the
+    // socket with no queue and no task in between.
+    let input = incoming
+        .take_while(|read| std::future::ready(read.is_ok()))
+        .filter_map(|read| {
+            std::future::ready(match read {
+                Ok(Message::Text(text)) => Some(axum::body::Bytes::from(text)),
+                Ok(Message::Binary(bytes)) => Some(bytes),
+                _ => None,
+            })
+        });
+    let graphql = async_graphql::http::WebSocket::new(endpoint.schema, input, protocol)
         .on_connection_init(move |payload| async move {
             let access = match (authorized_by_header, &token) {
                 (Some(access), _) => Some(access),
@@ -120,7 +141,13 @@ async fn serve(
                 ),
             }
         })
-        .serve();
+        .map(|message| match message {
+            WsMessage::Text(text) => Message::Text(text.into()),
+            WsMessage::Close(code, reason) => Message::Close(Some(CloseFrame {
+                code,
+                reason: reason.into(),
+            })),
+        });
     tokio::pin!(graphql);
 
     let mut ping =
@@ -129,11 +156,9 @@ async fn serve(
     let init_deadline = tokio::time::sleep(endpoint.ws.limits.init_timeout);
     tokio::pin!(init_deadline);
     let shutdown = endpoint.ws.shutdown.clone();
-    let mut graphql_done = false;
     loop {
         tokio::select! {
-            () = &mut graphql, if !graphql_done => graphql_done = true,
-            message = queued.recv() => match message {
+            message = graphql.next() => match message {
                 Some(message) => {
                     if let Message::Text(text) = &message {
                         lock(&rules).outgoing(text.as_str());
