@@ -329,29 +329,9 @@ impl Drop for FeedSubscription {
 mod tests {
     use super::*;
     use crate::bus::MemoryBus;
-    use crate::detector::Verdict;
-    use crate::domain::{Point, Version};
 
     fn scored(series: &str, value: f64) -> Scored {
-        Scored {
-            id: Uuid::now_v7(),
-            series_id: SeriesId::parse(series).unwrap(),
-            model_version: Version::FIRST,
-            detector: "zscore".into(),
-            point: Point {
-                timestamp: 1,
-                value,
-            },
-            verdict: Verdict {
-                anomaly: true,
-                score: 2.0,
-                expected: 1.0,
-                lower: None,
-                upper: None,
-            },
-            alert: true,
-            at_ms: 1,
-        }
+        crate::store::contract::alert(series, value, 1)
     }
 
     fn series(id: &str) -> Option<SeriesId> {

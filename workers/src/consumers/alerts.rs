@@ -46,9 +46,7 @@ impl Handler for AlertWriter {
 mod tests {
     use super::*;
     use crate::bus::{EventBus, MemoryBus};
-    use crate::detector::Verdict;
-    use crate::domain::{Point, SeriesId, Version};
-    use crate::events::{Scored, Topic};
+    use crate::events::Topic;
     use crate::store::{AlertOrder, AlertQuery, SqlStore};
 
     #[tokio::test]
@@ -61,25 +59,7 @@ mod tests {
             .join_group(Topic::Anomalies, AlertWriter::GROUP)
             .await
             .unwrap();
-        let alert = Scored {
-            id: uuid::Uuid::now_v7(),
-            series_id: SeriesId::parse("s").unwrap(),
-            model_version: Version::FIRST,
-            detector: "zscore".into(),
-            point: Point {
-                timestamp: 60,
-                value: 99.0,
-            },
-            verdict: Verdict {
-                anomaly: true,
-                score: 4.0,
-                expected: 1.0,
-                lower: Some(0.0),
-                upper: Some(2.0),
-            },
-            alert: true,
-            at_ms: 60_000,
-        };
+        let alert = crate::store::contract::alert("s", 99.0, 60_000);
         // The same event delivered twice, as Kafka does after a crash before the commit.
         for _ in 0..2 {
             bus.publish(Event::Anomaly(alert.clone())).await.unwrap();

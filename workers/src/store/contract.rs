@@ -272,7 +272,8 @@ pub async fn series_are_listed_in_pages(store: impl ModelStore) {
     assert_eq!(rest, vec![series("s3")]);
 }
 
-fn alert(id: &str, value: f64, at_ms: i64) -> crate::events::Scored {
+/// An alert of series `id` (a fresh event id each call), for tests here and elsewhere.
+pub fn alert(id: &str, value: f64, at_ms: i64) -> crate::events::Scored {
     crate::events::Scored {
         id: uuid::Uuid::now_v7(),
         series_id: series(id),
