@@ -98,15 +98,27 @@ fn with_code(mut error: ServerError, code: &str) -> ServerError {
 }
 
 /// The extension factory the schema is built with.
-pub struct Guard(pub Arc<QueryLimits>);
+pub struct Guard {
+    pub limits: Arc<QueryLimits>,
+    pub documents: Arc<super::documents::DocumentCache>,
+}
 
-impl ExtensionFactory for Guard {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(GuardExtension(self.0.clone()))
+impl Guard {
+    pub fn new(limits: &QueryLimits) -> Self {
+        Self {
+            limits: Arc::new(limits.clone()),
+            documents: Default::default(),
+        }
     }
 }
 
-struct GuardExtension(Arc<QueryLimits>);
+impl ExtensionFactory for Guard {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(GuardExtension(self.limits.clone(), self.documents.clone()))
+    }
+}
+
+struct GuardExtension(Arc<QueryLimits>, Arc<super::documents::DocumentCache>);
 
 #[async_trait::async_trait]
 impl Extension for GuardExtension {
@@ -153,6 +165,9 @@ impl Extension for GuardExtension {
             .or_else(|| ctx.data_opt::<Access>())
             == Some(&Access::ReadOnly);
         let variables = request.variables.clone();
+        self.1
+            .parse(&mut request)
+            .map_err(|e| with_code(e, "GRAPHQL_PARSE_FAILED"))?;
         let document = request
             .parsed_query()
             .map_err(|e| with_code(e, "GRAPHQL_PARSE_FAILED"))?;

@@ -3,6 +3,7 @@
 //! number of database queries however many series are listed), and subscriptions fed from the
 //! event bus. `schema.graphql` at the repository root is `anomaly schema`'s output.
 
+mod documents;
 pub mod guard;
 mod http;
 mod loaders;
@@ -36,7 +37,7 @@ pub use ws_rules::WsLimits;
 /// async-graphql's own checks, which expand every fragment spread).
 fn builder(limits: &QueryLimits) -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
     let builder = Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
-        .extension(guard::Guard(std::sync::Arc::new(limits.clone())));
+        .extension(guard::Guard::new(limits));
     if limits.introspection {
         builder
     } else {
