@@ -357,3 +357,40 @@ async fn a_read_only_token_may_stream_a_subscription_but_not_a_mutation() {
         "{content_type}"
     );
 }
+
+#[tokio::test]
+async fn a_stream_past_the_gateway_subscription_cap_is_refused_with_429() {
+    let app = crate::support::spawn_app_with(&[("GRAPHQL_MAX_SUBSCRIPTIONS", "1")]).await;
+    let open = stream_request(&app, "text/event-stream", SUBSCRIPTION).await;
+    let refused = app
+        .client
+        .post(format!("{}/graphql", app.base))
+        .header("content-type", "application/json")
+        .header("accept", "text/event-stream")
+        .body(json!({ "query": SUBSCRIPTION }).to_string())
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(refused.status(), 429);
+    let body: Value = refused.json().await.expect("a JSON error");
+    assert_eq!(
+        crate::graphql::code(&body),
+        "TOO_MANY_SUBSCRIPTIONS",
+        "{body}"
+    );
+    // Closing the first stream gives its place back.
+    drop(open);
+    crate::support::eventually("the place is given back", || async {
+        let again = app
+            .client
+            .post(format!("{}/graphql", app.base))
+            .header("content-type", "application/json")
+            .header("accept", "text/event-stream")
+            .body(json!({ "query": SUBSCRIPTION }).to_string())
+            .send()
+            .await
+            .expect("an answer");
+        again.status() == 200
+    })
+    .await;
+}
