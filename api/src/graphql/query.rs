@@ -19,6 +19,18 @@ pub const MAX_PAGE: usize = 100;
 
 pub struct QueryRoot;
 
+/// A page size from a client: `first` itself, at most `MAX_PAGE`; a negative one is refused with
+/// a coded error (async-graphql's connection helper refuses it without a code).
+fn page_size(first: i32) -> async_graphql::Result<i32> {
+    if first < 0 {
+        return Err(ApiError::bad_request(format!(
+            "first must be between 0 and {MAX_PAGE}, not {first}"
+        ))
+        .into_graphql());
+    }
+    Ok(first.min(MAX_PAGE as i32))
+}
+
 #[Object]
 impl QueryRoot {
     /// A trained series, or null if it has no model.
@@ -37,6 +49,7 @@ impl QueryRoot {
         #[graphql(default = 20)] first: i32,
     ) -> async_graphql::Result<Connection<String, Series, EmptyFields, EmptyFields>> {
         let state = ctx.data_unchecked::<AppState>();
+        let first = page_size(first)?;
         query(
             after,
             None,
@@ -82,6 +95,7 @@ impl QueryRoot {
             .map(|id| SeriesId::parse(&id))
             .transpose()
             .map_err(|e| ApiError::from(e).into_graphql())?;
+        let first = page_size(first)?;
         query(
             after,
             None,
@@ -128,7 +142,7 @@ impl QueryRoot {
     ) -> async_graphql::Result<Vec<Prediction>> {
         let state = ctx.data_unchecked::<AppState>();
         let series = SeriesId::parse(&series_id).map_err(|e| ApiError::from(e).into_graphql())?;
-        let first = usize::try_from(first).unwrap_or(0).min(MAX_PAGE);
+        let first = usize::try_from(page_size(first)?).unwrap_or(0);
         let recent = state
             .feed
             .recent(Topic::Predictions, &series, first)

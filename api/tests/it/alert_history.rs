@@ -394,3 +394,16 @@ async fn a_stream_past_the_gateway_subscription_cap_is_refused_with_429() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_negative_page_size_is_a_coded_error() {
+    let app = spawn_app().await;
+    for query in [
+        "{ anomalies(first: -1) { nodes { cursor } } }",
+        "{ seriesList(first: -1) { nodes { id } } }",
+        "{ recentPredictions(seriesId: \"s\", first: -1) { cursor } }",
+    ] {
+        let answer = app.graphql(query, json!({})).await;
+        assert_eq!(crate::graphql::code(&answer), "BAD_USER_INPUT", "{answer}");
+    }
+}
