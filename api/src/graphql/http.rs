@@ -227,7 +227,7 @@ pub(super) async fn query_or_graphiql(
 }
 
 /// The kind of operation `request` selects, when its document parses and names one.
-fn operation_type(request: &async_graphql::Request) -> Option<OperationType> {
+pub(super) fn operation_type(request: &async_graphql::Request) -> Option<OperationType> {
     let document = async_graphql::parser::parse_query(&request.query).ok()?;
     document
         .operations

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_graphql::futures_util::{Stream, StreamExt, stream};
+use async_graphql::parser::types::OperationType;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -86,9 +87,16 @@ pub(super) fn respond(
     }
     let place = Place(open);
     let shutdown = endpoint.ws.shutdown.clone();
-    let results = endpoint
-        .schema
-        .execute_stream(request)
+    // A query or mutation runs as over plain HTTP, within GRAPHQL_TIMEOUT_SECS and the answer
+    // size limit (async-graphql's stream skips the request hooks that enforce them).
+    let subscription = super::http::operation_type(&request) == Some(OperationType::Subscription);
+    let schema = endpoint.schema.clone();
+    let responses = if subscription {
+        schema.execute_stream(request).boxed()
+    } else {
+        stream::once(async move { schema.execute(request).await }).boxed()
+    };
+    let results = responses
         .map(move |response| {
             let _ = &place;
             serde_json::to_string(&response).unwrap_or_else(|_| "{}".into())

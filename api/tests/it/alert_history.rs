@@ -407,3 +407,12 @@ async fn a_negative_page_size_is_a_coded_error() {
         assert_eq!(crate::graphql::code(&answer), "BAD_USER_INPUT", "{answer}");
     }
 }
+
+#[tokio::test]
+async fn a_query_over_a_stream_keeps_the_answer_size_limit() {
+    let app = crate::support::spawn_app_with(&[("GRAPHQL_MAX_RESPONSE_BYTES", "10")]).await;
+    let response = stream_request(&app, "text/event-stream", "{ health { seriesTrained } }").await;
+    let text = response.text().await.expect("the whole stream");
+    assert!(text.contains("RESPONSE_TOO_LARGE"), "{text}");
+    assert!(text.ends_with("event: complete\ndata:\n\n"), "{text}");
+}
