@@ -10,7 +10,7 @@
 //!
 //! With `--reference PORT` the binary is the reference server itself.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -18,6 +18,10 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+mod support;
+
+use support::{Process, cpu_time, default_binary, free_port};
 
 const SERIES: &str = "hot_series";
 
@@ -33,11 +37,7 @@ fn options() -> Result<Options, u16> {
         seconds: 8,
         connections: 50,
         rounds: 2,
-        binary: std::env::current_exe()
-            .ok()
-            .and_then(|exe| Some(exe.parent()?.parent()?.join("anomaly")))
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "target/release/anomaly".into()),
+        binary: default_binary(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -81,37 +81,6 @@ async fn reference(port: u16) {
     axum::serve(listener, app)
         .await
         .expect("the reference server");
-}
-
-/// A child process, killed when the benchmark ends (a panic included).
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// CPU time (user + system) a process has used, from /proc (clock ticks of 10 ms).
-fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks: u64 = fields
-        .get(11..13)
-        .map(|f| f.iter().filter_map(|t| t.parse::<u64>().ok()).sum())
-        .unwrap_or(0);
-    Duration::from_millis(ticks * 10)
 }
 
 /// What one run measured.
@@ -201,7 +170,7 @@ fn post(path: &str, body: &str) -> Vec<u8> {
 async fn drive(options: &Options, port: u16, pid: u32, request: Vec<u8>) -> Run {
     let request = Arc::new(request);
     let stop = Arc::new(AtomicBool::new(false));
-    let cpu = cpu_time(pid);
+    let cpu = cpu_time(&pid.to_string());
     let started = Instant::now();
     let tasks: Vec<_> = (0..options.connections)
         .map(|_| tokio::spawn(connection(port, request.clone(), stop.clone())))
@@ -222,7 +191,7 @@ async fn drive(options: &Options, port: u16, pid: u32, request: Vec<u8>) -> Run 
         errors,
         seconds,
         latencies_us: latencies,
-        cpu: cpu_time(pid).saturating_sub(cpu),
+        cpu: cpu_time(&pid.to_string()).saturating_sub(cpu),
     }
 }
 

@@ -12,7 +12,7 @@
 //! Each side needs a file descriptor per subscriber: raise `ulimit -n` past N.
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,6 +23,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+mod support;
+
+use support::{Process, cpu_time, default_binary, free_port};
 
 const SERIES: &str = "bench_alerts";
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -44,11 +48,7 @@ fn options() -> Options {
         load_rate: 1_000,
         kafka: None,
         database_url: None,
-        binary: std::env::current_exe()
-            .ok()
-            .and_then(|exe| Some(exe.parent()?.parent()?.join("anomaly")))
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "target/release/anomaly".into()),
+        binary: default_binary(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -82,33 +82,7 @@ fn threads_and_rss(pid: u32) -> (u64, u64) {
     (field("Threads:"), field("VmRSS:"))
 }
 
-/// The server process, killed when the benchmark ends (a panic included).
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// CPU time (user + system) a process has used, from /proc.
-fn cpu_time(pid: &str) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may hold spaces): utime and stime are 14th and 15th.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks: u64 = fields
-        .get(11..13)
-        .map(|f| f.iter().filter_map(|t| t.parse::<u64>().ok()).sum())
-        .unwrap_or(0);
-    // Linux reports clock ticks of 1/100 s.
-    Duration::from_millis(ticks * 10)
-}
-
-fn start_server(options: &Options, dir: &std::path::Path, port: u16) -> Server {
+fn start_server(options: &Options, dir: &std::path::Path, port: u16) -> Process {
     let database = options
         .database_url
         .clone()
@@ -137,7 +111,7 @@ fn start_server(options: &Options, dir: &std::path::Path, port: u16) -> Server {
             format!("bench-{}-", std::process::id()),
         );
     }
-    Server(command.spawn().expect("starting anomaly serve"))
+    Process(command.spawn().expect("starting anomaly serve"))
 }
 
 /// One subscriber: connects, subscribes (then gives back `connecting`), counts itself in `live`
@@ -217,10 +191,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 async fn main() {
     let options = options();
     let dir = tempfile::tempdir().expect("a temp dir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
+    let port = free_port();
     let server = start_server(&options, dir.path(), port);
     let pid = server.0.id();
     let base = format!("http://127.0.0.1:{port}");

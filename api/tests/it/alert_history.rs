@@ -209,16 +209,21 @@ async fn read_stream_until(
     text
 }
 
-async fn stream_request(http: &Http, accept: &str, query: &str) -> reqwest::Response {
-    let response = http
-        .client
+/// POSTs `query` to `/graphql` asking for `accept`.
+async fn post_streaming(http: &Http, accept: &str, query: &str) -> reqwest::Response {
+    http.client
         .post(format!("{}/graphql", http.base))
         .header("content-type", "application/json")
         .header("accept", accept)
         .body(json!({ "query": query }).to_string())
         .send()
         .await
-        .expect("the request");
+        .expect("the request")
+}
+
+/// `post_streaming`, answered 200.
+async fn stream_request(http: &Http, accept: &str, query: &str) -> reqwest::Response {
+    let response = post_streaming(http, accept, query).await;
     assert_eq!(response.status(), 200);
     response
 }
@@ -362,15 +367,7 @@ async fn a_read_only_token_may_stream_a_subscription_but_not_a_mutation() {
 async fn a_stream_past_the_gateway_subscription_cap_is_refused_with_429() {
     let app = crate::support::spawn_app_with(&[("GRAPHQL_MAX_SUBSCRIPTIONS", "1")]).await;
     let open = stream_request(&app, "text/event-stream", SUBSCRIPTION).await;
-    let refused = app
-        .client
-        .post(format!("{}/graphql", app.base))
-        .header("content-type", "application/json")
-        .header("accept", "text/event-stream")
-        .body(json!({ "query": SUBSCRIPTION }).to_string())
-        .send()
-        .await
-        .expect("an answer");
+    let refused = post_streaming(&app, "text/event-stream", SUBSCRIPTION).await;
     assert_eq!(refused.status(), 429);
     let body: Value = refused.json().await.expect("a JSON error");
     assert_eq!(
@@ -381,16 +378,10 @@ async fn a_stream_past_the_gateway_subscription_cap_is_refused_with_429() {
     // Closing the first stream gives its place back.
     drop(open);
     crate::support::eventually("the place is given back", || async {
-        let again = app
-            .client
-            .post(format!("{}/graphql", app.base))
-            .header("content-type", "application/json")
-            .header("accept", "text/event-stream")
-            .body(json!({ "query": SUBSCRIPTION }).to_string())
-            .send()
+        post_streaming(&app, "text/event-stream", SUBSCRIPTION)
             .await
-            .expect("an answer");
-        again.status() == 200
+            .status()
+            == 200
     })
     .await;
 }
