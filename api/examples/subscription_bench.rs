@@ -171,6 +171,20 @@ async fn subscriber(
     received
 }
 
+/// Scores one point of `series`.
+async fn predict(
+    http: &reqwest::Client,
+    base: &str,
+    series: &str,
+    timestamp: i64,
+    value: f64,
+) -> reqwest::Result<reqwest::Response> {
+    http.post(format!("{base}/predict/{series}"))
+        .json(&json!({ "timestamp": timestamp, "value": value }))
+        .send()
+        .await
+}
+
 /// The number after `"timestamp":` in a subscription result.
 fn timestamp_in(text: &str) -> Option<i64> {
     let rest = &text[text.find("\"timestamp\":")? + "\"timestamp\":".len()..];
@@ -253,11 +267,7 @@ async fn main() {
         );
         for value in [10.2, 1000.0] {
             ts += 60;
-            let _ = http
-                .post(format!("{base}/predict/{SERIES}"))
-                .json(&json!({ "timestamp": ts, "value": value }))
-                .send()
-                .await;
+            let _ = predict(&http, &base, SERIES, ts, value).await;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -277,11 +287,7 @@ async fn main() {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 ticks.tick().await;
                 ts += 60;
-                let _ = http
-                    .post(format!("{base}/predict/bench_load"))
-                    .json(&json!({ "timestamp": ts, "value": 10.2 }))
-                    .send()
-                    .await;
+                let _ = predict(&http, &base, "bench_load", ts, 10.2).await;
                 n += 1;
             }
             n
@@ -294,16 +300,9 @@ async fn main() {
     let mut sent: HashMap<i64, Instant> = HashMap::new();
     for _ in 0..options.alerts {
         ts += 60;
-        let _ = http
-            .post(format!("{base}/predict/{SERIES}"))
-            .json(&json!({ "timestamp": ts, "value": 10.2 }))
-            .send()
-            .await;
+        let _ = predict(&http, &base, SERIES, ts, 10.2).await;
         ts += 60;
-        let answer: Value = http
-            .post(format!("{base}/predict/{SERIES}"))
-            .json(&json!({ "timestamp": ts, "value": 1000.0 }))
-            .send()
+        let answer: Value = predict(&http, &base, SERIES, ts, 1000.0)
             .await
             .expect("predict")
             .json()

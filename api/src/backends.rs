@@ -9,7 +9,8 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 
 use anomaly_workers::bus::{EventBus, KafkaBus, KafkaOptions, MemoryBus};
-use anomaly_workers::events::Role;
+use anomaly_workers::events::{Role, Topic};
+use anomaly_workers::fanout::LiveFeed;
 use anomaly_workers::metrics::{MemoryMetrics, MetricsStore, RedisMetrics};
 use anomaly_workers::store::{ModelStore, SqlStore};
 
@@ -88,6 +89,15 @@ pub async fn shared_bus(config: &Config, role: Role) -> anyhow::Result<Bus> {
         );
     }
     bus(config).await
+}
+
+/// The gateway's live feeds, with `anomalies` followed from the start.
+pub async fn live_feed(events: Arc<dyn EventBus>, config: &Config) -> anyhow::Result<LiveFeed> {
+    let feed = LiveFeed::new(events, config.feed);
+    feed.start(Topic::Anomalies)
+        .await
+        .context("following the anomalies topic")?;
+    Ok(feed)
 }
 
 /// Redis when `REDIS_URL` (or the seed's `REDIS_HOST`) is set, else the in-process store.

@@ -2,6 +2,7 @@
 //! assembly of roles into processes. `main.rs` only parses the command line; tests start exactly
 //! what users start through `serve::run` on a port-0 listener.
 
+pub mod alerts;
 pub mod assets;
 pub mod auth;
 pub mod backends;

@@ -98,7 +98,7 @@ pub async fn run(
         scoring: predictor.clone(),
         store,
         metrics,
-        feed: live_feed(events.clone(), &config).await?,
+        feed: backends::live_feed(events.clone(), &config).await?,
     };
     tracing::info!(
         address = %listener.local_addr()?,
@@ -128,18 +128,6 @@ pub async fn run(
     }
     tracing::info!("stopped");
     Ok(())
-}
-
-/// The gateway's live feeds, with `anomalies` followed from the start.
-pub async fn live_feed(
-    events: Arc<dyn anomaly_workers::bus::EventBus>,
-    config: &Config,
-) -> anyhow::Result<anomaly_workers::fanout::LiveFeed> {
-    let feed = anomaly_workers::fanout::LiveFeed::new(events, config.feed);
-    feed.start(Topic::Anomalies)
-        .await
-        .context("following the anomalies topic")?;
-    Ok(feed)
 }
 
 /// The database URL without its password, for logs.

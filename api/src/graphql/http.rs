@@ -193,7 +193,7 @@ pub(super) async fn query_or_graphiql(
     if accepts(&headers, "text/html") {
         return crate::graphiql::page(&headers);
     }
-    let request = match request {
+    let mut request = match request {
         Ok(request) => request.into_inner(),
         Err(rejection) => return rejection.into_response(),
     };
@@ -206,7 +206,7 @@ pub(super) async fn query_or_graphiql(
     let allowed = |t: &OperationType| {
         *t == OperationType::Query || (streaming.is_some() && *t == OperationType::Subscription)
     };
-    if let Some(kind) = operation_type(&request).filter(|t| !allowed(t)) {
+    if let Some(kind) = operation_type(&mut request).filter(|t| !allowed(t)) {
         let mut response = error_response(
             StatusCode::METHOD_NOT_ALLOWED,
             "BAD_USER_INPUT",
@@ -226,13 +226,15 @@ pub(super) async fn query_or_graphiql(
     )
 }
 
-/// The kind of operation `request` selects, when its document parses and names one.
-pub(super) fn operation_type(request: &async_graphql::Request) -> Option<OperationType> {
-    let document = async_graphql::parser::parse_query(&request.query).ok()?;
+/// The kind of operation `request` selects, when its document parses and names one. The parsed
+/// document stays in the request, so the guard does not parse it again.
+pub(super) fn operation_type(request: &mut async_graphql::Request) -> Option<OperationType> {
+    let wanted_name = request.operation_name.clone();
+    let document = request.parsed_query().ok()?;
     document
         .operations
         .iter()
-        .find(|(name, _)| match &request.operation_name {
+        .find(|(name, _)| match &wanted_name {
             Some(wanted) => name.is_some_and(|n| n.as_str() == wanted),
             None => true,
         })

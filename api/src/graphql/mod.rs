@@ -26,7 +26,6 @@ use crate::state::AppState;
 pub use mutation::MutationRoot;
 pub use query::QueryRoot;
 pub use subscription::SubscriptionRoot;
-pub use subscription::parse_cursor;
 
 pub type AnomalySchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 

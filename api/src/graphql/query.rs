@@ -6,11 +6,10 @@ use async_graphql::{Context, Object};
 
 use anomaly_workers::domain::{SeriesId, Version};
 use anomaly_workers::events::{Topic, now_ms};
-use anomaly_workers::store::{AlertOrder, AlertQuery};
 
 use super::loaders::ModelsLoader;
-use super::subscription::parse_cursor;
 use super::types::{Health, Model, Prediction, Series, load_error};
+use crate::alerts::{newest_alerts, parse_cursor};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -107,18 +106,9 @@ impl QueryRoot {
                     .map(|cursor| parse_cursor(&cursor))
                     .transpose()
                     .map_err(ApiError::into_graphql)?;
-                let mut alerts = state
-                    .store
-                    .alerts(&AlertQuery {
-                        series,
-                        order: AlertOrder::NewestBefore(before),
-                        since_ms: since.map(|s| s.saturating_mul(1000)),
-                        limit: first as u64 + 1,
-                    })
+                let (alerts, has_next) = newest_alerts(state, series, before, since, first as u64)
                     .await
-                    .map_err(|e| ApiError::from(e).into_graphql())?;
-                let has_next = alerts.len() > first;
-                alerts.truncate(first);
+                    .map_err(ApiError::into_graphql)?;
                 let mut page = Connection::new(before.is_some(), has_next);
                 page.edges.extend(
                     alerts

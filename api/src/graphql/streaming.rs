@@ -70,12 +70,11 @@ impl Drop for Place {
 /// Runs `request` and streams its results as `kind` asks.
 pub(super) fn respond(
     endpoint: &Endpoint,
-    request: async_graphql::Request,
+    mut request: async_graphql::Request,
     kind: Streaming,
 ) -> Response {
     let open = endpoint.ws.open.clone();
-    if open.fetch_add(1, Ordering::SeqCst) >= endpoint.ws.limits.per_gateway {
-        open.fetch_sub(1, Ordering::SeqCst);
+    if !super::ws_rules::take_place(&open, endpoint.ws.limits.per_gateway) {
         return super::http::error_response(
             StatusCode::TOO_MANY_REQUESTS,
             "TOO_MANY_SUBSCRIPTIONS",
@@ -89,7 +88,8 @@ pub(super) fn respond(
     let shutdown = endpoint.ws.shutdown.clone();
     // A query or mutation runs as over plain HTTP, within GRAPHQL_TIMEOUT_SECS and the answer
     // size limit (async-graphql's stream skips the request hooks that enforce them).
-    let subscription = super::http::operation_type(&request) == Some(OperationType::Subscription);
+    let subscription =
+        super::http::operation_type(&mut request) == Some(OperationType::Subscription);
     let schema = endpoint.schema.clone();
     let responses = if subscription {
         schema.execute_stream(request).boxed()

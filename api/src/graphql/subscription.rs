@@ -18,6 +18,7 @@ use anomaly_workers::fanout::{FeedItem, FeedSubscription, Subscribed};
 use anomaly_workers::store::{AlertOrder, AlertQuery};
 
 use super::types::Prediction;
+use crate::alerts::parse_cursor;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -174,15 +175,6 @@ fn parse_series(raw: Option<String>) -> async_graphql::Result<Option<SeriesId>> 
     raw.map(|id| SeriesId::parse(&id))
         .transpose()
         .map_err(|e| ApiError::from(e).into_graphql())
-}
-
-/// A cursor given back by the API (an event id).
-pub fn parse_cursor(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw).map_err(|_| {
-        ApiError::bad_request(format!(
-            "{raw:?} is not a cursor: use the `cursor` of an event"
-        ))
-    })
 }
 
 #[Subscription]

@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 use async_graphql::futures_util::{SinkExt, StreamExt};
 use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, WebSocketProtocols, WsMessage};
 use async_graphql::{Data, ErrorExtensions};
-use async_graphql_axum::GraphQLProtocol;
 use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 
 use super::Endpoint;
 use super::ws_rules::ConnectionRules;
@@ -35,12 +35,16 @@ const READ_BUFFER_BYTES: usize = 2 * 1024;
 
 pub(super) async fn upgrade(
     State(endpoint): State<Endpoint>,
-    // Refuses a request naming no GraphQL subprotocol (400).
-    _checked: GraphQLProtocol,
     headers: HeaderMap,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    let protocol = subprotocol(&headers);
+    let Some(protocol) = subprotocol(&headers) else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return rejection.into_response(),
+    };
     // A client that sent the token as a header (not a browser) is already known.
     let authorized_by_header = match &endpoint.token {
         None => Some(Access::Full),
@@ -57,9 +61,9 @@ pub(super) async fn upgrade(
         .on_upgrade(move |socket| serve(socket, endpoint, protocol, authorized_by_header))
 }
 
-/// The GraphQL subprotocol the client asked for first (as async-graphql-axum's extractor picks
-/// it, which keeps it to itself).
-fn subprotocol(headers: &HeaderMap) -> WebSocketProtocols {
+/// The first GraphQL subprotocol the client names (async-graphql-axum's `GraphQLProtocol`
+/// extractor picks it the same way but keeps it to itself); none is a 400, as there.
+fn subprotocol(headers: &HeaderMap) -> Option<WebSocketProtocols> {
     headers
         .get(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
         .and_then(|v| v.to_str().ok())
@@ -68,7 +72,6 @@ fn subprotocol(headers: &HeaderMap) -> WebSocketProtocols {
                 .split(',')
                 .find_map(|name| name.trim().parse::<WebSocketProtocols>().ok())
         })
-        .unwrap_or(WebSocketProtocols::GraphQLWS)
 }
 
 async fn serve(

@@ -34,6 +34,16 @@ impl Default for WsLimits {
     }
 }
 
+/// Takes one of the gateway's `limit` places for an open operation (WebSocket or HTTP stream),
+/// counted in `open`, if one is free; the taker gives it back with `fetch_sub(1)`.
+pub fn take_place(open: &AtomicUsize, limit: usize) -> bool {
+    if open.fetch_add(1, Ordering::SeqCst) >= limit {
+        open.fetch_sub(1, Ordering::SeqCst);
+        return false;
+    }
+    true
+}
+
 /// Why a connection is closed: the close code and its reason.
 pub type Violation = (u16, String);
 
@@ -121,9 +131,7 @@ impl ConnectionRules {
                 ),
             ));
         }
-        let taken = self.gateway_open.fetch_add(1, Ordering::SeqCst);
-        if taken >= self.limits.per_gateway {
-            self.gateway_open.fetch_sub(1, Ordering::SeqCst);
+        if !take_place(&self.gateway_open, self.limits.per_gateway) {
             return Err((
                 4429,
                 format!(

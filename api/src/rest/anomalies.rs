@@ -7,11 +7,10 @@ use serde::{Deserialize, Serialize};
 
 use anomaly_workers::domain::SeriesId;
 use anomaly_workers::events::Scored;
-use anomaly_workers::store::{AlertOrder, AlertQuery};
 
+use crate::alerts::{newest_alerts, parse_cursor};
 use crate::error::ApiError;
 use crate::extract::QueryParams;
-use crate::graphql::parse_cursor;
 use crate::state::AppState;
 
 /// The largest page.
@@ -84,17 +83,7 @@ pub async fn anomalies(
         )));
     }
     let before = query.before.as_deref().map(parse_cursor).transpose()?;
-    let mut alerts = state
-        .store
-        .alerts(&AlertQuery {
-            series,
-            order: AlertOrder::NewestBefore(before),
-            since_ms: query.since.map(|s| s.saturating_mul(1000)),
-            limit: limit + 1,
-        })
-        .await?;
-    let more = alerts.len() as u64 > limit;
-    alerts.truncate(limit as usize);
+    let (alerts, more) = newest_alerts(&state, series, before, query.since, limit).await?;
     let next = more
         .then(|| alerts.last().map(|a| a.id.to_string()))
         .flatten();

@@ -112,7 +112,7 @@ async fn gateway(
         scoring: Arc::new(remote::RemotePredictors::new(&config.predictor_urls)),
         store: backends::store(config).await?,
         metrics,
-        feed: crate::serve::live_feed(bus, config).await?,
+        feed: backends::live_feed(bus, config).await?,
     };
     let mut edge = crate::EdgeLimits::from_config(config);
     edge.shutdown = shutdown.clone();

@@ -10,26 +10,50 @@ use crate::subscriptions::{ANOMALIES, alert_until_received, assert_anomaly_of, f
 use crate::support::Http;
 use crate::ws_client::{GraphqlWs, Protocol};
 
+/// A trainer and a predictor on a fresh database and unique topics, and the environment of a
+/// gateway that reaches them.
+struct Roles {
+    database: FreshDatabase,
+    env: Vec<(String, String)>,
+    gateway_env: Vec<(String, String)>,
+    _trainer: RoleProcess,
+    _predictor: RoleProcess,
+}
+
+impl Roles {
+    async fn start() -> Self {
+        let database = FreshDatabase::create().await;
+        let run = uuid_like();
+        let redis_url = std::env::var("TEST_REDIS_URL").unwrap_or("redis://127.0.0.1:6379".into());
+        let env = role_env(&database, &run, &redis_url, &format!("e2e:{run}:"));
+        migrate(&env).await;
+        let mut trainer = RoleProcess::start("trainer", &["trainer"], &env);
+        let mut predictor = RoleProcess::start("predictor", &["predictor"], &env);
+        let (trainer_url, predictor_url) = (trainer.base_url().await, predictor.base_url().await);
+        let gateway_env = env_with(
+            &env,
+            &[
+                ("TRAINER_URL", &trainer_url),
+                ("PREDICTOR_URL", &predictor_url),
+            ],
+        );
+        Self {
+            database,
+            env,
+            gateway_env,
+            _trainer: trainer,
+            _predictor: predictor,
+        }
+    }
+}
+
 #[tokio::test]
 #[ignore = "needs PostgreSQL, Redis and a Kafka broker: run bash .ci/run"]
 async fn every_gateway_delivers_an_anomaly_to_its_subscribers() {
-    let database = FreshDatabase::create().await;
-    let run = uuid_like();
-    let redis_url = std::env::var("TEST_REDIS_URL").unwrap_or("redis://127.0.0.1:6379".into());
-    let env = role_env(&database, &run, &redis_url, &format!("e2e:{run}:"));
-    migrate(&env).await;
-    let mut trainer = RoleProcess::start("trainer", &["trainer"], &env);
-    let mut predictor = RoleProcess::start("predictor", &["predictor"], &env);
-    let (trainer_url, predictor_url) = (trainer.base_url().await, predictor.base_url().await);
-    let gateway_env = env_with(
-        &env,
-        &[
-            ("TRAINER_URL", &trainer_url),
-            ("PREDICTOR_URL", &predictor_url),
-        ],
-    );
-    let mut first = RoleProcess::start("gateway-1", &["gateway"], &gateway_env);
-    let mut second = RoleProcess::start("gateway-2", &["gateway"], &gateway_env);
+    let roles = Roles::start().await;
+    let gateway_env = &roles.gateway_env;
+    let mut first = RoleProcess::start("gateway-1", &["gateway"], gateway_env);
+    let mut second = RoleProcess::start("gateway-2", &["gateway"], gateway_env);
     let first = Http::new(first.base_url().await);
     let second = Http::new(second.base_url().await);
     fit_steady(&first, "pump_a").await;
@@ -69,36 +93,27 @@ async fn every_gateway_delivers_an_anomaly_to_its_subscribers() {
 
     let after = alert_until_received(&second, "pump_b", &mut [&mut other]).await;
     assert_anomaly_of(&after[0], "pump_b");
-    database.drop_now().await;
+    roles.database.drop_now().await;
 }
 
 #[tokio::test]
 #[ignore = "needs PostgreSQL, Redis and a Kafka broker: run bash .ci/run"]
 async fn alerts_are_stored_and_replayed_in_the_distributed_deployment() {
-    let database = FreshDatabase::create().await;
-    let run = uuid_like();
-    let redis_url = std::env::var("TEST_REDIS_URL").unwrap_or("redis://127.0.0.1:6379".into());
-    let env = role_env(&database, &run, &redis_url, &format!("e2e:{run}:"));
-    migrate(&env).await;
-    let mut trainer = RoleProcess::start("trainer", &["trainer"], &env);
-    let mut predictor = RoleProcess::start("predictor", &["predictor"], &env);
+    let roles = Roles::start().await;
     // The training-data consumer also stores alerts.
-    let _store = RoleProcess::start("training-data-consumer", &["training-data-consumer"], &env);
-    let (trainer_url, predictor_url) = (trainer.base_url().await, predictor.base_url().await);
-    let gateway_env = env_with(
-        &env,
-        &[
-            ("TRAINER_URL", &trainer_url),
-            ("PREDICTOR_URL", &predictor_url),
-        ],
+    let _store = RoleProcess::start(
+        "training-data-consumer",
+        &["training-data-consumer"],
+        &roles.env,
     );
-    let mut gateway = RoleProcess::start("gateway", &["gateway"], &gateway_env);
+    let gateway_env = &roles.gateway_env;
+    let mut gateway = RoleProcess::start("gateway", &["gateway"], gateway_env);
     let http = Http::new(gateway.base_url().await);
     crate::alert_history::alerts_raised_while_away_are_replayed_once(&http, "pump_kafka").await;
 
     // The alerts are in PostgreSQL: a new gateway process pages them.
     gateway.terminate().await;
-    let mut restarted = RoleProcess::start("gateway-2", &["gateway"], &gateway_env);
+    let mut restarted = RoleProcess::start("gateway-2", &["gateway"], gateway_env);
     let http = Http::new(restarted.base_url().await);
     crate::support::eventually("all 6 alerts are stored", || async {
         let page = http
@@ -110,5 +125,5 @@ async fn alerts_are_stored_and_replayed_in_the_distributed_deployment() {
         page["data"]["anomalies"]["nodes"].as_array().map(Vec::len) == Some(6)
     })
     .await;
-    database.drop_now().await;
+    roles.database.drop_now().await;
 }
