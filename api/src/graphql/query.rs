@@ -112,7 +112,7 @@ impl QueryRoot {
                 let mut page = Connection::new(before.is_some(), has_next);
                 page.edges.extend(
                     alerts
-                        .iter()
+                        .into_iter()
                         .map(|alert| Edge::new(alert.id.to_string(), Prediction::from(alert))),
                 );
                 Ok::<_, async_graphql::Error>(page)
@@ -144,7 +144,7 @@ impl QueryRoot {
                 }
                 .into_graphql()
             })?;
-        Ok(recent.iter().map(|e| Prediction::from(&**e)).collect())
+        Ok(recent.into_iter().map(Prediction::from).collect())
     }
 
     /// One model version (`version` like `v2`), or null.

@@ -145,7 +145,7 @@ fn events(
     let replayed: Vec<_> = replayed
         .into_iter()
         .filter(|e| keep(e))
-        .map(|e| Ok(Prediction::from(&*e)))
+        .map(|e| Ok(Prediction::from(e)))
         .chain(truncated.then(replay_cut_short).map(Err))
         .collect();
     let live = stream::unfold(
@@ -160,7 +160,7 @@ fn events(
                         if seen || !keep(&event) {
                             continue;
                         }
-                        break Ok(Prediction::from(&*event));
+                        break Ok(Prediction::from(event));
                     }
                     FeedItem::Lagged(missed) => break Err(lagged(missed)),
                 }
@@ -307,7 +307,7 @@ mod tests {
             Some(&async_graphql::Value::from(2u64))
         );
         let prediction = received[1].as_ref().expect("then the queued event");
-        assert_eq!(prediction.cursor, events[0].id.to_string());
+        assert_eq!(*prediction.event(), events[0]);
     }
 
     fn events_of(

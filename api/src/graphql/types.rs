@@ -1,7 +1,9 @@
 //! The schema's object and input types, and their conversions from the domain.
 
 use async_graphql::dataloader::DataLoader;
-use async_graphql::{ComplexObject, Context, Enum, InputObject, SimpleObject};
+use std::sync::Arc;
+
+use async_graphql::{ComplexObject, Context, Enum, InputObject, Object, SimpleObject};
 
 use anomaly_workers::detector::{AlertOptions, DetectorSpec};
 use anomaly_workers::domain::{Point, SeriesId};
@@ -144,63 +146,102 @@ pub struct FitResult {
     pub detector: String,
 }
 
+/// A scored point as GraphQL shows it: the scored event as it came, shared, each field computed
+/// only when selected (a subscription result sent to many subscribers copies no strings it was
+/// not asked for).
+#[derive(Debug, Clone)]
+pub struct Prediction(Arc<Scored>);
+
 /// A scored point: the verdict and its evidence.
-#[derive(Debug, Clone, SimpleObject)]
-pub struct Prediction {
+#[Object]
+impl Prediction {
     /// The scored point's event id: resume `anomalies` after it, or page the stored alerts from it.
-    pub cursor: String,
-    pub series_id: String,
-    pub model_version: String,
-    pub detector: String,
-    pub timestamp: i64,
-    pub value: f64,
+    async fn cursor(&self) -> String {
+        self.0.id.to_string()
+    }
+
+    async fn series_id(&self) -> &str {
+        self.0.series_id.as_str()
+    }
+
+    async fn model_version(&self) -> String {
+        self.0.model_version.to_string()
+    }
+
+    async fn detector(&self) -> &str {
+        &self.0.detector
+    }
+
+    async fn timestamp(&self) -> i64 {
+        self.0.point.timestamp
+    }
+
+    async fn value(&self) -> f64 {
+        self.0.point.value
+    }
+
     /// `score` > 1: the value lies outside the band on a watched side, or (`art`) its pattern
     /// is novel.
-    pub anomaly: bool,
+    async fn anomaly(&self) -> bool {
+        self.0.verdict.anomaly
+    }
+
     /// Whether the anomaly raised an alert (after rising-edge and cooldown suppression).
-    pub alert: bool,
+    async fn alert(&self) -> bool {
+        self.0.alert
+    }
+
     /// At most 1 is normal, above 1 anomalous.
-    pub score: f64,
-    pub expected: f64,
-    pub lower: Option<f64>,
-    pub upper: Option<f64>,
+    async fn score(&self) -> f64 {
+        self.0.verdict.score
+    }
+
+    async fn expected(&self) -> f64 {
+        self.0.verdict.expected
+    }
+
+    async fn lower(&self) -> Option<f64> {
+        self.0.verdict.lower
+    }
+
+    async fn upper(&self) -> Option<f64> {
+        self.0.verdict.upper
+    }
+}
+
+impl Prediction {
+    /// The scored event it shows.
+    #[cfg(test)]
+    pub fn event(&self) -> &Scored {
+        &self.0
+    }
 }
 
 impl From<Scoring> for Prediction {
     fn from(p: Scoring) -> Self {
-        Self {
-            cursor: p.event_id.to_string(),
-            series_id: p.series_id.to_string(),
-            model_version: p.model_version.to_string(),
+        Self(Arc::new(Scored {
+            id: p.event_id,
+            series_id: p.series_id,
+            model_version: p.model_version,
             detector: p.detector,
-            timestamp: p.point.timestamp,
-            value: p.point.value,
-            anomaly: p.verdict.anomaly,
+            point: p.point,
+            verdict: p.verdict,
             alert: p.alert,
-            score: p.verdict.score,
-            expected: p.verdict.expected,
-            lower: p.verdict.lower,
-            upper: p.verdict.upper,
-        }
+            // When it was scored is not part of the GraphQL type.
+            at_ms: 0,
+        }))
     }
 }
 
-impl From<&Scored> for Prediction {
-    fn from(s: &Scored) -> Self {
-        Self {
-            cursor: s.id.to_string(),
-            series_id: s.series_id.to_string(),
-            model_version: s.model_version.to_string(),
-            detector: s.detector.clone(),
-            timestamp: s.point.timestamp,
-            value: s.point.value,
-            anomaly: s.verdict.anomaly,
-            alert: s.alert,
-            score: s.verdict.score,
-            expected: s.verdict.expected,
-            lower: s.verdict.lower,
-            upper: s.verdict.upper,
-        }
+impl From<Arc<Scored>> for Prediction {
+    fn from(event: Arc<Scored>) -> Self {
+        Self(event)
+    }
+}
+
+impl From<Scored> for Prediction {
+    fn from(event: Scored) -> Self {
+        Self(Arc::new(event))
     }
 }
 

@@ -158,7 +158,10 @@ async fn serve(
     let patience = PING_INTERVAL * MISSED_PINGS;
     let init_deadline = tokio::time::sleep(endpoint.ws.limits.init_timeout);
     tokio::pin!(init_deadline);
-    let shutdown = endpoint.ws.shutdown.clone();
+    // Made once: a `cancelled()` made per turn of the loop would lock the token's waiter list,
+    // shared by every connection, twice per message sent.
+    let shutdown = endpoint.ws.shutdown.clone().cancelled_owned();
+    tokio::pin!(shutdown);
     loop {
         tokio::select! {
             message = graphql.next() => match message {
@@ -188,7 +191,7 @@ async fn serve(
                 close_with(&mut socket_sink, 4408, "Connection initialisation timeout".into()).await;
                 return;
             }
-            () = shutdown.cancelled() => {
+            () = &mut shutdown => {
                 let reason = "the server is shutting down: reconnect".into();
                 close_with(&mut socket_sink, 1001, reason).await;
                 return;

@@ -9,21 +9,19 @@
 //!   target/release/examples/subscription_bench [--subscribers N] [--alerts N] \
 //!       [--load-rate PER_SEC] [--kafka 127.0.0.1:9092] [--database-url postgres://...] [--binary target/release/anomaly]
 //!
-//! Each side needs a file descriptor per subscriber: raise `ulimit -n` past N.
+//! The subscribers run on one thread of their own (`subscribers.rs`). Each side needs a file
+//! descriptor per subscriber: raise `ulimit -n` past N.
 
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_graphql::futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-
+mod subscribers;
+#[path = "../support/mod.rs"]
 mod support;
 
 use support::{Process, cpu_time, default_binary, free_port};
@@ -114,63 +112,6 @@ fn start_server(options: &Options, dir: &std::path::Path, port: u16) -> Process 
     Process(command.spawn().expect("starting anomaly serve"))
 }
 
-/// One subscriber: connects, subscribes (then gives back `connecting`), counts itself in `live`
-/// at its first result, and records when each alert (by timestamp) arrived, until `stop`.
-async fn subscriber(
-    url: String,
-    connecting: OwnedSemaphorePermit,
-    live: Arc<AtomicUsize>,
-    mut stop: watch::Receiver<bool>,
-) -> Vec<(i64, Instant)> {
-    let request = url.into_client_request().expect("a URL");
-    let mut request = request;
-    request.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        "graphql-transport-ws".parse().expect("header"),
-    );
-    let (mut socket, _) = tokio_tungstenite::connect_async(request)
-        .await
-        .expect("WebSocket handshake");
-    let send = |v: Value| Message::text(v.to_string());
-    socket
-        .send(send(json!({ "type": "connection_init" })))
-        .await
-        .expect("init");
-    let query = format!("subscription {{ anomalies(seriesId: \"{SERIES}\") {{ timestamp }} }}");
-    socket
-        .send(send(
-            json!({ "id": "1", "type": "subscribe", "payload": { "query": query } }),
-        ))
-        .await
-        .expect("subscribe");
-    drop(connecting);
-    let mut received: Vec<(i64, Instant)> = Vec::new();
-    loop {
-        tokio::select! {
-            _ = stop.changed() => break,
-            message = socket.next() => match message {
-                Some(Ok(Message::Text(text))) => {
-                    let at = Instant::now();
-                    // The client stays cheap (it shares the machine with the gateway): the
-                    // timestamp is read straight from the text instead of parsing the JSON.
-                    if text.starts_with("{\"type\":\"ping\"") {
-                        let _ = socket.send(send(json!({ "type": "pong" }))).await;
-                    } else if let Some(ts) = timestamp_in(&text) {
-                        if received.is_empty() {
-                            live.fetch_add(1, Ordering::Relaxed);
-                        }
-                        received.push((ts, at));
-                    }
-                }
-                Some(Ok(_)) => {}
-                _ => break,
-            }
-        }
-    }
-    let _ = socket.close(None).await;
-    received
-}
-
 /// Scores one point of `series`.
 async fn predict(
     http: &reqwest::Client,
@@ -185,15 +126,6 @@ async fn predict(
         .await
 }
 
-/// The number after `"timestamp":` in a subscription result.
-fn timestamp_in(text: &str) -> Option<i64> {
-    let rest = &text[text.find("\"timestamp\":")? + "\"timestamp\":".len()..];
-    let end = rest
-        .find(|c: char| !c.is_ascii_digit() && c != '-')
-        .unwrap_or(rest.len());
-    rest[..end].parse().ok()
-}
-
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -201,7 +133,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() {
     let options = options();
     let dir = tempfile::tempdir().expect("a temp dir");
@@ -239,21 +171,10 @@ async fn main() {
     }
     let (threads_before, rss_before) = threads_and_rss(pid);
 
-    // Subscribers connect 200 at a time.
-    let ws_url = format!("ws://127.0.0.1:{port}/graphql/ws");
-    let (stop, stopped) = watch::channel(false);
     let live = Arc::new(AtomicUsize::new(0));
-    let gate = Arc::new(Semaphore::new(200));
-    let mut clients = Vec::with_capacity(options.subscribers);
-    for _ in 0..options.subscribers {
-        let permit = gate.clone().acquire_owned().await.expect("gate");
-        clients.push(tokio::spawn(subscriber(
-            ws_url.clone(),
-            permit,
-            live.clone(),
-            stopped.clone(),
-        )));
-    }
+    let query = format!("subscription {{ anomalies(seriesId: \"{SERIES}\") {{ timestamp }} }}");
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let clients = subscribers::Subscribers::start(addr, &query, options.subscribers, live.clone());
     // Subscriptions start asynchronously on the server: warm up with alerts until one has
     // reached every subscriber.
     let mut ts = t0 + 1_000_000;
@@ -321,17 +242,14 @@ async fn main() {
         predictions += worker.await.unwrap_or(0);
     }
     let load_secs = load_started.elapsed().as_secs_f64();
-    let _ = stop.send(true);
 
     let mut latencies = Vec::new();
-    for client in clients {
-        for (ts, at) in client.await.unwrap_or_default() {
-            if let Some(sent_at) = sent.get(&ts) {
-                let latency = at.saturating_duration_since(*sent_at);
-                if latency <= DELIVERY_TIMEOUT {
-                    // Delivered within the bound (a late one counts as lost).
-                    latencies.push(latency);
-                }
+    for (ts, at) in clients.stop() {
+        if let Some(sent_at) = sent.get(&ts) {
+            let latency = at.saturating_duration_since(*sent_at);
+            if latency <= DELIVERY_TIMEOUT {
+                // Delivered within the bound (a late one counts as lost).
+                latencies.push(latency);
             }
         }
     }
