@@ -66,6 +66,8 @@ pub struct Config {
     pub feed: anomaly_workers::fanout::FeedLimits,
     /// Points between checkpoints of a series' online learning state.
     pub checkpoint_every: u64,
+    /// Series a predictor keeps in memory; the least recently used leave past it.
+    pub model_cache_max: usize,
     pub log_format: LogFormat,
 }
 
@@ -166,6 +168,12 @@ impl Config {
                 recent: parse_or(&get, "LIVE_RECENT_EVENTS", 4096)?,
             },
             checkpoint_every: parse_or(&get, "CHECKPOINT_EVERY", 100)?,
+            model_cache_max: parse_or(
+                &get,
+                "MODEL_CACHE_MAX",
+                anomaly_workers::predictor::DEFAULT_MODEL_CACHE_MAX,
+            )?
+            .max(1),
             log_format: match get("LOG_FORMAT").as_deref() {
                 None | Some("text") => LogFormat::Text,
                 Some("json") => LogFormat::Json,

@@ -77,10 +77,11 @@ pub async fn run(
     let stop = consumers.clone();
     tasks.spawn(async move { consume("alerts", alerts, &*writer, stop).await });
 
-    let predictor = Arc::new(Predictor::new(
+    let predictor = Arc::new(Predictor::with_cache(
         store.clone(),
         events.clone(),
         config.checkpoint_every,
+        config.model_cache_max,
     ));
     let announcements = events.follow(Topic::Models).await?;
     let (follower, stop) = (predictor.clone(), background.clone());

@@ -1,12 +1,14 @@
 //! The predictor role: scores points against the newest model of their series and, for online
-//! detectors, learns from them. Each series' live state sits in an in-memory cache behind its own
-//! lock (updates of one series are serialised), kept fresh from the `models` topic, so a cached
-//! series costs no database query. Learning state is checkpointed every `checkpoint_every`
-//! points and on shutdown, and restored when a model is loaded again. Metrics and live events
+//! detectors, learns from them. Each series' live state sits in a bounded in-memory cache
+//! (`model_cache`) behind its own lock (updates of one series are serialised), kept fresh from the
+//! `models` topic, so a cached series costs no database query. Learning state is checkpointed
+//! every `checkpoint_every` points, when the series leaves the cache and on shutdown, and
+//! restored when a model is loaded again. Metrics and live events
 //! are handed to the bus without waiting on it.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+mod model_cache;
+
+use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
@@ -21,6 +23,11 @@ use crate::events::{Event, Metric, MetricKind, Scored, now_ms};
 use crate::live::LiveState;
 use crate::model::TrainedModel;
 use crate::store::{ModelStore, StoreError};
+use model_cache::{Departure, Live, ModelCache};
+
+/// Series a predictor keeps in memory by default (`MODEL_CACHE_MAX`): a few GB with the default
+/// detector (README: memory per cached series).
+pub const DEFAULT_MODEL_CACHE_MAX: usize = 100_000;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Prediction {
@@ -54,75 +61,41 @@ pub trait Scoring: Send + Sync + 'static {
     async fn predict(&self, series: &SeriesId, point: Point) -> Result<Prediction, PredictError>;
 }
 
-/// One series' model in use.
-struct Live {
-    model: TrainedModel,
-    state: Mutex<LiveState>,
-}
-
-/// The newest known model per series with its live state. Offers of older (or the same)
-/// versions are ignored, so a slow database read cannot undo a newer announcement.
-#[derive(Default)]
-struct ModelCache {
-    models: RwLock<HashMap<SeriesId, Arc<Live>>>,
-}
-
-impl ModelCache {
-    fn get(&self, series: &SeriesId) -> Option<Arc<Live>> {
-        let models = self.models.read().unwrap_or_else(|e| e.into_inner());
-        models.get(series).cloned()
-    }
-
-    /// Keeps `model` unless the same or a newer version is cached; returns the one kept.
-    fn offer(&self, model: TrainedModel, state: LiveState) -> Arc<Live> {
-        let mut models = self.models.write().unwrap_or_else(|e| e.into_inner());
-        match models.get(&model.series_id) {
-            Some(cached) if cached.model.version >= model.version => cached.clone(),
-            _ => {
-                let live = Arc::new(Live {
-                    model,
-                    state: Mutex::new(state),
-                });
-                models.insert(live.model.series_id.clone(), live.clone());
-                ::metrics::gauge!("anomaly_model_cache_series").set(models.len() as f64);
-                live
-            }
-        }
-    }
-
-    fn all(&self) -> Vec<Arc<Live>> {
-        let models = self.models.read().unwrap_or_else(|e| e.into_inner());
-        models.values().cloned().collect()
-    }
-
-    fn clear(&self) {
-        self.models
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
-        ::metrics::gauge!("anomaly_model_cache_series").set(0.0);
-    }
-}
-
 pub struct Predictor {
     store: Arc<dyn ModelStore>,
     bus: Arc<dyn EventBus>,
-    cache: ModelCache,
+    cache: Arc<ModelCache>,
     checkpoint_every: u64,
 }
 
 impl Predictor {
     pub fn new(store: Arc<dyn ModelStore>, bus: Arc<dyn EventBus>, checkpoint_every: u64) -> Self {
+        Self::with_cache(store, bus, checkpoint_every, DEFAULT_MODEL_CACHE_MAX)
+    }
+
+    /// A predictor keeping at most `cache_max` series in memory.
+    pub fn with_cache(
+        store: Arc<dyn ModelStore>,
+        bus: Arc<dyn EventBus>,
+        checkpoint_every: u64,
+        cache_max: usize,
+    ) -> Self {
         Self {
             store,
             bus,
-            cache: ModelCache::default(),
+            cache: Arc::new(ModelCache::new(cache_max)),
             checkpoint_every: checkpoint_every.max(1),
         }
     }
 
+    /// Series in memory now.
+    pub fn cached_series(&self) -> usize {
+        self.cache.len()
+    }
+
     async fn live_for(&self, series: &SeriesId) -> Result<Arc<Live>, PredictError> {
-        if let Some(live) = self.cache.get(series) {
+        if let Some((live, departure)) = self.cache.get(series) {
+            self.see_off(departure);
             return Ok(live);
         }
         let model = self
@@ -134,7 +107,30 @@ impl Predictor {
             Some(state) => state,
             None => LiveState::fresh(&model),
         };
-        Ok(self.cache.offer(model, state))
+        let (live, departure) = self.cache.offer(model, state);
+        self.see_off(departure);
+        Ok(live)
+    }
+
+    /// Saves the state of a series that left the cache, then lets the cache forget it.
+    fn see_off(&self, departure: Option<Departure>) {
+        let Some(departure) = departure else { return };
+        let store = self.store.clone();
+        let cache = self.cache.clone();
+        tokio::spawn(async move {
+            let live = &departure.live;
+            let state = live.state.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            match store
+                .save_state(&live.model.series_id, live.model.version, &state)
+                .await
+            {
+                Ok(()) => cache.departed(&departure),
+                // It stays reachable as leaving: a later predict takes it back, shutdown saves it.
+                Err(err) => {
+                    tracing::warn!(error = %err, series = %live.model.series_id, "checkpoint of an evicted series failed")
+                }
+            }
+        });
     }
 
     /// Applies model announcements to the cache until the subscription ends or `stop` fires.
@@ -149,7 +145,8 @@ impl Predictor {
                     if let Event::Model(model) = delivery.event {
                         tracing::debug!(series = %model.series_id, version = %model.version, "model cached");
                         let state = LiveState::fresh(&model);
-                        self.cache.offer(model, state);
+                        let departure = self.cache.refresh(model, state);
+                        self.see_off(departure);
                     }
                 }
                 Ok(None) => return,
@@ -221,7 +218,9 @@ impl Scoring for Predictor {
         let (scored, checkpoint) = {
             let mut state = live.state.lock().unwrap_or_else(|e| e.into_inner());
             let observation = state.observe(point);
-            let due = live.model.detector.is_online() && state.seen % self.checkpoint_every == 0;
+            // A series evicted while this point was on its way saves what it learns at once.
+            let due = live.model.detector.is_online()
+                && (state.seen % self.checkpoint_every == 0 || live.evicted());
             let scored = Scored {
                 id: Uuid::now_v7(),
                 series_id: series.clone(),

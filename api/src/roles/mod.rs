@@ -143,10 +143,11 @@ async fn predictor(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let store = backends::store(config).await?;
-    let predictor = Arc::new(Predictor::new(
+    let predictor = Arc::new(Predictor::with_cache(
         store.clone(),
         bus.clone(),
         config.checkpoint_every,
+        config.model_cache_max,
     ));
     // Every predictor instance follows every model announcement.
     let announcements = bus.follow(Topic::Models).await?;

@@ -94,3 +94,36 @@ async fn learning_carries_on_across_a_restart() {
         "the series has anomalies to learn from"
     );
 }
+
+#[tokio::test]
+async fn a_series_evicted_from_a_full_model_cache_carries_on_learning() {
+    // One series fits in the cache: each predict of one series evicts the other, whose state is
+    // checkpointed on the way out and taken back (or reloaded) at its next point.
+    let app = spawn_app_with(&[("MODEL_CACHE_MAX", "1"), ("CHECKPOINT_EVERY", "100000")]).await;
+    let all = series(300 + 400);
+    let (training, live) = all.split_at(300);
+    let data: Vec<_> = training
+        .iter()
+        .map(|p| json!({"timestamp": p.timestamp, "value": p.value}))
+        .collect();
+    for name in ["rhythm", "other"] {
+        assert_eq!(app.fit(name, &json!({ "data": data })).await.status, 200);
+    }
+    let expected = uninterrupted(training, live);
+    let mut got = Vec::new();
+    for p in live {
+        got.extend(scores(&app, std::slice::from_ref(p)).await);
+        let other = app.predict("other", p.timestamp, p.value).await;
+        assert_eq!(other.status, 200);
+    }
+    for (i, (got, want)) in got.iter().zip(&expected).enumerate() {
+        assert_eq!(
+            got, want,
+            "point {i}: score differs from a run never evicted"
+        );
+    }
+    assert!(
+        expected.iter().any(|s| *s > 1.0),
+        "the series has anomalies to learn from"
+    );
+}
