@@ -3,8 +3,8 @@
 //! (`model_cache`) behind its own lock (updates of one series are serialised), kept fresh from the
 //! `models` topic, so a cached series costs no database query. Learning state is checkpointed
 //! every `checkpoint_every` points, when the series leaves the cache and on shutdown, and
-//! restored when a model is loaded again. Metrics and live events
-//! are handed to the bus without waiting on it.
+//! restored when a model is loaded again. Metrics and live events are handed to the bus without
+//! waiting on it.
 
 mod model_cache;
 
@@ -86,11 +86,6 @@ impl Predictor {
             cache: Arc::new(ModelCache::new(cache_max)),
             checkpoint_every: checkpoint_every.max(1),
         }
-    }
-
-    /// Series in memory now.
-    pub fn cached_series(&self) -> usize {
-        self.cache.len()
     }
 
     async fn live_for(&self, series: &SeriesId) -> Result<Arc<Live>, PredictError> {

@@ -46,6 +46,19 @@ fn json_response(
         .into_response()
 }
 
+fn text_response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: serde_json::Result<String>,
+) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+        body.unwrap_or_else(|_| "null".into()),
+    )
+        .into_response()
+}
+
 /// `response` in the media type the client accepts.
 fn respond(headers: &HeaderMap, response: BatchResponse) -> Response {
     let modern = accepts(headers, GRAPHQL_RESPONSE_JSON);
@@ -61,19 +74,25 @@ fn respond(headers: &HeaderMap, response: BatchResponse) -> Response {
                 && response.data == async_graphql::Value::Null
                 && !response.errors.is_empty()
                 && response.errors.iter().all(|e| e.path.is_empty());
-            let mut body = serde_json::to_value(&response).unwrap_or_default();
             if request_error {
+                let mut body = serde_json::to_value(&response).unwrap_or_default();
                 if let Some(fields) = body.as_object_mut() {
                     fields.remove("data");
                 }
                 return json_response(StatusCode::BAD_REQUEST, content_type, &body);
             }
-            json_response(StatusCode::OK, content_type, &body)
+            // Written straight to text: no intermediate JSON tree on the hot path.
+            text_response(
+                StatusCode::OK,
+                content_type,
+                serde_json::to_string(&response),
+            )
         }
-        BatchResponse::Batch(responses) => {
-            let body = serde_json::to_value(&responses).unwrap_or_default();
-            json_response(StatusCode::OK, content_type, &body)
-        }
+        BatchResponse::Batch(responses) => text_response(
+            StatusCode::OK,
+            content_type,
+            serde_json::to_string(&responses),
+        ),
     }
 }
 

@@ -166,6 +166,7 @@ impl ModelCache {
         ::metrics::gauge!("anomaly_model_cache_series").set(0.0);
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         let slots = self.slots.read().unwrap_or_else(|e| e.into_inner());
         slots.entries.len()
