@@ -3,7 +3,9 @@
 //! series' anomalies, scores a background load of normal points, raises alerts one at a time and
 //! measures, for every subscriber, the time from the predict answer to the alert's delivery.
 //! Prints the delivered fraction, p50/p99/max latency, and the gateway's threads and RSS before
-//! and after the subscribers connected.
+//! and after the subscribers connected. First, alone on the machine, the same subscribers and
+//! alerts run against a reference (`reference.rs`: two threads writing a ready frame to every
+//! socket, the hardware's floor), and the gateway's latencies are printed as ratios of it.
 //!
 //!   cargo build --release --bin anomaly --example subscription_bench
 //!   target/release/examples/subscription_bench [--subscribers N] [--alerts N] \
@@ -20,6 +22,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+mod reference;
 mod subscribers;
 #[path = "../support/mod.rs"]
 mod support;
@@ -126,6 +129,39 @@ async fn predict(
         .await
 }
 
+/// Each delivery's latency from its alert's send time, sorted; a late one counts as lost.
+fn latencies(received: Vec<(i64, Instant)>, sent: &HashMap<i64, Instant>) -> Vec<Duration> {
+    let mut latencies: Vec<Duration> = received
+        .into_iter()
+        .filter_map(|(ts, at)| Some(at.saturating_duration_since(*sent.get(&ts)?)))
+        .filter(|latency| *latency <= DELIVERY_TIMEOUT)
+        .collect();
+    latencies.sort();
+    latencies
+}
+
+/// The reference broadcaster's run: the same subscribers and alerts, no gateway.
+async fn measure_reference(options: &Options, query: &str) -> Vec<Duration> {
+    let mut reference = reference::Reference::start();
+    let live = Arc::new(AtomicUsize::new(0));
+    let clients =
+        subscribers::Subscribers::start(reference.addr, query, options.subscribers, live.clone());
+    let mut ts = 0;
+    while live.load(Ordering::Relaxed) < options.subscribers {
+        ts += 1;
+        reference.raise(ts);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let mut sent = HashMap::new();
+    for _ in 0..options.alerts {
+        ts += 1;
+        sent.insert(ts, reference.raise(ts));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    latencies(clients.stop(), &sent)
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -133,9 +169,22 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() {
+fn main() {
+    if std::env::args().nth(1).as_deref() == Some(reference::FLAG) {
+        return reference::serve();
+    }
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+        .block_on(benchmark());
+}
+
+async fn benchmark() {
     let options = options();
+    let query = format!("subscription {{ anomalies(seriesId: \"{SERIES}\") {{ timestamp }} }}");
+    // The reference first, alone on the machine.
+    let floor = measure_reference(&options, &query).await;
     let dir = tempfile::tempdir().expect("a temp dir");
     let port = free_port();
     let server = start_server(&options, dir.path(), port);
@@ -172,7 +221,6 @@ async fn main() {
     let (threads_before, rss_before) = threads_and_rss(pid);
 
     let live = Arc::new(AtomicUsize::new(0));
-    let query = format!("subscription {{ anomalies(seriesId: \"{SERIES}\") {{ timestamp }} }}");
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let clients = subscribers::Subscribers::start(addr, &query, options.subscribers, live.clone());
     // Subscriptions start asynchronously on the server: warm up with alerts until one has
@@ -243,17 +291,7 @@ async fn main() {
     }
     let load_secs = load_started.elapsed().as_secs_f64();
 
-    let mut latencies = Vec::new();
-    for (ts, at) in clients.stop() {
-        if let Some(sent_at) = sent.get(&ts) {
-            let latency = at.saturating_duration_since(*sent_at);
-            if latency <= DELIVERY_TIMEOUT {
-                // Delivered within the bound (a late one counts as lost).
-                latencies.push(latency);
-            }
-        }
-    }
-    latencies.sort();
+    let latencies = latencies(clients.stop(), &sent);
     let expected = options.subscribers * options.alerts;
     let mode = if options.kafka.is_some() {
         "Kafka (tansu)"
@@ -282,6 +320,23 @@ async fn main() {
         rss_after / 1024,
         rss_after.saturating_sub(rss_before) as f64 / options.subscribers.max(1) as f64,
         predictions as f64 / load_secs,
+    );
+    let ms = |sorted: &[Duration], p| percentile(sorted, p).as_secs_f64() * 1000.0;
+    println!(
+        "| reference (two threads writing a ready frame to every socket) | {} | {} | {:.2}% ({}/{}) | {:.1} ms | {:.1} ms | {:.1} ms | | | | |",
+        options.subscribers,
+        options.alerts,
+        100.0 * floor.len() as f64 / expected.max(1) as f64,
+        floor.len(),
+        expected,
+        ms(&floor, 0.5),
+        ms(&floor, 0.99),
+        ms(&floor, 1.0),
+    );
+    println!(
+        "gateway / reference: p50 {:.2}×, p99 {:.2}×",
+        ms(&latencies, 0.5) / ms(&floor, 0.5).max(0.001),
+        ms(&latencies, 0.99) / ms(&floor, 0.99).max(0.001),
     );
     drop(server);
 }
