@@ -3,10 +3,12 @@
 //! runs beside `anomaly serve`, and a keep-alive load generator drives each in turn, interleaved,
 //! so every figure is a ratio to the reference measured minutes apart on the same (noisy) box.
 //! Prints requests/s, the ratio, p50/p99 latency and the server's CPU per request for: REST
-//! predict on one hot series (default detector) and the GraphQL `predict` mutation.
+//! predict on one hot series (default detector) and the GraphQL `predict` mutation. Then fit
+//! ingest: points/s from `fit` to rows in the database (SQLite, or `--database-url`).
 //!
 //!   cargo build --release --bin anomaly -p anomaly-api --example hot_path_bench
-//!   target/release/examples/hot_path_bench [--seconds 8] [--connections 50] [--rounds 2]
+//!   target/release/examples/hot_path_bench [--seconds 8] [--connections 50] [--rounds 2] \
+//!       [--database-url postgres://...]
 //!
 //! With `--reference PORT` the binary is the reference server itself.
 
@@ -30,6 +32,8 @@ struct Options {
     connections: usize,
     rounds: usize,
     binary: String,
+    /// The product's database (a fresh SQLite file by default).
+    database_url: Option<String>,
 }
 
 fn options() -> Result<Options, u16> {
@@ -38,6 +42,7 @@ fn options() -> Result<Options, u16> {
         connections: 50,
         rounds: 2,
         binary: default_binary(),
+        database_url: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -51,6 +56,7 @@ fn options() -> Result<Options, u16> {
             "--connections" => options.connections = value().parse().expect("a number"),
             "--rounds" => options.rounds = value().parse().expect("a number"),
             "--binary" => options.binary = value(),
+            "--database-url" => options.database_url = Some(value()),
             other => panic!("unknown flag {other}"),
         }
     }
@@ -212,6 +218,56 @@ async fn wait_ready(port: u16, path: &str) {
     }
 }
 
+/// Points per fit in the ingest scenario (about 1.6 MB of JSON, inside `MAX_BODY_BYTES`).
+const FIT_POINTS: usize = 40_000;
+/// Fits in the ingest scenario, and how many are in flight at once.
+const FITS: usize = 24;
+const FITS_AT_ONCE: usize = 4;
+
+/// Fit ingest: `FITS` fits of `FIT_POINTS` points to fresh series, `FITS_AT_ONCE` at a time. The
+/// embedded server writes a fit's points with its model, so an answered fit is in the database:
+/// returns points/s from the first fit sent to the last answered, and server CPU per point.
+async fn fit_ingest(port: u16, pid: u32) -> (f64, f64) {
+    let points: Vec<Value> = (0..FIT_POINTS)
+        .map(|i| {
+            let value = 50.0 + (i % 288) as f64 * 0.125;
+            json!({ "timestamp": 1_600_000_000 + 60 * i as i64, "value": value })
+        })
+        .collect();
+    let body = Arc::new(json!({ "data": points, "detector": { "kind": "zscore" } }).to_string());
+    let client = reqwest::Client::new();
+    let gate = Arc::new(tokio::sync::Semaphore::new(FITS_AT_ONCE));
+    let cpu = cpu_time(&pid.to_string());
+    let started = Instant::now();
+    let fits: Vec<_> = (0..FITS)
+        .map(|n| {
+            let (client, body, gate) = (client.clone(), body.clone(), gate.clone());
+            tokio::spawn(async move {
+                let _turn = gate.acquire().await.expect("the gate");
+                let answer = client
+                    .post(format!("http://127.0.0.1:{port}/fit/ingest_{n}"))
+                    .header("content-type", "application/json")
+                    .body(body.to_string())
+                    .send()
+                    .await
+                    .expect("fit");
+                assert!(
+                    answer.status().is_success(),
+                    "fit answered {}",
+                    answer.status()
+                );
+            })
+        })
+        .collect();
+    for fit in fits {
+        fit.await.expect("a fit");
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let cpu = cpu_time(&pid.to_string()).saturating_sub(cpu);
+    let total = (FITS * FIT_POINTS) as f64;
+    (total / seconds, cpu.as_secs_f64() * 1e6 / total)
+}
+
 #[tokio::main]
 async fn main() {
     let options = match options() {
@@ -235,10 +291,12 @@ async fn main() {
             .env("APP_PORT", product_port.to_string())
             .env(
                 "DATABASE_URL",
-                format!(
-                    "sqlite://{}?mode=rwc",
-                    dir.path().join("bench.db").display()
-                ),
+                options.database_url.clone().unwrap_or_else(|| {
+                    format!(
+                        "sqlite://{}?mode=rwc",
+                        dir.path().join("bench.db").display()
+                    )
+                }),
             )
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
@@ -314,4 +372,14 @@ async fn main() {
             );
         }
     }
+    let database = if options.database_url.is_some() {
+        "the given database"
+    } else {
+        "SQLite"
+    };
+    let (rate, cpu_per_point) = fit_ingest(product_port, product_pid).await;
+    println!(
+        "fit ingest into {database}: {FITS} fits of {FIT_POINTS} points, {FITS_AT_ONCE} at a time: \
+         {rate:.0} points/s from fit to rows, {cpu_per_point:.2} µs server CPU per point"
+    );
 }
