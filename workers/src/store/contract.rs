@@ -157,6 +157,45 @@ pub async fn training_points_round_trip_in_order(store: impl ModelStore) {
     );
 }
 
+/// Values and timestamps at the edges of what a point may hold come back bit for bit, past the
+/// size of one insert statement. (Not -0.0: SQLite stores an integral REAL as an integer, and
+/// gives back 0.)
+pub async fn awkward_points_round_trip_exactly(store: impl ModelStore) {
+    let awkward = [
+        0.1,
+        1e-300,
+        5e-324,
+        f64::MAX,
+        f64::MIN,
+        -123_456.789_012_345_67,
+        1.0 / 3.0,
+    ];
+    let sent: Vec<Point> = (0..12_500)
+        .map(|i| Point {
+            timestamp: if i % 2 == 0 {
+                -(i as i64)
+            } else {
+                i64::MAX - i as i64
+            },
+            value: awkward[i % awkward.len()],
+        })
+        .collect();
+    let inserted = store
+        .save_training_points(&series("awkward"), Version::FIRST, 0, &sent)
+        .await
+        .unwrap();
+    assert_eq!(inserted, sent.len() as u64);
+    let back = store
+        .training_points(&series("awkward"), Version::FIRST)
+        .await
+        .unwrap();
+    assert_eq!(back.len(), sent.len());
+    for (got, want) in back.iter().zip(&sent) {
+        assert_eq!(got.timestamp, want.timestamp);
+        assert_eq!(got.value.to_bits(), want.value.to_bits(), "{want:?}");
+    }
+}
+
 pub async fn a_redelivered_batch_adds_nothing(store: impl ModelStore) {
     let sent = points(10);
     store
@@ -414,6 +453,12 @@ macro_rules! store_contract {
             async fn training_points_round_trip_in_order() {
                 let (store, _guard) = $make;
                 contract::training_points_round_trip_in_order(store).await;
+            }
+            #[tokio::test]
+            $(#[$attr])*
+            async fn awkward_points_round_trip_exactly() {
+                let (store, _guard) = $make;
+                contract::awkward_points_round_trip_exactly(store).await;
             }
             #[tokio::test]
             $(#[$attr])*
