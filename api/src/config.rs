@@ -168,12 +168,19 @@ impl Config {
                 recent: parse_or(&get, "LIVE_RECENT_EVENTS", 4096)?,
             },
             checkpoint_every: parse_or(&get, "CHECKPOINT_EVERY", 100)?,
-            model_cache_max: parse_or(
+            model_cache_max: match parse_or(
                 &get,
                 "MODEL_CACHE_MAX",
                 anomaly_workers::predictor::DEFAULT_MODEL_CACHE_MAX,
-            )?
-            .max(1),
+            )? {
+                0 => {
+                    return Err(ConfigError(
+                        "MODEL_CACHE_MAX must be at least 1 (series a predictor keeps in memory)"
+                            .into(),
+                    ));
+                }
+                series => series,
+            },
             log_format: match get("LOG_FORMAT").as_deref() {
                 None | Some("text") => LogFormat::Text,
                 Some("json") => LogFormat::Json,
@@ -327,6 +334,14 @@ mod tests {
         assert!(err.contains("APP_PORT"), "{err}");
         let err = config(&[("LOG_FORMAT", "xml")]).unwrap_err().to_string();
         assert!(err.contains("LOG_FORMAT"), "{err}");
+        for bad in ["0", "-5", "lots"] {
+            let err = config(&[("MODEL_CACHE_MAX", bad)]).unwrap_err().to_string();
+            assert!(err.contains("MODEL_CACHE_MAX"), "{bad}: {err}");
+        }
+        assert_eq!(
+            config(&[("MODEL_CACHE_MAX", "7")]).unwrap().model_cache_max,
+            7
+        );
     }
 
     #[test]
