@@ -228,6 +228,13 @@ async fn stream_request(http: &Http, accept: &str, query: &str) -> reqwest::Resp
     response
 }
 
+/// The answer's media type, which starts with `expected`.
+fn assert_content_type(response: &reqwest::Response, expected: &str) -> String {
+    let content_type = response.headers()["content-type"].to_str().unwrap();
+    assert!(content_type.starts_with(expected), "{content_type}");
+    content_type.to_owned()
+}
+
 const SUBSCRIPTION: &str =
     "subscription { anomalies(seriesId: \"streamed\") { seriesId value cursor } }";
 
@@ -236,14 +243,7 @@ async fn a_subscription_streams_over_server_sent_events() {
     let app = spawn_app().await;
     fit_steady(&app, "streamed").await;
     let response = stream_request(&app, "text/event-stream", SUBSCRIPTION).await;
-    let content_type = response.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert!(
-        content_type.starts_with("text/event-stream"),
-        "{content_type}"
-    );
+    assert_content_type(&response, "text/event-stream");
     let text = read_stream_until(&app, "streamed", response, |t| {
         t.find("event: next")
             .is_some_and(|at| t[at..].contains("\n\n"))
@@ -283,14 +283,7 @@ async fn a_subscription_streams_as_multipart_parts() {
         SUBSCRIPTION,
     )
     .await;
-    let content_type = apollo.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert!(
-        content_type.starts_with("multipart/mixed"),
-        "{content_type}"
-    );
+    let content_type = assert_content_type(&apollo, "multipart/mixed");
     assert!(
         content_type.contains("boundary=\"graphql\""),
         "{content_type}"
@@ -353,14 +346,7 @@ async fn a_read_only_token_may_stream_a_subscription_but_not_a_mutation() {
     assert!(mutation.contains("FORBIDDEN"), "{mutation}");
     let subscribed = send(SUBSCRIPTION, "reader").await.expect("answer");
     assert_eq!(subscribed.status(), 200);
-    let content_type = subscribed.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert!(
-        content_type.starts_with("text/event-stream"),
-        "{content_type}"
-    );
+    assert_content_type(&subscribed, "text/event-stream");
 }
 
 #[tokio::test]

@@ -47,7 +47,7 @@ mod tests {
     use super::*;
     use crate::bus::{EventBus, MemoryBus};
     use crate::events::Topic;
-    use crate::store::{AlertOrder, AlertQuery, SqlStore};
+    use crate::store::SqlStore;
 
     #[tokio::test]
     async fn a_redelivered_alert_is_stored_once() {
@@ -67,15 +67,7 @@ mod tests {
         bus.close();
         let writer = AlertWriter::new(store.clone());
         super::super::consume("alerts", group, &writer, Default::default()).await;
-        let stored = store
-            .alerts(&AlertQuery {
-                series: None,
-                order: AlertOrder::NewestBefore(None),
-                since_ms: None,
-                limit: 10,
-            })
-            .await
-            .unwrap();
+        let stored = crate::store::contract::newest_alerts(&*store).await;
         assert_eq!(stored, vec![alert]);
     }
 }

@@ -338,7 +338,12 @@ pub async fn an_alert_is_stored_once_however_often_it_is_delivered(store: impl M
     let raised = alert("a", 40.0, 1_000);
     assert!(store.save_alert(&raised).await.unwrap());
     assert!(!store.save_alert(&raised).await.unwrap(), "a redelivery");
-    let stored = store
+    assert_eq!(newest_alerts(&store).await, vec![raised]);
+}
+
+/// The ten newest stored alerts of every series.
+pub async fn newest_alerts(store: &(impl ModelStore + ?Sized)) -> Vec<crate::events::Scored> {
+    store
         .alerts(&AlertQuery {
             series: None,
             order: AlertOrder::NewestBefore(None),
@@ -346,8 +351,7 @@ pub async fn an_alert_is_stored_once_however_often_it_is_delivered(store: impl M
             limit: 10,
         })
         .await
-        .unwrap();
-    assert_eq!(stored, vec![raised]);
+        .unwrap()
 }
 
 pub async fn alerts_page_newest_first_and_replay_oldest_first(store: impl ModelStore) {
