@@ -23,7 +23,7 @@ pub const READ_ONLY_MESSAGE: &str =
     "This token is read-only: it may query and subscribe, not fit or predict";
 
 /// What a request may do, from the token it presented.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Access {
     /// Everything (`API_TOKEN`, or no token configured).
     Full,

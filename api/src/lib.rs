@@ -97,6 +97,7 @@ pub fn app(state: AppState, edge: &EdgeLimits) -> Router {
                 limits: edge.ws.clone(),
                 open: Default::default(),
                 shutdown: edge.shutdown.clone(),
+                renderers: Default::default(),
             },
         ))
         .merge(dashboard::routes())

@@ -160,9 +160,16 @@ pub async fn serve(
 
 /// A connection holding its place under the cap until the socket closes (a WebSocket keeps it
 /// after the upgrade, when hyper has handed the socket over).
-struct Counted {
+pub(crate) struct Counted {
     stream: tokio::net::TcpStream,
     _slot: OwnedSemaphorePermit,
+}
+
+impl Counted {
+    /// The socket and its place under the cap (an upgraded WebSocket takes both over).
+    pub(crate) fn into_parts(self) -> (tokio::net::TcpStream, OwnedSemaphorePermit) {
+        (self.stream, self._slot)
+    }
 }
 
 impl AsyncRead for Counted {

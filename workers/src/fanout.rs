@@ -5,8 +5,14 @@
 //! how many (`FeedItem::Lagged`), never silently. The feed also keeps the last events it saw, so a
 //! subscriber resuming from a cursor gets what was raised just before it (re)subscribed even when
 //! the alert store has not written it yet.
+//!
+//! A subscriber may also take its events straight from the follower (`Recipient`): no queue, no
+//! task woken per event; the follower renders each event once per distinct rendering and hands
+//! the text to every such recipient (the gateway writes it to their sockets from there).
 
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -42,6 +48,28 @@ pub enum FeedItem {
     Event(Arc<Scored>),
     /// This many events were not delivered to this subscriber (it fell behind, or the feed did).
     Lagged(u64),
+}
+
+/// Turns an event into what recipients are sent (the gateway: a GraphQL result, as JSON text).
+pub trait Render: Send + Sync {
+    /// The event as text; `None` if it cannot be rendered (the recipients then miss it).
+    fn render(
+        &self,
+        event: Arc<Scored>,
+    ) -> Pin<Box<dyn Future<Output = Option<Arc<str>>> + Send + '_>>;
+}
+
+/// A subscriber that takes its events from the follower itself (`FeedSubscription::go_direct`).
+/// `deliver` runs on the follower's task, once per event of the subscriber's series: it must not
+/// block (the gateway queues behind a busy socket, up to a bound, then counts misses).
+pub trait Recipient: Send + Sync {
+    /// How this recipient's events are rendered: recipients holding the same `Arc` share each
+    /// event's rendering.
+    fn renderer(&self) -> &Arc<dyn Render>;
+    /// `event`, rendered.
+    fn deliver(&self, event: &Scored, rendered: &str);
+    /// This many events never reached the follower (it fell behind the bus).
+    fn missed(&self, missed: u64);
 }
 
 /// The process's live feeds, one per scored topic, started by their first subscriber.
@@ -108,6 +136,7 @@ impl LiveFeed {
         let queue = Queue {
             sender,
             missed: missed.clone(),
+            direct: None,
         };
         match &series {
             Some(series) => {
@@ -180,6 +209,25 @@ impl LiveFeed {
     }
 }
 
+/// Direct deliveries of one event below which they are not shared among threads.
+const DELIVERIES_PER_SHARE: usize = 256;
+
+fn parallelism() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// A direct recipient and the event as its renderer rendered it (`None`: it could not).
+type Delivery = (Arc<dyn Recipient>, Option<Arc<str>>);
+
+fn deliver(event: &Scored, deliveries: Vec<Delivery>) {
+    for (recipient, text) in deliveries {
+        match text {
+            Some(text) => recipient.deliver(event, &text),
+            None => recipient.missed(1),
+        }
+    }
+}
+
 /// One topic's subscribers and remembered events.
 struct TopicFeed {
     topic: Topic,
@@ -196,10 +244,22 @@ struct Index {
     closed: bool,
 }
 
+impl Index {
+    fn queue_mut(&mut self, key: u64, series: Option<&SeriesId>) -> Option<&mut Queue> {
+        match series {
+            Some(series) => self.by_series.get_mut(series)?.get_mut(&key),
+            None => self.every.get_mut(&key),
+        }
+    }
+}
+
 struct Queue {
     sender: mpsc::Sender<FeedItem>,
     /// Events dropped because the queue was full, reported at the subscriber's next read.
     missed: Arc<AtomicU64>,
+    /// Set once the subscriber takes its events straight from the follower: the queue is then
+    /// unused (its sender still ends the subscription when the feed closes).
+    direct: Option<Arc<dyn Recipient>>,
 }
 
 impl Queue {
@@ -227,7 +287,7 @@ impl TopicFeed {
             match subscription.next().await {
                 Ok(Some(delivery)) => match delivery.event {
                     Event::Anomaly(scored) | Event::Prediction(scored) => {
-                        self.dispatch(Arc::new(scored));
+                        self.dispatch(Arc::new(scored)).await;
                     }
                     other => {
                         tracing::warn!(topic = %self.topic, event = ?other.topic(), "ignoring an event of another topic")
@@ -252,7 +312,52 @@ impl TopicFeed {
         index.every.clear();
     }
 
-    fn dispatch(&self, event: Arc<Scored>) {
+    async fn dispatch(&self, event: Arc<Scored>) {
+        let recipients = self.enqueue(&event);
+        if recipients.is_empty() {
+            return;
+        }
+        // One rendering per distinct renderer (they are alive: the recipients hold them).
+        let mut rendered: HashMap<usize, Option<Arc<str>>> = HashMap::new();
+        let mut deliveries = Vec::with_capacity(recipients.len());
+        for recipient in recipients {
+            let renderer = recipient.renderer();
+            let key = Arc::as_ptr(renderer).cast::<()>().addr();
+            let text = match rendered.get(&key) {
+                Some(text) => text.clone(),
+                None => {
+                    let text = renderer.render(event.clone()).await;
+                    if text.is_none() {
+                        tracing::warn!(topic = %self.topic, "an event could not be rendered for its subscribers");
+                    }
+                    rendered.insert(key, text.clone());
+                    text
+                }
+            };
+            deliveries.push((recipient, text));
+        }
+        // Writing to many sockets is the kernel's work: shared among the runtime's threads, as
+        // many as the machine has cores. The next event waits for all of them (order holds).
+        let shares = deliveries
+            .len()
+            .div_ceil(DELIVERIES_PER_SHARE)
+            .min(parallelism());
+        let share_size = deliveries.len().div_ceil(shares.max(1));
+        let mut others = Vec::with_capacity(shares.saturating_sub(1));
+        for _ in 1..shares {
+            let share = deliveries.split_off(deliveries.len().saturating_sub(share_size));
+            let event = event.clone();
+            others.push(tokio::spawn(async move { deliver(&event, share) }));
+        }
+        deliver(&event, deliveries);
+        for other in others {
+            let _ = other.await;
+        }
+    }
+
+    /// Remembers `event`, queues it for the queued subscribers of its series, and returns its
+    /// direct recipients.
+    fn enqueue(&self, event: &Arc<Scored>) -> Vec<Arc<dyn Recipient>> {
         let mut index = self.lock();
         if self.recent_cap > 0 {
             if index.recent.len() >= self.recent_cap {
@@ -262,16 +367,25 @@ impl TopicFeed {
         }
         let index = &*index;
         let of_series = index.by_series.get(&event.series_id).into_iter().flatten();
+        let mut recipients = Vec::new();
         for (_, queue) in of_series.chain(index.every.iter()) {
-            queue.offer(FeedItem::Event(event.clone()));
+            match &queue.direct {
+                Some(recipient) => recipients.push(recipient.clone()),
+                None => queue.offer(FeedItem::Event(event.clone())),
+            }
         }
+        recipients
     }
 
     fn tell_everyone(&self, item: FeedItem) {
         let index = self.lock();
         let all = index.by_series.values().flatten().chain(index.every.iter());
         for (_, queue) in all {
-            queue.offer(item.clone());
+            match (&queue.direct, &item) {
+                (Some(recipient), FeedItem::Lagged(missed)) => recipient.missed(*missed),
+                (Some(_), FeedItem::Event(_)) => {}
+                (None, _) => queue.offer(item.clone()),
+            }
         }
     }
 
@@ -315,6 +429,26 @@ impl FeedSubscription {
                 0 => None,
                 missed => Some(FeedItem::Lagged(missed)),
             },
+        }
+    }
+}
+
+impl FeedSubscription {
+    /// From now on, hands this subscription's events to `recipient` on the follower's task
+    /// instead of queueing them, if nothing is queued or missed (`false` otherwise: read what is
+    /// queued first, then try again, so no event overtakes an earlier one). Once direct, `next`
+    /// only returns `None`, when the feed closes.
+    pub fn go_direct(&mut self, recipient: Arc<dyn Recipient>) -> bool {
+        let mut index = self.feed.lock();
+        if index.closed || !self.receiver.is_empty() || self.missed.load(Ordering::Acquire) > 0 {
+            return false;
+        }
+        match index.queue_mut(self.key, self.series.as_ref()) {
+            Some(queue) => {
+                queue.direct = Some(recipient);
+                true
+            }
+            None => false,
         }
     }
 }
@@ -429,6 +563,106 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(*newest[0], events[2]);
+    }
+
+    /// Renders an event as its value, counting renderings.
+    #[derive(Default)]
+    struct ValueText(AtomicU64);
+
+    impl Render for ValueText {
+        fn render(
+            &self,
+            event: Arc<Scored>,
+        ) -> Pin<Box<dyn Future<Output = Option<Arc<str>>> + Send + '_>> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async move { Some(Arc::from(event.point.value.to_string())) })
+        }
+    }
+
+    struct Collected {
+        renderer: Arc<dyn Render>,
+        texts: Mutex<Vec<String>>,
+    }
+
+    impl Recipient for Collected {
+        fn renderer(&self) -> &Arc<dyn Render> {
+            &self.renderer
+        }
+        fn deliver(&self, _: &Scored, rendered: &str) {
+            self.texts.lock().unwrap().push(rendered.to_owned());
+        }
+        fn missed(&self, _: u64) {}
+    }
+
+    impl Collected {
+        fn texts(&self) -> Vec<String> {
+            self.texts.lock().unwrap().clone()
+        }
+    }
+
+    /// Publishes `events` of "a", then a marker, and waits for the marker: every event before it
+    /// has then been handed to every subscriber.
+    async fn publish_and_settle(bus: &MemoryBus, marker: &mut FeedSubscription, values: &[f64]) {
+        for value in values {
+            bus.publish(Event::Anomaly(scored("a", *value)))
+                .await
+                .unwrap();
+        }
+        let last = scored("marker", 0.0);
+        bus.publish(Event::Anomaly(last.clone())).await.unwrap();
+        assert_eq!(*next_event(marker).await, last);
+    }
+
+    #[tokio::test]
+    async fn direct_recipients_take_over_once_nothing_is_queued_and_share_each_rendering() {
+        let bus = Arc::new(MemoryBus::new(64));
+        let feed = LiveFeed::new(bus.clone(), FeedLimits::default());
+        let mut first = feed
+            .subscribe(Topic::Anomalies, series("a"), None)
+            .await
+            .unwrap()
+            .subscription;
+        let mut second = feed
+            .subscribe(Topic::Anomalies, series("a"), None)
+            .await
+            .unwrap()
+            .subscription;
+        let mut marker = feed
+            .subscribe(Topic::Anomalies, series("marker"), None)
+            .await
+            .unwrap()
+            .subscription;
+        let values = Arc::new(ValueText::default());
+        let renderer: Arc<dyn Render> = values.clone();
+        let recipient = || {
+            Arc::new(Collected {
+                renderer: renderer.clone(),
+                texts: Mutex::default(),
+            })
+        };
+        let (to_first, to_second) = (recipient(), recipient());
+
+        publish_and_settle(&bus, &mut marker, &[1.0]).await;
+        // An event is queued: it must be read first, or it would be overtaken.
+        assert!(!first.go_direct(to_first.clone()));
+        assert_eq!(next_event(&mut first).await.point.value, 1.0);
+        assert!(first.go_direct(to_first.clone()));
+        assert_eq!(next_event(&mut second).await.point.value, 1.0);
+        assert!(second.go_direct(to_second.clone()));
+
+        publish_and_settle(&bus, &mut marker, &[2.0, 3.0]).await;
+        assert_eq!(to_first.texts(), ["2", "3"]);
+        assert_eq!(to_second.texts(), ["2", "3"]);
+        // One rendering per event, not one per recipient.
+        assert_eq!(values.0.load(Ordering::SeqCst), 2);
+
+        // A dropped subscription's recipient gets nothing more; the feed's end ends the others.
+        drop(first);
+        publish_and_settle(&bus, &mut marker, &[4.0]).await;
+        assert_eq!(to_first.texts(), ["2", "3"]);
+        assert_eq!(to_second.texts(), ["2", "3", "4"]);
+        bus.close();
+        assert_eq!(second.next().await, None);
     }
 
     #[tokio::test]

@@ -165,6 +165,11 @@ impl Extension for GuardExtension {
             .or_else(|| ctx.data_opt::<Access>())
             == Some(&Access::ReadOnly);
         let variables = request.variables.clone();
+        // A live result rendered for direct subscribers is no operation of a client's.
+        let rendering = request
+            .data
+            .get(&TypeId::of::<super::direct::RenderOne>())
+            .is_some();
         self.1
             .parse(&mut request)
             .map_err(|e| with_code(e, "GRAPHQL_PARSE_FAILED"))?;
@@ -178,7 +183,7 @@ impl Extension for GuardExtension {
             count_refusal(&refused);
             return Err(refused);
         }
-        for kind in operation_types(document) {
+        for kind in operation_types(document).into_iter().filter(|_| !rendering) {
             metrics::counter!("anomaly_graphql_operations_total", "type" => kind).increment(1);
         }
         next.run(ctx, request).await

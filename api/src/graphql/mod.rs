@@ -3,12 +3,14 @@
 //! number of database queries however many series are listed), and subscriptions fed from the
 //! event bus. `schema.graphql` at the repository root is `anomaly schema`'s output.
 
+mod direct;
 mod documents;
 pub mod guard;
 mod http;
 mod loaders;
 mod mutation;
 mod query;
+mod socket;
 mod streaming;
 mod subscription;
 mod types;
@@ -93,6 +95,8 @@ pub struct WsSettings {
     pub open: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     /// Fires when the server shuts down: every WebSocket then closes with 1001.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// Live results rendered once per distinct subscription request.
+    pub renderers: std::sync::Arc<direct::Renderers>,
 }
 
 /// `/graphql` (POST, batches up to `batch_limit`; GET for queries; GraphiQL for browsers) and

@@ -8,7 +8,8 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use async_graphql::futures_util::{Stream, StreamExt, stream};
+use async_graphql::futures_util::stream::BoxStream;
+use async_graphql::futures_util::{StreamExt, stream};
 use async_graphql::{Context, ErrorExtensions, Subscription};
 use uuid::Uuid;
 
@@ -17,6 +18,7 @@ use anomaly_workers::events::{Scored, Topic};
 use anomaly_workers::fanout::{FeedItem, FeedSubscription, Subscribed};
 use anomaly_workers::store::{AlertOrder, AlertQuery};
 
+use super::direct::{DirectDelivery, DirectSubscriber, Interest, RenderOne};
 use super::types::Prediction;
 use crate::alerts::parse_cursor;
 use crate::error::ApiError;
@@ -79,8 +81,9 @@ fn unavailable(err: impl ToString) -> async_graphql::Error {
     .into_graphql()
 }
 
-/// What a subscriber keeps of the events of its series.
-type Keep = Box<dyn Fn(&Scored) -> bool + Send + Sync>;
+/// A subscription's results: through async-graphql (replay, queued events), then, on a
+/// WebSocket, written by the follower (`direct`).
+type Results = BoxStream<'static, async_graphql::Result<Prediction>>;
 
 /// The alerts after `after` (stored ones, and those the feed remembers but the store may not
 /// have written yet), oldest first, without duplicates; and whether more were stored than one
@@ -132,43 +135,77 @@ async fn replay(
 }
 
 /// The subscription's events: the replayed ones, a `LAGGED` error if the replay was cut short,
-/// then live ones not already replayed (nor at or before the cursor).
+/// then live ones not already replayed (nor at or before the cursor). With a `direct`
+/// recipient, live events go straight from the follower to the socket as soon as nothing is
+/// queued: the stream then only waits for the feed to end.
 fn events(
     subscription: FeedSubscription,
     replayed: Vec<Arc<Scored>>,
     truncated: bool,
-    after: Option<Uuid>,
-    keep: Keep,
+    interest: Arc<Interest>,
+    direct: Option<Arc<DirectSubscriber>>,
     open: OpenSubscription,
-) -> impl Stream<Item = async_graphql::Result<Prediction>> + use<> {
-    let already: HashSet<Uuid> = replayed.iter().map(|e| e.id).collect();
+) -> Results {
     let replayed: Vec<_> = replayed
         .into_iter()
-        .filter(|e| keep(e))
+        .filter(|e| interest.keeps(e))
         .map(|e| Ok(Prediction::from(e)))
         .chain(truncated.then(replay_cut_short).map(Err))
         .collect();
+    let direct = direct.map(Finished);
     let live = stream::unfold(
-        (subscription, keep, already, open),
-        move |(mut subscription, keep, mut already, open)| async move {
+        (subscription, interest, direct, open),
+        move |(mut subscription, interest, direct, open)| async move {
             let item = loop {
+                // Whatever this stream yielded before is on the socket by now: the connection
+                // writes each result before polling for the next.
+                if let Some(Finished(recipient)) = &direct
+                    && subscription.go_direct(recipient.clone())
+                {
+                    while subscription.next().await.is_some() {}
+                    return None;
+                }
                 match subscription.next().await? {
                     FeedItem::Event(event) => {
-                        // At or before the cursor, or already replayed (the set only shrinks).
-                        let seen = after.is_some_and(|after| event.id <= after)
-                            || already.remove(&event.id);
-                        if seen || !keep(&event) {
-                            continue;
+                        if interest.wants(&event) {
+                            break Ok(Prediction::from(event));
                         }
-                        break Ok(Prediction::from(event));
                     }
                     FeedItem::Lagged(missed) => break Err(lagged(missed)),
                 }
             };
-            Some((item, (subscription, keep, already, open)))
+            Some((item, (subscription, interest, direct, open)))
         },
     );
-    stream::iter(replayed).chain(live)
+    stream::iter(replayed).chain(live).boxed()
+}
+
+/// Ends a direct subscription's writes when its stream is dropped (the client completed it) or
+/// ends (the feed closed), before async-graphql sends `complete`.
+struct Finished(Arc<DirectSubscriber>);
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        self.0.finish();
+    }
+}
+
+/// The subscription's direct recipient, when it runs on a WebSocket that allows one.
+async fn direct_recipient(
+    ctx: &Context<'_>,
+    interest: &Arc<Interest>,
+) -> Option<Arc<DirectSubscriber>> {
+    let delivery = ctx.data_opt::<DirectDelivery>()?.clone();
+    DirectSubscriber::new(delivery, interest.clone()).await
+}
+
+/// In a rendering (`direct::Renderer`), the field yields the one item being rendered.
+fn rendering(ctx: &Context<'_>) -> Option<Results> {
+    let item = match ctx.data_opt::<RenderOne>()? {
+        RenderOne::Event(event) => Ok(Prediction::from(event.clone())),
+        RenderOne::Missed(missed) => Err(lagged(*missed)),
+    };
+    Some(stream::once(std::future::ready(item)).boxed())
 }
 
 fn parse_series(raw: Option<String>) -> async_graphql::Result<Option<SeriesId>> {
@@ -189,7 +226,10 @@ impl SubscriptionRoot {
         series_id: Option<String>,
         min_score: Option<f64>,
         after: Option<String>,
-    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<Prediction>> + use<>> {
+    ) -> async_graphql::Result<Results> {
+        if let Some(one) = rendering(ctx) {
+            return Ok(one);
+        }
         let state = ctx.data_unchecked::<AppState>();
         let series = parse_series(series_id)?;
         let after = after
@@ -208,9 +248,19 @@ impl SubscriptionRoot {
             Some(after) => replay(state, series.as_ref(), after, recent).await?,
             None => (Vec::new(), false),
         };
-        let keep: Keep = Box::new(move |e| min_score.is_none_or(|min| e.verdict.score >= min));
+        let keep = Box::new(move |e: &Scored| min_score.is_none_or(|min| e.verdict.score >= min));
+        let already = replayed.iter().map(|e| e.id).collect();
+        let interest = Arc::new(Interest::new(keep, after, already));
+        let direct = direct_recipient(ctx, &interest).await;
         let open = OpenSubscription::new(Topic::Anomalies);
-        Ok(events(subscription, replayed, truncated, after, keep, open))
+        Ok(events(
+            subscription,
+            replayed,
+            truncated,
+            interest,
+            direct,
+            open,
+        ))
     }
 
     /// Every scored point of one series as it happens.
@@ -218,7 +268,10 @@ impl SubscriptionRoot {
         &self,
         ctx: &Context<'_>,
         series_id: String,
-    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<Prediction>> + use<>> {
+    ) -> async_graphql::Result<Results> {
+        if let Some(one) = rendering(ctx) {
+            return Ok(one);
+        }
         let state = ctx.data_unchecked::<AppState>();
         let series = parse_series(Some(series_id))?;
         let subscribed = state
@@ -226,20 +279,22 @@ impl SubscriptionRoot {
             .subscribe(Topic::Predictions, series, None)
             .await
             .map_err(unavailable)?;
+        let interest = Arc::new(Interest::new(Box::new(|_| true), None, HashSet::new()));
+        let direct = direct_recipient(ctx, &interest).await;
         let open = OpenSubscription::new(Topic::Predictions);
         Ok(events(
             subscribed.subscription,
             Vec::new(),
             false,
-            None,
-            Box::new(|_| true),
+            interest,
+            direct,
             open,
         ))
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use anomaly_workers::bus::{EventBus, MemoryBus};
     use anomaly_workers::detector::Verdict;
@@ -248,7 +303,7 @@ mod tests {
     use anomaly_workers::fanout::{FeedLimits, LiveFeed};
     use async_graphql::futures_util::StreamExt;
 
-    fn alert(series: &str, value: f64) -> Scored {
+    pub(in crate::graphql) fn alert(series: &str, value: f64) -> Scored {
         Scored {
             id: Uuid::now_v7(),
             series_id: SeriesId::parse(series).unwrap(),
@@ -310,15 +365,14 @@ mod tests {
         assert_eq!(*prediction.event(), events[0]);
     }
 
-    fn events_of(
-        subscription: FeedSubscription,
-    ) -> impl Stream<Item = async_graphql::Result<Prediction>> {
+    fn events_of(subscription: FeedSubscription) -> Results {
+        let interest = Interest::new(Box::new(|_| true), None, HashSet::new());
         events(
             subscription,
             Vec::new(),
             false,
+            Arc::new(interest),
             None,
-            Box::new(|_| true),
             OpenSubscription::new(Topic::Anomalies),
         )
     }

@@ -54,6 +54,8 @@ pub struct ConnectionRules {
     open: HashSet<String>,
     inits: u32,
     violation: Option<Violation>,
+    /// The id of the last `subscribe` let through, until the executor takes it.
+    subscribing: Option<String>,
 }
 
 impl ConnectionRules {
@@ -64,6 +66,7 @@ impl ConnectionRules {
             open: HashSet::new(),
             inits: 0,
             violation: None,
+            subscribing: None,
         }
     }
 
@@ -83,7 +86,10 @@ impl ConnectionRules {
                     Ok(())
                 }
             }
-            "subscribe" | "start" => self.open_operation(id),
+            "subscribe" | "start" => {
+                self.subscribing = Some(id.to_owned());
+                self.open_operation(id)
+            }
             "complete" | "stop" => {
                 self.close_operation(id);
                 Ok(())
@@ -94,6 +100,12 @@ impl ConnectionRules {
             self.violation = Some(violation.clone());
         }
         verdict
+    }
+
+    /// The id of the `subscribe` just let through (async-graphql starts its operation right
+    /// after reading it).
+    pub fn take_subscribing(&mut self) -> Option<String> {
+        self.subscribing.take()
     }
 
     /// Notes a server message that ends an operation.

@@ -393,3 +393,52 @@ async fn a_query_over_a_stream_keeps_the_answer_size_limit() {
     assert!(text.contains("RESPONSE_TOO_LARGE"), "{text}");
     assert!(text.ends_with("event: complete\ndata:\n\n"), "{text}");
 }
+
+/// A live result the gateway writes to a WebSocket itself (rendered once for every subscriber
+/// of the same request) is exactly what async-graphql answers the same subscription over SSE:
+/// aliases, fragments, directives and `__typename` included.
+#[tokio::test]
+async fn a_live_result_on_a_websocket_equals_the_same_subscription_over_sse() {
+    const SHAPED: &str = "subscription {
+        alert: anomalies(seriesId: \"shaped\", minScore: 0.5) {
+            __typename at: timestamp ...Evidence value @skip(if: true) cursor
+            detector @include(if: false) } }
+        fragment Evidence on Prediction { score lower upper seriesId }";
+    let app = spawn_app().await;
+    fit_steady(&app, "shaped").await;
+    let mut client = GraphqlWs::connect(&app.base, Protocol::TransportWs, json!({}))
+        .await
+        .expect("connected");
+    client.subscribe("shaped", SHAPED, json!({})).await;
+    // The WebSocket subscription is live once it has received an alert.
+    crate::subscriptions::alert_until_received(&app, "shaped", &mut [&mut client]).await;
+
+    let response = stream_request(&app, "text/event-stream", SHAPED).await;
+    let text = read_stream_until(&app, "shaped", response, |t| {
+        t.find("event: next")
+            .is_some_and(|at| t[at..].contains("\n\n"))
+    })
+    .await;
+    let data = text
+        .lines()
+        .skip_while(|l| *l != "event: next")
+        .find_map(|l| l.strip_prefix("data: "))
+        .expect("a data line");
+    let over_sse: Value = serde_json::from_str(data).expect("JSON data");
+    let at = &over_sse["data"]["alert"]["at"];
+    assert!(at.is_i64(), "{over_sse}");
+    let over_ws = loop {
+        let (id, payload) = client
+            .next_result(DEADLINE)
+            .await
+            .expect("the alert the SSE stream got");
+        assert_eq!(id, "shaped");
+        if payload["data"]["alert"]["at"] == *at {
+            break payload;
+        }
+    };
+    assert_eq!(over_ws, over_sse);
+    let alert = &over_ws["data"]["alert"];
+    assert_eq!(alert["__typename"], "Prediction");
+    assert!(alert.get("value").is_none() && alert.get("detector").is_none());
+}
