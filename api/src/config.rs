@@ -130,6 +130,7 @@ impl Config {
                 init_timeout: secs(&get, "GRAPHQL_WS_INIT_TIMEOUT_SECS", 10)?,
                 per_connection: parse_or(&get, "GRAPHQL_WS_MAX_SUBSCRIPTIONS", 100)?,
                 per_gateway: parse_or(&get, "GRAPHQL_MAX_SUBSCRIPTIONS", 100_000)?,
+                outbox_bytes: parse_or(&get, "GRAPHQL_WS_OUTBOX_BYTES", 64 * 1024)?.max(1024),
             },
             detect: DetectLimits {
                 max_cost: parse_or(&get, "DETECT_MAX_COST", DetectLimits::default().max_cost)?,

@@ -209,7 +209,8 @@ impl LiveFeed {
     }
 }
 
-/// Direct deliveries of one event below which they are not shared among threads.
+/// Direct deliveries of one event written on the follower's own task; more are shared among
+/// blocking threads.
 const DELIVERIES_PER_SHARE: usize = 256;
 
 fn parallelism() -> usize {
@@ -336,22 +337,29 @@ impl TopicFeed {
             };
             deliveries.push((recipient, text));
         }
-        // Writing to many sockets is the kernel's work: shared among the runtime's threads, as
-        // many as the machine has cores. The next event waits for all of them (order holds).
+        if deliveries.len() < DELIVERIES_PER_SHARE {
+            deliver(&event, deliveries);
+            return;
+        }
+        // Writing to many sockets is the kernel's work, a few milliseconds per thousand: done on
+        // blocking threads, one per core (a task spawned from here would wait in this worker's
+        // LIFO slot until this task yields), so the runtime's workers keep serving requests
+        // meanwhile. The next event waits for all of them: each recipient's order holds.
         let shares = deliveries
             .len()
             .div_ceil(DELIVERIES_PER_SHARE)
             .min(parallelism());
-        let share_size = deliveries.len().div_ceil(shares.max(1));
-        let mut others = Vec::with_capacity(shares.saturating_sub(1));
-        for _ in 1..shares {
+        let share_size = deliveries.len().div_ceil(shares);
+        let mut writers = Vec::with_capacity(shares);
+        while !deliveries.is_empty() {
             let share = deliveries.split_off(deliveries.len().saturating_sub(share_size));
             let event = event.clone();
-            others.push(tokio::spawn(async move { deliver(&event, share) }));
+            writers.push(tokio::task::spawn_blocking(move || deliver(&event, share)));
         }
-        deliver(&event, deliveries);
-        for other in others {
-            let _ = other.await;
+        for writer in writers {
+            if let Err(err) = writer.await {
+                tracing::error!(topic = %self.topic, error = %err, "delivering an event failed");
+            }
         }
     }
 

@@ -390,7 +390,7 @@ mod tests {
             .unwrap();
         let (server, _) = listener.accept().await.unwrap();
         let (_read, write) = server.into_split();
-        let outbox = Arc::new(Outbox::new(write));
+        let outbox = Arc::new(Outbox::new(write, 64 * 1024));
         let interest = Interest::new(Box::new(|_| true), None, HashSet::new());
         let subscriber = DirectSubscriber::with(
             outbox.clone(),

@@ -19,11 +19,6 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use crate::listen::Counted;
 
-/// Bytes of the follower's frames one connection may have waiting in user space (beyond the
-/// kernel's socket buffer) before its subscriptions start missing events: a client that stops
-/// reading costs at most this much.
-pub const OUTBOX_BUDGET_BYTES: usize = 64 * 1024;
-
 /// The upgraded connection, as tungstenite reads and writes it.
 pub enum SocketIo {
     /// A socket of this server's listener: writable from the follower too (`Outbox`).
@@ -41,13 +36,18 @@ pub enum SocketIo {
 
 impl SocketIo {
     /// The upgraded connection, and its outbox when the follower may write to it.
-    pub async fn accept(on_upgrade: OnUpgrade) -> hyper::Result<(Self, Option<Arc<Outbox>>)> {
+    /// `budget`: bytes of the follower's frames the connection may have waiting (a client that
+    /// stops reading costs at most this much; past it, its subscriptions miss results).
+    pub async fn accept(
+        on_upgrade: OnUpgrade,
+        budget: usize,
+    ) -> hyper::Result<(Self, Option<Arc<Outbox>>)> {
         let upgraded = on_upgrade.await?;
         Ok(match upgraded.downcast::<TokioIo<Counted>>() {
             Ok(parts) => {
                 let (stream, slot) = parts.io.into_inner().into_parts();
                 let (read, write) = stream.into_split();
-                let outbox = Arc::new(Outbox::new(write));
+                let outbox = Arc::new(Outbox::new(write, budget));
                 // The leftover is a slice of hyper's read buffer: kept, it would keep all of it.
                 let unread = Bytes::copy_from_slice(&parts.read_buf);
                 let io = Self::Direct {
@@ -132,6 +132,8 @@ pub enum Sent {
 /// The write side of a WebSocket's socket, shared by its writers.
 pub struct Outbox {
     state: Mutex<OutboxState>,
+    /// Bytes of the follower's frames that may wait.
+    budget: usize,
 }
 
 struct OutboxState {
@@ -195,7 +197,8 @@ impl OutboxState {
         }
         self.pending.clear();
         self.sent = 0;
-        if self.pending.capacity() > OUTBOX_BUDGET_BYTES {
+        // A burst's buffer is not kept for good.
+        if self.pending.capacity() > 64 * 1024 {
             self.pending = Vec::new();
         }
         Poll::Ready(Ok(()))
@@ -203,8 +206,9 @@ impl OutboxState {
 }
 
 impl Outbox {
-    pub(super) fn new(socket: OwnedWriteHalf) -> Self {
+    pub(super) fn new(socket: OwnedWriteHalf, budget: usize) -> Self {
         Self {
+            budget,
             state: Mutex::new(OutboxState {
                 socket,
                 pending: Vec::new(),
@@ -229,7 +233,7 @@ impl Outbox {
             return Sent::Closed;
         }
         let size: usize = parts.iter().map(|p| p.len()).sum();
-        if state.waiting() + size > OUTBOX_BUDGET_BYTES {
+        if state.waiting() + size > self.budget {
             return Sent::Full;
         }
         match state.write(parts) {

@@ -71,7 +71,8 @@ pub(super) async fn upgrade(
         Some(token) => token.access_from_header(&headers),
     };
     tokio::spawn(async move {
-        let (io, outbox) = match SocketIo::accept(on_upgrade).await {
+        let budget = endpoint.ws.limits.outbox_bytes;
+        let (io, outbox) = match SocketIo::accept(on_upgrade, budget).await {
             Ok(accepted) => accepted,
             Err(err) => {
                 tracing::debug!(error = %err, "a WebSocket upgrade failed");

@@ -22,6 +22,10 @@ pub struct WsLimits {
     pub per_connection: usize,
     /// Most operations open at once on the gateway (`GRAPHQL_MAX_SUBSCRIPTIONS`).
     pub per_gateway: usize,
+    /// Bytes of live results one connection may have waiting to be sent (beyond the kernel's
+    /// socket buffer) before its subscriptions miss results and get `LAGGED`
+    /// (`GRAPHQL_WS_OUTBOX_BYTES`).
+    pub outbox_bytes: usize,
 }
 
 impl Default for WsLimits {
@@ -30,6 +34,7 @@ impl Default for WsLimits {
             init_timeout: Duration::from_secs(10),
             per_connection: 100,
             per_gateway: 100_000,
+            outbox_bytes: 64 * 1024,
         }
     }
 }
@@ -185,6 +190,7 @@ mod tests {
                 init_timeout: Duration::from_secs(1),
                 per_connection,
                 per_gateway,
+                ..WsLimits::default()
             },
             open.clone(),
         )
