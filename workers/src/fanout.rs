@@ -573,6 +573,12 @@ mod tests {
         assert_eq!(*newest[0], events[2]);
     }
 
+    /// A new subscription to `id`'s anomalies.
+    async fn live(feed: &LiveFeed, id: &str) -> FeedSubscription {
+        let subscribed = feed.subscribe(Topic::Anomalies, series(id), None);
+        subscribed.await.unwrap().subscription
+    }
+
     /// Renders an event as its value, counting renderings.
     #[derive(Default)]
     struct ValueText(AtomicU64);
@@ -625,21 +631,8 @@ mod tests {
     async fn direct_recipients_take_over_once_nothing_is_queued_and_share_each_rendering() {
         let bus = Arc::new(MemoryBus::new(64));
         let feed = LiveFeed::new(bus.clone(), FeedLimits::default());
-        let mut first = feed
-            .subscribe(Topic::Anomalies, series("a"), None)
-            .await
-            .unwrap()
-            .subscription;
-        let mut second = feed
-            .subscribe(Topic::Anomalies, series("a"), None)
-            .await
-            .unwrap()
-            .subscription;
-        let mut marker = feed
-            .subscribe(Topic::Anomalies, series("marker"), None)
-            .await
-            .unwrap()
-            .subscription;
+        let (mut first, mut second) = (live(&feed, "a").await, live(&feed, "a").await);
+        let mut marker = live(&feed, "marker").await;
         let values = Arc::new(ValueText::default());
         let renderer: Arc<dyn Render> = values.clone();
         let recipient = || {

@@ -235,16 +235,12 @@ fn assert_content_type(response: &reqwest::Response, expected: &str) -> String {
     content_type.to_owned()
 }
 
-const SUBSCRIPTION: &str =
-    "subscription { anomalies(seriesId: \"streamed\") { seriesId value cursor } }";
-
-#[tokio::test]
-async fn a_subscription_streams_over_server_sent_events() {
-    let app = spawn_app().await;
-    fit_steady(&app, "streamed").await;
-    let response = stream_request(&app, "text/event-stream", SUBSCRIPTION).await;
+/// The first result of `subscription` streamed over SSE, raising alerts on `series` until it
+/// comes.
+async fn first_sse_result(http: &Http, series: &str, subscription: &str) -> Value {
+    let response = stream_request(http, "text/event-stream", subscription).await;
     assert_content_type(&response, "text/event-stream");
-    let text = read_stream_until(&app, "streamed", response, |t| {
+    let text = read_stream_until(http, series, response, |t| {
         t.find("event: next")
             .is_some_and(|at| t[at..].contains("\n\n"))
     })
@@ -254,7 +250,17 @@ async fn a_subscription_streams_over_server_sent_events() {
         .skip_while(|l| *l != "event: next")
         .find_map(|l| l.strip_prefix("data: "))
         .expect("a data line");
-    let event: Value = serde_json::from_str(data).expect("JSON data");
+    serde_json::from_str(data).expect("JSON data")
+}
+
+const SUBSCRIPTION: &str =
+    "subscription { anomalies(seriesId: \"streamed\") { seriesId value cursor } }";
+
+#[tokio::test]
+async fn a_subscription_streams_over_server_sent_events() {
+    let app = spawn_app().await;
+    fit_steady(&app, "streamed").await;
+    let event = first_sse_result(&app, "streamed", SUBSCRIPTION).await;
     assert_eq!(
         event["data"]["anomalies"]["seriesId"], "streamed",
         "{event}"
@@ -413,18 +419,7 @@ async fn a_live_result_on_a_websocket_equals_the_same_subscription_over_sse() {
     // The WebSocket subscription is live once it has received an alert.
     crate::subscriptions::alert_until_received(&app, "shaped", &mut [&mut client]).await;
 
-    let response = stream_request(&app, "text/event-stream", SHAPED).await;
-    let text = read_stream_until(&app, "shaped", response, |t| {
-        t.find("event: next")
-            .is_some_and(|at| t[at..].contains("\n\n"))
-    })
-    .await;
-    let data = text
-        .lines()
-        .skip_while(|l| *l != "event: next")
-        .find_map(|l| l.strip_prefix("data: "))
-        .expect("a data line");
-    let over_sse: Value = serde_json::from_str(data).expect("JSON data");
+    let over_sse = first_sse_result(&app, "shaped", SHAPED).await;
     let at = &over_sse["data"]["alert"]["at"];
     assert!(at.is_i64(), "{over_sse}");
     let over_ws = loop {
