@@ -213,8 +213,10 @@ impl LiveFeed {
 /// blocking threads.
 const DELIVERIES_PER_SHARE: usize = 256;
 
+/// The machine's cores, read once (the standard library reads cgroup files to answer).
 fn parallelism() -> usize {
-    std::thread::available_parallelism().map_or(1, usize::from)
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
 }
 
 /// A direct recipient and the event as its renderer rendered it (`None`: it could not).

@@ -124,7 +124,6 @@ struct ConnectionExecutor {
     outbox: Option<Arc<Outbox>>,
     protocol: WebSocketProtocols,
     rules: Arc<Mutex<ConnectionRules>>,
-    access: Arc<Mutex<Option<Access>>>,
     renderers: Arc<Renderers>,
 }
 
@@ -134,7 +133,10 @@ impl ConnectionExecutor {
         // The id of the `subscribe` async-graphql is handling: it calls this right after
         // reading it.
         let id = lock(&self.rules).take_subscribing()?;
-        let access = (*self.access.lock().unwrap_or_else(|e| e.into_inner()))?;
+        // What `connection_init` granted, in the connection's data.
+        let access = *session
+            .get(&std::any::TypeId::of::<Access>())?
+            .downcast_ref::<Access>()?;
         let renderer = self.renderers.get(&self.schema, request, access, session);
         Some(DirectDelivery {
             outbox,
@@ -174,9 +176,7 @@ struct CloseOutbox(Option<Arc<Outbox>>);
 
 impl Drop for CloseOutbox {
     fn drop(&mut self) {
-        if let Some(outbox) = &self.0 {
-            outbox.close();
-        }
+        stop_direct(self.0.as_deref());
     }
 }
 
@@ -232,13 +232,11 @@ async fn serve(
                 _ => None,
             })
         });
-    let access_slot = Arc::new(Mutex::new(None));
     let executor = ConnectionExecutor {
         schema: endpoint.schema,
         outbox: outbox.clone(),
         protocol,
         rules: rules.clone(),
-        access: access_slot.clone(),
         renderers: endpoint.ws.renderers.clone(),
     };
     let graphql = async_graphql::http::WebSocket::new(executor, input, protocol)
@@ -250,7 +248,6 @@ async fn serve(
             };
             match access {
                 Some(access) => {
-                    *access_slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(access);
                     init_done.store(true, Ordering::Relaxed);
                     let mut data = Data::default();
                     data.insert(access);
