@@ -27,7 +27,7 @@ mod subscribers;
 #[path = "../support/mod.rs"]
 mod support;
 
-use support::{Process, cpu_time, default_binary, free_port};
+use support::{Process, cpu_time, default_binary, free_port, threads_and_rss};
 
 const SERIES: &str = "bench_alerts";
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -68,19 +68,6 @@ fn options() -> Options {
         }
     }
     options
-}
-
-/// The gateway's thread count and resident memory (KiB), from /proc.
-fn threads_and_rss(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("Threads:"), field("VmRSS:"))
 }
 
 fn start_server(options: &Options, dir: &std::path::Path, port: u16) -> Process {

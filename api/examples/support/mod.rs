@@ -1,5 +1,5 @@
 //! What the benchmarks share: the product binary beside them, child processes that die with the
-//! benchmark, free ports and a process's CPU time.
+//! benchmark, free ports, a process's CPU time and memory.
 
 use std::process::Child;
 use std::time::Duration;
@@ -44,4 +44,17 @@ pub fn cpu_time(pid: &str) -> Duration {
         .map(|f| f.iter().filter_map(|t| t.parse::<u64>().ok()).sum())
         .unwrap_or(0);
     Duration::from_millis(ticks * 10)
+}
+
+/// A process's thread count and resident memory (KiB), from /proc.
+pub fn threads_and_rss(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("Threads:"), field("VmRSS:"))
 }

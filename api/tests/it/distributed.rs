@@ -15,7 +15,7 @@ use serde_json::json;
 
 use crate::demo_scenario::{T0, replay};
 use crate::processes::{RoleProcess, message};
-use crate::support::Http;
+use crate::support::{Http, eventually};
 
 const BULK_FITS: usize = 240;
 const KILL_AT: usize = 60;
@@ -178,10 +178,20 @@ async fn every_role_as_a_process_on_real_backends_loses_and_doubles_nothing() {
     let metrics = RedisMetrics::connect(&redis_url, &redis_prefix)
         .await
         .expect("Redis");
-    let snapshot = metrics
-        .snapshot(anomaly_workers::events::now_ms())
-        .await
-        .unwrap();
+    // The metrics consumers (two members of a group) may still be consuming or settling their
+    // partitions when the replay returns: wait for the five series, then check they stay five.
+    let snapshot = || async {
+        metrics
+            .snapshot(anomaly_workers::events::now_ms())
+            .await
+            .unwrap()
+    };
+    eventually("Redis counts the five trained series and sensor_01's use", || async {
+        let now = snapshot().await;
+        now.series_trained >= 5 && now.model_usage.get("sensor_01").is_some_and(|&n| n > 0)
+    })
+    .await;
+    let snapshot = snapshot().await;
     assert_eq!(snapshot.series_trained, 5);
     assert!(snapshot.model_usage["sensor_01"] > 0);
 

@@ -8,12 +8,11 @@
 //! baseline), unless the run lasts `relearn_after` points: then the series has moved, and it
 //! learns the new level.
 
-use std::collections::VecDeque;
-
 use serde::{Deserialize, Serialize};
 
 use super::seasonal::detect_period;
 use super::stats::scale_floor;
+use super::window::MaxWindow;
 use super::{Direction, Verdict, check_threshold};
 use crate::domain::{InvalidInput, Point, TrainingSet};
 
@@ -62,8 +61,8 @@ pub struct Adaptive {
     pub period: usize,
     pub baselines: Vec<f64>,
     pub next_phase: usize,
-    /// Absolute deviations of the most recent points from their baseline.
-    pub deviations: VecDeque<f64>,
+    /// Absolute deviations of the most recent points from their baseline, and their maximum.
+    pub deviations: MaxWindow,
     pub floor: f64,
     /// Anomalous points in a row so far.
     #[serde(default)]
@@ -133,7 +132,7 @@ impl Adaptive {
 
     /// The largest recent deviation, never below the scale floor.
     fn record(&self) -> f64 {
-        self.deviations.iter().copied().fold(self.floor, f64::max)
+        self.deviations.max().map_or(self.floor, |max| max.max(self.floor))
     }
 
     pub fn score(&self, point: Point) -> Verdict {
@@ -167,10 +166,7 @@ impl Adaptive {
         if !(deviation.is_finite() && baseline.is_finite()) {
             return verdict;
         }
-        if self.deviations.len() >= self.options.window {
-            self.deviations.pop_front();
-        }
-        self.deviations.push_back(deviation);
+        self.deviations.push(deviation, self.options.window);
         self.baselines[phase] = baseline;
         verdict
     }

@@ -19,6 +19,7 @@ mod gate;
 mod robust;
 mod seasonal;
 mod stats;
+mod window;
 mod zscore;
 
 use serde::{Deserialize, Serialize};

@@ -1,12 +1,12 @@
 //! The robust detector: the median and MAD of a sliding window of recent values. Outliers barely
 //! move a median, so a spike does not mask the next one, and the window follows level changes
 //! once they have lasted half a window. A scale floor keeps flat and step-valued series sane.
-
-use std::collections::VecDeque;
+//! The window keeps a sorted copy, so a point costs a binary search and one move, not a scan.
 
 use serde::{Deserialize, Serialize};
 
-use super::stats::{median_and_scale, scale_floor};
+use super::stats::scale_floor;
+use super::window::MedianWindow;
 use super::{Direction, Verdict, check_threshold};
 use crate::domain::{InvalidInput, TrainingSet};
 
@@ -33,7 +33,7 @@ impl Default for RobustOptions {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Robust {
     pub options: RobustOptions,
-    pub recent: VecDeque<f64>,
+    pub recent: MedianWindow,
     pub floor: f64,
 }
 
@@ -52,7 +52,7 @@ impl Robust {
     }
 
     pub fn score(&self, value: f64) -> Verdict {
-        let (median, scale) = median_and_scale(self.recent.iter().copied(), &mut Vec::new());
+        let (median, scale) = self.recent.median_and_scale();
         let scale = scale.max(self.floor);
         Verdict::against_band(
             value,
@@ -63,10 +63,7 @@ impl Robust {
     }
 
     pub fn learn(&mut self, value: f64) {
-        if self.recent.len() >= self.options.window {
-            self.recent.pop_front();
-        }
-        self.recent.push_back(value);
+        self.recent.push(value, self.options.window);
     }
 }
 

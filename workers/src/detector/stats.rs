@@ -19,6 +19,9 @@ pub fn median_in_place(values: &mut [f64]) -> f64 {
     lower / 2.0 + upper / 2.0
 }
 
+/// A normal distribution's standard deviation per median absolute deviation.
+pub const MAD_TO_STD: f64 = 1.4826;
+
 /// Median and MAD-based standard deviation (1.4826 · median absolute deviation) of `values`.
 pub fn median_and_scale(values: impl Iterator<Item = f64>, scratch: &mut Vec<f64>) -> (f64, f64) {
     scratch.clear();
@@ -27,7 +30,7 @@ pub fn median_and_scale(values: impl Iterator<Item = f64>, scratch: &mut Vec<f64
     for v in scratch.iter_mut() {
         *v = (*v - median).abs();
     }
-    (median, 1.4826 * median_in_place(scratch))
+    (median, MAD_TO_STD * median_in_place(scratch))
 }
 
 /// The smallest spread a detector will assume, so that flat or step-valued series do not make

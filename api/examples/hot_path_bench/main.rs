@@ -1,29 +1,38 @@
 //! The hot-path benchmark (a benchmark, not a test): a bare axum handler that parses the same JSON
 //! point and answers a small JSON verdict (the ceiling for an HTTP JSON endpoint on this machine)
 //! runs beside `anomaly serve`, and a keep-alive load generator drives each in turn, interleaved,
-//! so every figure is a ratio to the reference measured minutes apart on the same (noisy) box.
-//! Prints requests/s, the ratio, p50/p99 latency and the server's CPU per request for: REST
-//! predict on one hot series (default detector) and the GraphQL `predict` mutation. Then fit
-//! ingest: points/s from `fit` to rows in the database (SQLite, or `--database-url`).
+//! so every figure is a ratio to the reference measured seconds apart on the same (noisy) box.
+//! Prints requests/s, the ratio, p50/p99 latency and the servers' CPU per request for:
+//! - REST predict on one hot series (default detector);
+//! - REST predict spread uniformly over `--series` trained series (1,000,000 by default, `zscore`,
+//!   written straight into the database, each loaded once by a sweep first) with the product's RSS
+//!   per cached series (`MODEL_CACHE_MAX` is set to the series count);
+//! - the GraphQL `predict` mutation;
+//! - with `--kafka` and `--redis` (and a PostgreSQL `--database-url`): REST predict through a
+//!   distributed gateway, which calls a predictor process over HTTP;
+//!
+//! then fit ingest: points/s from `fit` to rows in the database (SQLite, or `--database-url`).
 //!
 //!   cargo build --release --bin anomaly -p anomaly-api --example hot_path_bench
 //!   target/release/examples/hot_path_bench [--seconds 8] [--connections 50] [--rounds 2] \
-//!       [--database-url postgres://...]
+//!       [--series 1000000] [--database-url postgres://...] [--kafka HOST:PORT --redis URL]
 //!
 //! With `--reference PORT` the binary is the reference server itself.
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
+mod distributed;
+mod load;
+mod many_series;
+#[path = "../support/mod.rs"]
 mod support;
 
-use support::{Process, cpu_time, default_binary, free_port};
+use load::{Load, Run, drive, post};
+use support::{Process, cpu_time, default_binary, free_port, threads_and_rss};
 
 const SERIES: &str = "hot_series";
 
@@ -34,6 +43,11 @@ struct Options {
     binary: String,
     /// The product's database (a fresh SQLite file by default).
     database_url: Option<String>,
+    /// Trained series of the spread scenario (0 skips it).
+    series: u64,
+    /// A Kafka broker and a Redis for the distributed scenario (skipped without them).
+    kafka: Option<String>,
+    redis: Option<String>,
 }
 
 fn options() -> Result<Options, u16> {
@@ -43,6 +57,9 @@ fn options() -> Result<Options, u16> {
         rounds: 2,
         binary: default_binary(),
         database_url: None,
+        series: 1_000_000,
+        kafka: None,
+        redis: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -57,6 +74,9 @@ fn options() -> Result<Options, u16> {
             "--rounds" => options.rounds = value().parse().expect("a number"),
             "--binary" => options.binary = value(),
             "--database-url" => options.database_url = Some(value()),
+            "--series" => options.series = value().parse().expect("a number"),
+            "--kafka" => options.kafka = Some(value()),
+            "--redis" => options.redis = Some(value()),
             other => panic!("unknown flag {other}"),
         }
     }
@@ -87,118 +107,6 @@ async fn reference(port: u16) {
     axum::serve(listener, app)
         .await
         .expect("the reference server");
-}
-
-/// What one run measured.
-struct Run {
-    requests: u64,
-    errors: u64,
-    seconds: f64,
-    latencies_us: Vec<u32>,
-    cpu: Duration,
-}
-
-impl Run {
-    fn rate(&self) -> f64 {
-        self.requests as f64 / self.seconds
-    }
-
-    fn percentile_ms(&self, p: f64) -> f64 {
-        if self.latencies_us.is_empty() {
-            return 0.0;
-        }
-        let at = ((self.latencies_us.len() - 1) as f64 * p).round() as usize;
-        f64::from(self.latencies_us[at]) / 1000.0
-    }
-
-    fn cpu_us_per_request(&self) -> f64 {
-        self.cpu.as_secs_f64() * 1e6 / self.requests.max(1) as f64
-    }
-}
-
-/// Sends `request` over and over on one keep-alive connection until `stop`; returns the
-/// latencies (µs) and how many answers were not 200.
-async fn connection(port: u16, request: Arc<Vec<u8>>, stop: Arc<AtomicBool>) -> (Vec<u32>, u64) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("connect");
-    let _ = stream.set_nodelay(true);
-    let mut buffer = vec![0u8; 64 * 1024];
-    let mut latencies = Vec::new();
-    let mut errors = 0;
-    while !stop.load(Ordering::Relaxed) {
-        let sent = Instant::now();
-        stream.write_all(&request).await.expect("write");
-        // Read one answer: headers, then Content-Length bytes.
-        let mut filled = 0;
-        let (head_end, length) = loop {
-            let n = stream.read(&mut buffer[filled..]).await.expect("read");
-            assert!(n > 0, "the server closed the connection");
-            filled += n;
-            if let Some(end) = find(&buffer[..filled], b"\r\n\r\n") {
-                let head = std::str::from_utf8(&buffer[..end]).unwrap_or_default();
-                let length = head
-                    .lines()
-                    .find_map(|l| {
-                        let (name, value) = l.split_once(':')?;
-                        name.eq_ignore_ascii_case("content-length")
-                            .then(|| value.trim().parse::<usize>().ok())?
-                    })
-                    .expect("a content-length");
-                if !head.starts_with("HTTP/1.1 200") {
-                    errors += 1;
-                }
-                break (end + 4, length);
-            }
-        };
-        while filled < head_end + length {
-            let n = stream.read(&mut buffer[filled..]).await.expect("read");
-            assert!(n > 0, "the server closed the connection");
-            filled += n;
-        }
-        latencies.push(u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX));
-    }
-    (latencies, errors)
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-fn post(path: &str, body: &str) -> Vec<u8> {
-    format!(
-        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
-}
-
-async fn drive(options: &Options, port: u16, pid: u32, request: Vec<u8>) -> Run {
-    let request = Arc::new(request);
-    let stop = Arc::new(AtomicBool::new(false));
-    let cpu = cpu_time(&pid.to_string());
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..options.connections)
-        .map(|_| tokio::spawn(connection(port, request.clone(), stop.clone())))
-        .collect();
-    tokio::time::sleep(Duration::from_secs(options.seconds)).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut latencies = Vec::new();
-    let mut errors = 0;
-    for task in tasks {
-        let (mut l, e) = task.await.expect("a connection");
-        latencies.append(&mut l);
-        errors += e;
-    }
-    let seconds = started.elapsed().as_secs_f64();
-    latencies.sort_unstable();
-    Run {
-        requests: latencies.len() as u64,
-        errors,
-        seconds,
-        latencies_us: latencies,
-        cpu: cpu_time(&pid.to_string()).saturating_sub(cpu),
-    }
 }
 
 async fn wait_ready(port: u16, path: &str) {
@@ -268,6 +176,48 @@ async fn fit_ingest(port: u16, pid: u32) -> (f64, f64) {
     (total / seconds, cpu.as_secs_f64() * 1e6 / total)
 }
 
+/// One table row: a run and how it compares with the reference run just before it.
+fn report(round: usize, name: &str, run: &Run, baseline: Option<&Run>) {
+    let ratio = baseline.map_or(1.0, |b| run.rate() / b.rate());
+    println!(
+        "| {round} | {name} | {:.0} | {ratio:.2} | {:.2} ms | {:.2} ms | {:.1} µs | {} |",
+        run.rate(),
+        run.percentile_ms(0.5),
+        run.percentile_ms(0.99),
+        run.cpu_us_per_request(),
+        run.errors
+    );
+}
+
+/// A scenario: the load it sends, to which port, and whose CPU counts.
+struct Scenario {
+    name: String,
+    port: u16,
+    pids: Vec<u32>,
+    load: Load,
+    /// What the reference is sent beside it (the same paths and body).
+    reference_load: Load,
+}
+
+/// Fits `series` on `port` with the default detector on a daily-looking signal.
+async fn fit_hot_series(port: u16, series: &str) {
+    let points: Vec<Value> = (0..2_000)
+        .map(|i| {
+            let phase = f64::from(i) / 288.0 * std::f64::consts::TAU;
+            json!({ "timestamp": 1_700_000_000 + 300 * i64::from(i), "value": 50.0 + 10.0 * phase.sin() })
+        })
+        .collect();
+    let fit = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/fit/{series}"))
+        .json(&json!({ "data": points }))
+        .send()
+        .await
+        .expect("fit");
+    assert!(fit.status().is_success(), "fit answered {}", fit.status());
+}
+
+const POINT: &str = r#"{"timestamp":1700600000,"value":52.5}"#;
+
 #[tokio::main]
 async fn main() {
     let options = match options() {
@@ -283,21 +233,20 @@ async fn main() {
             .spawn()
             .expect("starting the reference"),
     );
+    let database_url = options.database_url.clone().unwrap_or_else(|| {
+        format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("bench.db").display()
+        )
+    });
     let product = Process(
         Command::new(&options.binary)
             .arg("serve")
             .current_dir(dir.path())
             .env("APP_HOST", "127.0.0.1")
             .env("APP_PORT", product_port.to_string())
-            .env(
-                "DATABASE_URL",
-                options.database_url.clone().unwrap_or_else(|| {
-                    format!(
-                        "sqlite://{}?mode=rwc",
-                        dir.path().join("bench.db").display()
-                    )
-                }),
-            )
+            .env("DATABASE_URL", &database_url)
+            .env("MODEL_CACHE_MAX", options.series.max(100_000).to_string())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()
@@ -305,36 +254,91 @@ async fn main() {
     );
     wait_ready(reference_port, "/").await;
     wait_ready(product_port, "/readyz").await;
+    fit_hot_series(product_port, SERIES).await;
+    let (reference_pid, product_pid) = (reference_process.0.id(), product.0.id());
 
-    // One hot series on the default detector, fitted on a daily-looking signal.
-    let points: Vec<Value> = (0..2_000)
-        .map(|i| {
-            let phase = f64::from(i) / 288.0 * std::f64::consts::TAU;
-            json!({ "timestamp": 1_700_000_000 + 300 * i64::from(i), "value": 50.0 + 10.0 * phase.sin() })
-        })
-        .collect();
-    let fit = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{product_port}/fit/{SERIES}"))
-        .json(&json!({ "data": points }))
-        .send()
-        .await
-        .expect("fit");
-    assert!(fit.status().is_success(), "fit answered {}", fit.status());
-
-    let point = r#"{"timestamp":1700600000,"value":52.5}"#;
-    let rest = post(&format!("/predict/{SERIES}"), point);
-    let graphql = post(
+    let same = |request: Vec<u8>| Load::Same(Arc::new(request));
+    let hot = same(post(&format!("/predict/{SERIES}"), POINT));
+    let graphql = same(post(
         "/graphql",
         &json!({ "query": format!(
             "mutation {{ predict(seriesId: \"{SERIES}\", point: {{timestamp: 1700600000, value: 52.5}}) {{ modelVersion anomaly score }} }}"
         ) })
         .to_string(),
-    );
-    let scenarios = [
-        ("REST predict, one hot series", &rest),
-        ("GraphQL predict", &graphql),
+    ));
+    let mut scenarios = vec![
+        Scenario {
+            name: "REST predict, one hot series".into(),
+            port: product_port,
+            pids: vec![product_pid],
+            load: hot.clone(),
+            reference_load: hot.clone(),
+        },
+        Scenario {
+            name: "GraphQL predict".into(),
+            port: product_port,
+            pids: vec![product_pid],
+            load: graphql,
+            reference_load: hot.clone(),
+        },
     ];
-    let (reference_pid, product_pid) = (reference_process.0.id(), product.0.id());
+
+    let mut memory_note = None;
+    if options.series > 0 {
+        let series = options.series;
+        let rss_before = threads_and_rss(product_pid).1;
+        let loaded = Instant::now();
+        many_series::train(&database_url, product_port, series).await;
+        let load_seconds = loaded.elapsed().as_secs_f64();
+        let spread = |prefix| Load::Spread {
+            prefix,
+            series,
+            body: Arc::from(POINT),
+        };
+        let sweep = Load::Sweep {
+            prefix: many_series::PREFIX,
+            series,
+            body: Arc::from(POINT),
+            next: Default::default(),
+        };
+        let warm = drive(options.connections, 3_600, product_port, &[product_pid], sweep).await;
+        let rss_after = threads_and_rss(product_pid).1;
+        memory_note = Some(format!(
+            "{series} zscore series written in {load_seconds:.1} s, each loaded once by a sweep \
+             ({:.0}/s, {} errors): RSS {} → {} MiB, {:.0} bytes per cached series",
+            warm.rate(),
+            warm.errors,
+            rss_before / 1024,
+            rss_after / 1024,
+            rss_after.saturating_sub(rss_before) as f64 * 1024.0 / series as f64
+        ));
+        scenarios.push(Scenario {
+            name: format!("REST predict over {series} series"),
+            port: product_port,
+            pids: vec![product_pid],
+            load: spread(many_series::PREFIX),
+            reference_load: spread(many_series::PREFIX),
+        });
+    }
+
+    let roles = match (&options.kafka, &options.redis, &options.database_url) {
+        (Some(kafka), Some(redis), Some(database)) if database.starts_with("postgres") => {
+            Some(distributed::Roles::start(&options.binary, database, kafka, redis).await)
+        }
+        (None, None, _) => None,
+        _ => panic!("the distributed scenario needs --kafka, --redis and a PostgreSQL --database-url"),
+    };
+    if let Some(roles) = &roles {
+        fit_hot_series(roles.gateway_port, SERIES).await;
+        scenarios.push(Scenario {
+            name: "REST predict, distributed (gateway → predictor over HTTP)".into(),
+            port: roles.gateway_port,
+            pids: roles.pids(),
+            load: hot.clone(),
+            reference_load: hot.clone(),
+        });
+    }
+
     println!(
         "{} connections, {} s a run, {} rounds; each figure beside the reference run just before it",
         options.connections, options.seconds, options.rounds
@@ -344,33 +348,30 @@ async fn main() {
     );
     println!("|---|---|---|---|---|---|---|---|");
     for round in 1..=options.rounds {
-        for (name, request) in scenarios {
+        for scenario in &scenarios {
+            let (connections, seconds) = (options.connections, options.seconds);
             let baseline = drive(
-                &options,
+                connections,
+                seconds,
                 reference_port,
-                reference_pid,
-                post(&format!("/predict/{SERIES}"), point),
+                &[reference_pid],
+                scenario.reference_load.clone(),
             )
             .await;
-            println!(
-                "| {round} | reference axum handler | {:.0} | 1.00 | {:.2} ms | {:.2} ms | {:.1} µs | {} |",
-                baseline.rate(),
-                baseline.percentile_ms(0.5),
-                baseline.percentile_ms(0.99),
-                baseline.cpu_us_per_request(),
-                baseline.errors
-            );
-            let run = drive(&options, product_port, product_pid, request.clone()).await;
-            println!(
-                "| {round} | {name} | {:.0} | {:.2} | {:.2} ms | {:.2} ms | {:.1} µs | {} |",
-                run.rate(),
-                run.rate() / baseline.rate(),
-                run.percentile_ms(0.5),
-                run.percentile_ms(0.99),
-                run.cpu_us_per_request(),
-                run.errors
-            );
+            report(round, "reference axum handler", &baseline, None);
+            let run = drive(
+                connections,
+                seconds,
+                scenario.port,
+                &scenario.pids,
+                scenario.load.clone(),
+            )
+            .await;
+            report(round, &scenario.name, &run, Some(&baseline));
         }
+    }
+    if let Some(note) = memory_note {
+        println!("{note}");
     }
     let database = if options.database_url.is_some() {
         "the given database"

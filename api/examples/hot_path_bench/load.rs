@@ -1,0 +1,200 @@
+//! The load generator: keep-alive HTTP/1.1 connections that each send a request, read its whole
+//! answer and send the next, for a fixed time or until a sweep over every series is done; what a
+//! run measured (rate, latencies, the servers' CPU).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::support::cpu_time;
+
+/// What each connection sends.
+#[derive(Clone)]
+pub enum Load {
+    /// The same request over and over.
+    Same(Arc<Vec<u8>>),
+    /// `POST /predict/{prefix}{n}` with `body`, `n` uniform in `0..series` (a generator per
+    /// connection).
+    Spread {
+        prefix: &'static str,
+        series: u64,
+        body: Arc<str>,
+    },
+    /// Every series once, in turn (connections share the counter): the run ends when all are sent.
+    Sweep {
+        prefix: &'static str,
+        series: u64,
+        body: Arc<str>,
+        next: Arc<AtomicU64>,
+    },
+}
+
+impl Load {
+    /// Writes the next request into `request`; false when a sweep is done.
+    fn next(&self, request: &mut Vec<u8>, random: &mut u64) -> bool {
+        let (prefix, n, body) = match self {
+            Self::Same(bytes) => {
+                request.clear();
+                request.extend_from_slice(bytes);
+                return true;
+            }
+            Self::Spread {
+                prefix,
+                series,
+                body,
+            } => {
+                // xorshift64*: cheap, and good enough to spread over the series.
+                *random ^= *random >> 12;
+                *random ^= *random << 25;
+                *random ^= *random >> 27;
+                let n = random.wrapping_mul(0x2545_f491_4f6c_dd1d) % series;
+                (prefix, n, body)
+            }
+            Self::Sweep {
+                prefix,
+                series,
+                body,
+                next,
+            } => {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= *series {
+                    return false;
+                }
+                (prefix, n, body)
+            }
+        };
+        request.clear();
+        request.extend_from_slice(&post(&format!("/predict/{prefix}{n}"), body));
+        true
+    }
+}
+
+/// A POST of a JSON `body` to `path`.
+pub fn post(path: &str, body: &str) -> Vec<u8> {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// What one run measured.
+pub struct Run {
+    pub requests: u64,
+    pub errors: u64,
+    pub seconds: f64,
+    latencies_us: Vec<u32>,
+    cpu: Duration,
+}
+
+impl Run {
+    pub fn rate(&self) -> f64 {
+        self.requests as f64 / self.seconds
+    }
+
+    pub fn percentile_ms(&self, p: f64) -> f64 {
+        if self.latencies_us.is_empty() {
+            return 0.0;
+        }
+        let at = ((self.latencies_us.len() - 1) as f64 * p).round() as usize;
+        f64::from(self.latencies_us[at]) / 1000.0
+    }
+
+    pub fn cpu_us_per_request(&self) -> f64 {
+        self.cpu.as_secs_f64() * 1e6 / self.requests.max(1) as f64
+    }
+}
+
+/// Sends requests from `load` on one keep-alive connection until `stop` (or the load is done);
+/// returns the latencies (µs) and how many answers were not 200.
+async fn connection(port: u16, load: Load, seed: u64, stop: Arc<AtomicBool>) -> (Vec<u32>, u64) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let _ = stream.set_nodelay(true);
+    let mut buffer = vec![0u8; 64 * 1024];
+    let mut request = Vec::with_capacity(512);
+    let mut random = seed | 1;
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    while !stop.load(Ordering::Relaxed) && load.next(&mut request, &mut random) {
+        let sent = Instant::now();
+        stream.write_all(&request).await.expect("write");
+        // Read one answer: headers, then Content-Length bytes.
+        let mut filled = 0;
+        let (head_end, length) = loop {
+            let n = stream.read(&mut buffer[filled..]).await.expect("read");
+            assert!(n > 0, "the server closed the connection");
+            filled += n;
+            if let Some(end) = find(&buffer[..filled], b"\r\n\r\n") {
+                let head = std::str::from_utf8(&buffer[..end]).unwrap_or_default();
+                let length = head
+                    .lines()
+                    .find_map(|l| {
+                        let (name, value) = l.split_once(':')?;
+                        name.eq_ignore_ascii_case("content-length")
+                            .then(|| value.trim().parse::<usize>().ok())?
+                    })
+                    .expect("a content-length");
+                if !head.starts_with("HTTP/1.1 200") {
+                    errors += 1;
+                }
+                break (end + 4, length);
+            }
+        };
+        while filled < head_end + length {
+            let n = stream.read(&mut buffer[filled..]).await.expect("read");
+            assert!(n > 0, "the server closed the connection");
+            filled += n;
+        }
+        latencies.push(u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX));
+    }
+    (latencies, errors)
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// `connections` connections to `port` sending `load` for `seconds` (or until a sweep is done),
+/// with the CPU the processes `pids` used meanwhile.
+pub async fn drive(connections: usize, seconds: u64, port: u16, pids: &[u32], load: Load) -> Run {
+    let stop = Arc::new(AtomicBool::new(false));
+    let cpu_of = || -> Duration { pids.iter().map(|pid| cpu_time(&pid.to_string())).sum() };
+    let cpu = cpu_of();
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..connections as u64 {
+        let seed = 0x9e37_79b9_7f4a_7c15u64.wrapping_mul(n + 1);
+        tasks.spawn(connection(port, load.clone(), seed, stop.clone()));
+    }
+    let deadline = tokio::time::sleep(Duration::from_secs(seconds));
+    tokio::pin!(deadline);
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    loop {
+        tokio::select! {
+            () = &mut deadline, if !stop.load(Ordering::Relaxed) => stop.store(true, Ordering::Relaxed),
+            next = tasks.join_next() => match next {
+                Some(outcome) => {
+                    let (mut l, e) = outcome.expect("a connection");
+                    latencies.append(&mut l);
+                    errors += e;
+                }
+                None => break,
+            },
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    latencies.sort_unstable();
+    Run {
+        requests: latencies.len() as u64,
+        errors,
+        seconds,
+        latencies_us: latencies,
+        cpu: cpu_of().saturating_sub(cpu),
+    }
+}
