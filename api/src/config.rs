@@ -64,8 +64,8 @@ pub struct Config {
     pub bus_capacity: usize,
     /// How the gateway's live feeds are sized (per-subscriber queue, remembered events).
     pub feed: anomaly_workers::fanout::FeedLimits,
-    /// Points between checkpoints of a series' online learning state.
-    pub checkpoint_every: u64,
+    /// When a series' online learning state is checkpointed.
+    pub checkpoints: anomaly_workers::predictor::Checkpoints,
     /// Series a predictor keeps in memory; the least recently used leave past it.
     pub model_cache_max: usize,
     pub log_format: LogFormat,
@@ -168,7 +168,14 @@ impl Config {
                 subscriber_buffer: parse_or(&get, "SUBSCRIBER_BUFFER", 256)?.max(1),
                 recent: parse_or(&get, "LIVE_RECENT_EVENTS", 4096)?,
             },
-            checkpoint_every: parse_or(&get, "CHECKPOINT_EVERY", 100)?,
+            checkpoints: anomaly_workers::predictor::Checkpoints {
+                every: parse_or(&get, "CHECKPOINT_EVERY", 100)?,
+                min_interval: Duration::from_millis(parse_or(
+                    &get,
+                    "CHECKPOINT_MIN_INTERVAL_MS",
+                    1000,
+                )?),
+            },
             model_cache_max: match parse_or(
                 &get,
                 "MODEL_CACHE_MAX",

@@ -2,17 +2,16 @@
 //! (`CORS_ORIGINS`; none by default: only the gateway's own pages call it), gzip/brotli for
 //! answers over 1 KB when the client accepts them (JSON lists, GraphQL answers, GraphiQL's files;
 //! the small predict answers stay as they are), and a request id on every request (`x-request-id`,
-//! kept from the client or made up) that the logs carry and the answer returns.
+//! kept from the client or made up, by `listen::serve`) that the logs carry and the answer
+//! returns.
 
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
 use tower_http::compression::{CompressionLayer, CompressionLevel};
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 /// The request id header.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -56,13 +55,6 @@ pub fn compression() -> CompressionLayer<impl Predicate> {
     CompressionLayer::new()
         .quality(CompressionLevel::Fastest)
         .compress_when(predicate)
-}
-
-/// Gives every request an id (the client's `x-request-id`, or a new UUID) and returns it.
-pub fn with_request_ids(router: Router) -> Router {
-    router
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }
 
 /// The request id of `request`, for log spans.

@@ -22,6 +22,7 @@ pub mod probes;
 pub mod prometheus;
 pub mod rest;
 pub mod roles;
+pub(crate) mod routed;
 pub mod serve;
 pub mod state;
 pub mod telemetry;
@@ -30,11 +31,9 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::auth::ApiToken;
 use crate::config::Config;
-use crate::error::ApiError;
 use crate::extract::BodyLimit;
 use crate::state::AppState;
 
@@ -86,7 +85,7 @@ pub fn app(state: AppState, edge: &EdgeLimits) -> Router {
     let probes = probes::routes(vec![probes::Check::database(state.store.clone())]);
     prometheus::handle();
     let max_body_bytes = edge.max_body_bytes;
-    let router = rest::routes()
+    let routes = rest::routes()
         .with_state(state)
         .merge(graphql::routes(
             schema,
@@ -109,25 +108,21 @@ pub fn app(state: AppState, edge: &EdgeLimits) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             edge.token.clone(),
-            auth::require_token,
-        ))
-        .layer(axum::middleware::from_fn(prometheus::track))
+            routed::routed,
+        ));
+    // Run once around the router, not per route (see `routed`); CORS outside the token check,
+    // so a browser's preflight is answered.
+    let around = tower::ServiceBuilder::new()
+        .option_layer(edge::cors(&edge.cors_origins))
+        .layer(edge::compression())
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::Extension(BodyLimit(max_body_bytes)))
         .layer(axum::Extension(edge.detect))
         .layer(axum::Extension(rest::HealthTopSeries(
             edge.health_top_series,
         )))
-        .layer(CatchPanicLayer::custom(|_| {
-            ApiError::Internal("a request handler panicked".into()).into_response()
-        }))
-        .layer(telemetry::request_tracing())
-        .layer(edge::compression());
-    // Outside the token check, so a browser's preflight is answered.
-    match edge::cors(&edge.cors_origins) {
-        Some(cors) => router.layer(cors),
-        None => router,
-    }
+        .service(routes);
+    Router::new().fallback_service(around)
 }
 
 async fn not_found() -> Response {

@@ -10,6 +10,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
@@ -21,7 +22,9 @@ use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
+use crate::edge::REQUEST_ID;
 use crate::error::ApiError;
 
 /// How long connections still serving a request get to finish once shutdown starts.
@@ -96,9 +99,16 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let timeout = limits.request_timeout;
-    let router = crate::edge::with_request_ids(router.layer(axum::middleware::from_fn(
-        move |request: Request, next: Next| request_deadline(timeout, request, next),
-    )));
+    // Once around the router (not per route): the request id (the client's, or a new one,
+    // returned on the answer) and the deadline.
+    let service = tower::ServiceBuilder::new()
+        .map_request(|request: hyper::Request<hyper::body::Incoming>| request.map(Body::new))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(axum::middleware::from_fn(
+            move |request: Request, next: Next| request_deadline(timeout, request, next),
+        ))
+        .service(router);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let connections = TaskTracker::new();
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -123,7 +133,7 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
+        let service = TowerToHyperService::new(service.clone());
         let stream = Counted {
             stream,
             _slot: slot,

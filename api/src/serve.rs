@@ -21,7 +21,7 @@ use anomaly_workers::trainer::Trainer;
 
 use crate::backends;
 use crate::config::Config;
-use crate::state::AppState;
+use crate::state::{AppState, Services};
 
 /// How long consumers may take to write what they already accepted once HTTP has drained.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -80,7 +80,7 @@ pub async fn run(
     let predictor = Arc::new(Predictor::with_cache(
         store.clone(),
         events.clone(),
-        config.checkpoint_every,
+        config.checkpoints,
         config.model_cache_max,
     ));
     let announcements = events.follow(Topic::Models).await?;
@@ -94,13 +94,13 @@ pub async fn run(
         background.clone(),
     ));
 
-    let state = AppState {
+    let state = AppState::new(Services {
         training: Arc::new(trainer),
         scoring: predictor.clone(),
         store,
         metrics,
         feed: backends::live_feed(events.clone(), &config).await?,
-    };
+    });
     tracing::info!(
         address = %listener.local_addr()?,
         database = %redact(&config.database_url),

@@ -1,6 +1,8 @@
 //! What the gateway's handlers share: the trainer and predictor (in-process or remote), and the
-//! stores it reads directly for plots and health.
+//! stores it reads directly for plots and health. Behind one `Arc`: axum clones the state for
+//! every request, so a clone is one reference count, not one per service.
 
+use std::ops::Deref;
 use std::sync::Arc;
 
 use anomaly_workers::fanout::LiveFeed;
@@ -10,11 +12,27 @@ use anomaly_workers::store::ModelStore;
 use anomaly_workers::trainer::Training;
 
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+pub struct Services {
     pub training: Arc<dyn Training>,
     pub scoring: Arc<dyn Scoring>,
     pub store: Arc<dyn ModelStore>,
     pub metrics: Arc<dyn MetricsStore>,
     /// Live predictions and anomalies (GraphQL subscriptions): one follower per topic, shared.
     pub feed: LiveFeed,
+}
+
+impl AppState {
+    pub fn new(services: Services) -> Self {
+        Self(Arc::new(services))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
 }

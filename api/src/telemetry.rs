@@ -112,17 +112,8 @@ pub fn continue_trace(span: &tracing::Span, headers: &axum::http::HeaderMap) {
 }
 
 /// The span of one HTTP request (method, route pattern, request id), continuing the caller's
-/// trace when the request carries one, and a log line per answer.
-pub fn request_tracing() -> tower_http::trace::TraceLayer<
-    tower_http::classify::SharedClassifier<tower_http::classify::ServerErrorsAsFailures>,
-    fn(&axum::extract::Request) -> tracing::Span,
-> {
-    tower_http::trace::TraceLayer::new_for_http()
-        .make_span_with(request_span as fn(&axum::extract::Request) -> tracing::Span)
-        .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO))
-}
-
-fn request_span(request: &axum::extract::Request) -> tracing::Span {
+/// trace when the request carries one (`routed` runs the request in it).
+pub(crate) fn request_span(request: &axum::extract::Request) -> tracing::Span {
     let path = request
         .extensions()
         .get::<axum::extract::MatchedPath>()

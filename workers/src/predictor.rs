@@ -2,15 +2,17 @@
 //! detectors, learns from them. Each series' live state sits in a bounded in-memory cache
 //! (`model_cache`) behind its own lock (updates of one series are serialised), kept fresh from the
 //! `models` topic, so a cached series costs no database query. Learning state is checkpointed
-//! every `checkpoint_every` points, when the series leaves the cache and on shutdown, and
-//! restored when a model is loaded again. Metrics and live events are handed to the bus without
+//! every `Checkpoints::every` points (but not more often than `Checkpoints::min_interval` per
+//! series), when the series leaves the cache and on shutdown, and restored when a model is loaded
+//! again. Metrics and live events are handed to the bus without
 //! waiting on it.
 
 mod model_cache;
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
+use ::metrics::Counter;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -24,6 +26,27 @@ use crate::live::LiveState;
 use crate::model::TrainedModel;
 use crate::store::{ModelStore, StoreError};
 use model_cache::{Departure, Live, ModelCache};
+
+/// When a series' online learning state is saved while it is in use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checkpoints {
+    /// Points learnt between two checkpoints of a series.
+    pub every: u64,
+    /// Least time between two checkpoints of a series: a hot series (thousands of points a
+    /// second) is saved this often instead of every `every` points, which would spend more on
+    /// serialising and writing its state than on scoring.
+    pub min_interval: std::time::Duration,
+}
+
+impl Checkpoints {
+    /// Every `every` points, however soon.
+    pub fn every(every: u64) -> Self {
+        Self {
+            every,
+            min_interval: std::time::Duration::ZERO,
+        }
+    }
+}
 
 /// Series a predictor keeps in memory by default (`MODEL_CACHE_MAX`): a few GB with the default
 /// detector (README: memory per cached series).
@@ -65,26 +88,34 @@ pub struct Predictor {
     store: Arc<dyn ModelStore>,
     bus: Arc<dyn EventBus>,
     cache: Arc<ModelCache>,
-    checkpoint_every: u64,
+    checkpoints: Checkpoints,
 }
 
 impl Predictor {
     pub fn new(store: Arc<dyn ModelStore>, bus: Arc<dyn EventBus>, checkpoint_every: u64) -> Self {
-        Self::with_cache(store, bus, checkpoint_every, DEFAULT_MODEL_CACHE_MAX)
+        Self::with_cache(
+            store,
+            bus,
+            Checkpoints::every(checkpoint_every),
+            DEFAULT_MODEL_CACHE_MAX,
+        )
     }
 
     /// A predictor keeping at most `cache_max` series in memory.
     pub fn with_cache(
         store: Arc<dyn ModelStore>,
         bus: Arc<dyn EventBus>,
-        checkpoint_every: u64,
+        checkpoints: Checkpoints,
         cache_max: usize,
     ) -> Self {
         Self {
             store,
             bus,
             cache: Arc::new(ModelCache::new(cache_max)),
-            checkpoint_every: checkpoint_every.max(1),
+            checkpoints: Checkpoints {
+                every: checkpoints.every.max(1),
+                ..checkpoints
+            },
         }
     }
 
@@ -215,7 +246,7 @@ impl Scoring for Predictor {
             let observation = state.observe(point);
             // A series evicted while this point was on its way saves what it learns at once.
             let due = live.model.detector.is_online()
-                && (state.seen % self.checkpoint_every == 0 || live.evicted());
+                && (live.evicted() || live.checkpoint_due(state.seen, &self.checkpoints));
             let scored = Scored {
                 id: Uuid::now_v7(),
                 series_id: series.clone(),
@@ -235,12 +266,19 @@ impl Scoring for Predictor {
         if let Some(state) = checkpoint {
             self.checkpoint(&live.model, state);
         }
-        ::metrics::counter!("anomaly_predictions_total").increment(1);
+        // Registered on first use (after the recorder is installed), not looked up per point.
+        static PREDICTIONS: LazyLock<Counter> =
+            LazyLock::new(|| ::metrics::counter!("anomaly_predictions_total"));
+        static ANOMALIES: LazyLock<Counter> =
+            LazyLock::new(|| ::metrics::counter!("anomaly_anomalies_total"));
+        static ALERTS: LazyLock<Counter> =
+            LazyLock::new(|| ::metrics::counter!("anomaly_alerts_total"));
+        PREDICTIONS.increment(1);
         if scored.verdict.anomaly {
-            ::metrics::counter!("anomaly_anomalies_total").increment(1);
+            ANOMALIES.increment(1);
         }
         if scored.alert {
-            ::metrics::counter!("anomaly_alerts_total").increment(1);
+            ALERTS.increment(1);
         }
         let prediction = Prediction {
             event_id: scored.id,

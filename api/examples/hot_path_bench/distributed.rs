@@ -44,7 +44,10 @@ impl Roles {
             gateway_port,
             &[
                 ("TRAINER_URL", format!("http://127.0.0.1:{trainer_port}")),
-                ("PREDICTOR_URL", format!("http://127.0.0.1:{predictor_port}")),
+                (
+                    "PREDICTOR_URL",
+                    format!("http://127.0.0.1:{predictor_port}"),
+                ),
             ],
         );
         wait_ready(gateway_port, "/readyz").await;

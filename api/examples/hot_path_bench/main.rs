@@ -301,7 +301,14 @@ async fn main() {
             body: Arc::from(POINT),
             next: Default::default(),
         };
-        let warm = drive(options.connections, 3_600, product_port, &[product_pid], sweep).await;
+        let warm = drive(
+            options.connections,
+            3_600,
+            product_port,
+            &[product_pid],
+            sweep,
+        )
+        .await;
         let rss_after = threads_and_rss(product_pid).1;
         memory_note = Some(format!(
             "{series} zscore series written in {load_seconds:.1} s, each loaded once by a sweep \
@@ -326,7 +333,9 @@ async fn main() {
             Some(distributed::Roles::start(&options.binary, database, kafka, redis).await)
         }
         (None, None, _) => None,
-        _ => panic!("the distributed scenario needs --kafka, --redis and a PostgreSQL --database-url"),
+        _ => panic!(
+            "the distributed scenario needs --kafka, --redis and a PostgreSQL --database-url"
+        ),
     };
     if let Some(roles) = &roles {
         fit_hot_series(roles.gateway_port, SERIES).await;

@@ -24,7 +24,7 @@ use anomaly_workers::trainer::Trainer;
 
 use crate::backends;
 use crate::config::Config;
-use crate::state::AppState;
+use crate::state::{AppState, Services};
 
 /// How long a stopping role waits for its background tasks.
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -68,13 +68,15 @@ pub async fn run(
 }
 
 /// `router` with `/metrics`, its requests counted, and a span per request that continues the
-/// caller's trace.
+/// caller's trace (the roles' internal routes need no token: they are not exposed).
 pub fn observed(router: Router) -> Router {
     crate::prometheus::handle();
     router
         .merge(crate::prometheus::routes())
-        .layer(axum::middleware::from_fn(crate::prometheus::track))
-        .layer(crate::telemetry::request_tracing())
+        .layer(axum::middleware::from_fn_with_state(
+            None,
+            crate::routed::routed,
+        ))
 }
 
 async fn serve_http(
@@ -107,13 +109,13 @@ async fn gateway(
         );
     }
     let metrics = backends::shared_metrics(config, Role::Gateway).await?;
-    let state = AppState {
+    let state = AppState::new(Services {
         training: Arc::new(remote::RemoteTrainer::new(trainer_url)),
         scoring: Arc::new(remote::RemotePredictors::new(&config.predictor_urls)),
         store: backends::store(config).await?,
         metrics,
         feed: backends::live_feed(bus, config).await?,
-    };
+    });
     let mut edge = crate::EdgeLimits::from_config(config);
     edge.shutdown = shutdown.clone();
     let router = crate::app(state, &edge);
@@ -146,7 +148,7 @@ async fn predictor(
     let predictor = Arc::new(Predictor::with_cache(
         store.clone(),
         bus.clone(),
-        config.checkpoint_every,
+        config.checkpoints,
         config.model_cache_max,
     ));
     // Every predictor instance follows every model announcement.

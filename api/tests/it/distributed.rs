@@ -186,10 +186,13 @@ async fn every_role_as_a_process_on_real_backends_loses_and_doubles_nothing() {
             .await
             .unwrap()
     };
-    eventually("Redis counts the five trained series and sensor_01's use", || async {
-        let now = snapshot().await;
-        now.series_trained >= 5 && now.model_usage.get("sensor_01").is_some_and(|&n| n > 0)
-    })
+    eventually(
+        "Redis counts the five trained series and sensor_01's use",
+        || async {
+            let now = snapshot().await;
+            now.series_trained >= 5 && now.model_usage.get("sensor_01").is_some_and(|&n| n > 0)
+        },
+    )
     .await;
     let snapshot = snapshot().await;
     assert_eq!(snapshot.series_trained, 5);

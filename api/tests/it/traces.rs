@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anomaly_api::config::LogFormat;
 use anomaly_api::roles::internal::trainer_routes;
 use anomaly_api::roles::remote::{RemotePredictors, RemoteTrainer};
-use anomaly_api::state::AppState;
+use anomaly_api::state::{AppState, Services};
 use anomaly_workers::bus::MemoryBus;
 use anomaly_workers::metrics::MemoryMetrics;
 use anomaly_workers::store::SqlStore;
@@ -48,13 +48,13 @@ async fn a_distributed_fit_is_one_trace_across_gateway_and_trainer() {
     let trainer_router = anomaly_api::roles::observed(trainer_routes(trainer, 1 << 20));
     tokio::spawn(async move { axum::serve(trainer_listener, trainer_router).await });
 
-    let state = AppState {
+    let state = AppState::new(Services {
         training: Arc::new(RemoteTrainer::new(&trainer_url)),
         scoring: Arc::new(RemotePredictors::new(&["http://127.0.0.1:9".to_owned()])),
         store,
         metrics: Arc::new(MemoryMetrics::new()),
         feed: anomaly_workers::fanout::LiveFeed::new(bus, Default::default()),
-    };
+    });
     let gateway_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let gateway = Http::new(format!("http://{}", gateway_listener.local_addr().unwrap()));
     let app = anomaly_api::app(

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anomaly_api::roles::internal::{predictor_routes, trainer_routes};
 use anomaly_api::roles::remote::{RemotePredictors, RemoteTrainer};
-use anomaly_api::state::AppState;
+use anomaly_api::state::{AppState, Services};
 use anomaly_workers::bus::MemoryBus;
 use anomaly_workers::metrics::MemoryMetrics;
 use anomaly_workers::predictor::Predictor;
@@ -34,13 +34,13 @@ async fn a_missing_trainer_or_predictor_gets_503_and_recovery_is_automatic() {
     let predictor_url = format!("http://{}", predictor_listener.local_addr().unwrap());
     drop((trainer_listener, predictor_listener));
 
-    let state = AppState {
+    let state = AppState::new(Services {
         training: Arc::new(RemoteTrainer::new(&trainer_url)),
         scoring: Arc::new(RemotePredictors::new(std::slice::from_ref(&predictor_url))),
         store: store.clone(),
         metrics: Arc::new(MemoryMetrics::new()),
         feed: anomaly_workers::fanout::LiveFeed::new(bus.clone(), Default::default()),
-    };
+    });
     let gateway_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let gateway = Http::new(format!("http://{}", gateway_listener.local_addr().unwrap()));
     serve(

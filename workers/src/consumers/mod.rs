@@ -51,6 +51,9 @@ pub async fn consume(
 ) {
     let mut backoff = FIRST_BACKOFF;
     let mut handled: u64 = 0;
+    // Registered once: a labelled counter looked up per event allocates its key every time.
+    let events = ::metrics::counter!("anomaly_consumer_events_total", "consumer" => name);
+    let missed_events = ::metrics::counter!("anomaly_consumer_missed_total", "consumer" => name);
     loop {
         let next = tokio::select! {
             biased;
@@ -61,8 +64,7 @@ pub async fn consume(
             Ok(Some(delivery)) => delivery,
             Ok(None) => break,
             Err(BusError::Lagged(missed)) => {
-                ::metrics::counter!("anomaly_consumer_missed_total", "consumer" => name)
-                    .increment(missed);
+                missed_events.increment(missed);
                 tracing::error!(missed, "consumer fell behind and missed events");
                 continue;
             }
@@ -101,7 +103,7 @@ pub async fn consume(
         }
         backoff = FIRST_BACKOFF;
         handled += 1;
-        ::metrics::counter!("anomaly_consumer_events_total", "consumer" => name).increment(1);
+        events.increment(1);
         if let Err(err) = subscription.ack(&delivery).await {
             tracing::warn!(error = %err, "could not acknowledge; the event may be delivered again");
         }

@@ -132,7 +132,9 @@ impl Adaptive {
 
     /// The largest recent deviation, never below the scale floor.
     fn record(&self) -> f64 {
-        self.deviations.max().map_or(self.floor, |max| max.max(self.floor))
+        self.deviations
+            .max()
+            .map_or(self.floor, |max| max.max(self.floor))
     }
 
     pub fn score(&self, point: Point) -> Verdict {

@@ -78,7 +78,9 @@ impl MedianWindow {
     pub fn push(&mut self, value: f64, capacity: usize) {
         while self.values.len() >= capacity.max(1) {
             if let Some(oldest) = self.values.pop_front() {
-                let at = self.sorted.partition_point(|x| x.total_cmp(&oldest).is_lt());
+                let at = self
+                    .sorted
+                    .partition_point(|x| x.total_cmp(&oldest).is_lt());
                 self.sorted.remove(at);
             }
         }
@@ -212,7 +214,11 @@ mod tests {
                 window.push(v, capacity);
                 let start = (i + 1).saturating_sub(capacity);
                 let scanned = values[start..=i].iter().copied().fold(f64::MIN, f64::max);
-                assert_eq!(window.max(), Some(scanned), "capacity {capacity}, point {i}");
+                assert_eq!(
+                    window.max(),
+                    Some(scanned),
+                    "capacity {capacity}, point {i}"
+                );
                 assert_eq!(window.len(), i + 1 - start);
             }
         }

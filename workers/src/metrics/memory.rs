@@ -58,7 +58,14 @@ impl Series {
 
     fn prune(&mut self, now_minute: i64) {
         let since = now_minute - THROUGHPUT_MINUTES + 1;
-        self.per_minute = self.per_minute.split_off(&since);
+        // Most calls have nothing to drop: only then is the map rebuilt.
+        if self
+            .per_minute
+            .first_key_value()
+            .is_some_and(|(&minute, _)| minute < since)
+        {
+            self.per_minute = self.per_minute.split_off(&since);
+        }
     }
 }
 
@@ -95,17 +102,25 @@ impl MetricsStore for MemoryMetrics {
         if !state.first_sighting(metric.id) {
             return Ok(());
         }
-        let series = metric.series_id.as_str().to_owned();
+        let series = metric.series_id.as_str();
         match metric.kind {
             MetricKind::Training => {
                 state.training.record(metric.latency_ms, metric.at_ms);
                 state.training.prune(minute_of(metric.at_ms));
-                state.series_trained.insert(series);
+                if !state.series_trained.contains(series) {
+                    state.series_trained.insert(series.to_owned());
+                }
             }
             MetricKind::Inference => {
                 state.inference.record(metric.latency_ms, metric.at_ms);
                 state.inference.prune(minute_of(metric.at_ms));
-                *state.model_usage.entry(series).or_default() += 1;
+                // The key is copied only the first time the series is used.
+                match state.model_usage.get_mut(series) {
+                    Some(uses) => *uses += 1,
+                    None => {
+                        state.model_usage.insert(series.to_owned(), 1);
+                    }
+                }
             }
         }
         Ok(())

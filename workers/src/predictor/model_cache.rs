@@ -13,6 +13,15 @@ use crate::domain::SeriesId;
 use crate::live::LiveState;
 use crate::model::TrainedModel;
 
+/// Milliseconds since the first call (a monotonic clock for checkpoint spacing).
+fn millis_since_start() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
+}
+
 /// Entries sampled to choose the one to evict.
 const EVICTION_SAMPLE: usize = 8;
 
@@ -24,9 +33,31 @@ pub(super) struct Live {
     last_used: AtomicU64,
     /// Set when the series left the cache: whoever still scores with it saves its state at once.
     evicted: AtomicBool,
+    /// Points seen and the time (ms since the cache started) at its last checkpoint; read and
+    /// written under the state's lock.
+    checkpointed_seen: AtomicU64,
+    checkpointed_ms: AtomicU64,
 }
 
 impl Live {
+    /// Whether a series that has seen `seen` points is due a checkpoint under `policy`; if it is,
+    /// counts it as taken (called under the state's lock).
+    pub fn checkpoint_due(&self, seen: u64, policy: &super::Checkpoints) -> bool {
+        let since = seen.saturating_sub(self.checkpointed_seen.load(Ordering::Relaxed));
+        if since < policy.every {
+            return false;
+        }
+        let now = millis_since_start();
+        let last = self.checkpointed_ms.load(Ordering::Relaxed);
+        // The first checkpoint is never held back: `last` is 0 until one is taken.
+        if last != 0 && now.saturating_sub(last) < policy.min_interval.as_millis() as u64 {
+            return false;
+        }
+        self.checkpointed_seen.store(seen, Ordering::Relaxed);
+        self.checkpointed_ms.store(now.max(1), Ordering::Relaxed);
+        true
+    }
+
     /// Whether this series has left the cache (checked under the state's lock).
     pub fn evicted(&self) -> bool {
         self.evicted.load(Ordering::Acquire)
@@ -105,11 +136,14 @@ impl ModelCache {
             }
             return (cached, None);
         }
+        let seen = state.seen;
         let live = Arc::new(Live {
             model,
             state: Mutex::new(state),
             last_used: AtomicU64::new(0),
             evicted: AtomicBool::new(false),
+            checkpointed_seen: AtomicU64::new(seen),
+            checkpointed_ms: AtomicU64::new(0),
         });
         self.touch(&live);
         slots.leaving.remove(&live.model.series_id);
@@ -270,6 +304,33 @@ mod tests {
         };
         let state = LiveState::fresh(&model);
         (model, state)
+    }
+
+    #[test]
+    fn a_hot_series_is_checkpointed_every_so_many_points_but_not_more_often_than_the_interval() {
+        let cache = ModelCache::new(4);
+        let (model_of, state) = model("hot", Version::FIRST, "ewma");
+        let (live, _) = cache.offer(model_of, state);
+        let every_ten = |min_interval| super::super::Checkpoints {
+            every: 10,
+            min_interval,
+        };
+        let eager = every_ten(std::time::Duration::ZERO);
+        let due: Vec<u64> = (1..=30)
+            .filter(|&n| live.checkpoint_due(n, &eager))
+            .collect();
+        assert_eq!(due, [10, 20, 30]);
+        let (model_of, state) = model("hot2", Version::FIRST, "ewma");
+        let (live, _) = cache.offer(model_of, state);
+        let spaced = every_ten(std::time::Duration::from_secs(3600));
+        let due: Vec<u64> = (1..=30)
+            .filter(|&n| live.checkpoint_due(n, &spaced))
+            .collect();
+        assert_eq!(
+            due,
+            [10],
+            "the first is taken, the next wait out the interval"
+        );
     }
 
     fn id(series: &str) -> SeriesId {
