@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -110,6 +112,10 @@ pub struct Metric {
     pub at_ms: i64,
 }
 
+/// A detector's kind: the static name when the predictor writes it (no copy per point), an owned
+/// one when read back from a broker or a database.
+pub type DetectorName = std::borrow::Cow<'static, str>;
+
 /// A scored point, published on `predictions` (every one) and `anomalies` (anomalous ones).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Scored {
@@ -119,7 +125,7 @@ pub struct Scored {
     pub id: Uuid,
     pub series_id: SeriesId,
     pub model_version: Version,
-    pub detector: String,
+    pub detector: DetectorName,
     pub point: Point,
     pub verdict: Verdict,
     /// Whether the point raised an alert (always true on `anomalies`).
@@ -145,8 +151,9 @@ pub enum Event {
     Metric(Metric),
     TrainingData(TrainingData),
     Model(TrainedModel),
-    Anomaly(Scored),
-    Prediction(Scored),
+    /// One scored point shared by both topics' events and every in-process reader.
+    Anomaly(Arc<Scored>),
+    Prediction(Arc<Scored>),
     Heartbeat(Heartbeat),
 }
 

@@ -290,7 +290,7 @@ impl TopicFeed {
             match subscription.next().await {
                 Ok(Some(delivery)) => match delivery.event {
                     Event::Anomaly(scored) | Event::Prediction(scored) => {
-                        self.dispatch(Arc::new(scored)).await;
+                        self.dispatch(scored).await;
                     }
                     other => {
                         tracing::warn!(topic = %self.topic, event = ?other.topic(), "ignoring an event of another topic")
@@ -505,7 +505,9 @@ mod tests {
             .subscription;
         let (a1, a2, marker) = (scored("a", 1.0), scored("a", 2.0), scored("b", 3.0));
         for event in [&a1, &a2, &marker] {
-            bus.publish(Event::Anomaly(event.clone())).await.unwrap();
+            bus.publish(Event::Anomaly(std::sync::Arc::new(event.clone())))
+                .await
+                .unwrap();
         }
         // Series B's first event is the marker: nothing of A came before it.
         assert_eq!(*next_event(&mut of_b).await, marker);
@@ -534,10 +536,14 @@ mod tests {
             .subscription;
         let events: Vec<_> = (0..5).map(|i| scored("a", i as f64)).collect();
         for event in &events {
-            bus.publish(Event::Anomaly(event.clone())).await.unwrap();
+            bus.publish(Event::Anomaly(std::sync::Arc::new(event.clone())))
+                .await
+                .unwrap();
         }
         let last = scored("marker", 0.0);
-        bus.publish(Event::Anomaly(last.clone())).await.unwrap();
+        bus.publish(Event::Anomaly(std::sync::Arc::new(last.clone())))
+            .await
+            .unwrap();
         // Once the marker arrived, every event of "a" was offered to the slow subscriber.
         assert_eq!(*next_event(&mut marker).await, last);
         assert_eq!(slow.next().await, Some(FeedItem::Lagged(3)));
@@ -557,7 +563,9 @@ mod tests {
         let events: Vec<_> = (0..3).map(|i| scored("a", i as f64)).collect();
         let other = scored("b", 9.0);
         for event in events.iter().chain([&other]) {
-            bus.publish(Event::Anomaly(event.clone())).await.unwrap();
+            bus.publish(Event::Anomaly(std::sync::Arc::new(event.clone())))
+                .await
+                .unwrap();
         }
         for _ in 0..4 {
             next_event(&mut watcher).await;
@@ -620,12 +628,14 @@ mod tests {
     /// has then been handed to every subscriber.
     async fn publish_and_settle(bus: &MemoryBus, marker: &mut FeedSubscription, values: &[f64]) {
         for value in values {
-            bus.publish(Event::Anomaly(scored("a", *value)))
+            bus.publish(Event::Anomaly(std::sync::Arc::new(scored("a", *value))))
                 .await
                 .unwrap();
         }
         let last = scored("marker", 0.0);
-        bus.publish(Event::Anomaly(last.clone())).await.unwrap();
+        bus.publish(Event::Anomaly(std::sync::Arc::new(last.clone())))
+            .await
+            .unwrap();
         assert_eq!(*next_event(marker).await, last);
     }
 

@@ -21,7 +21,7 @@ use uuid::Uuid;
 use crate::bus::{BusError, EventBus, Subscription};
 use crate::detector::Verdict;
 use crate::domain::{Point, SeriesId, Version};
-use crate::events::{Event, Metric, MetricKind, Scored, now_ms};
+use crate::events::{DetectorName, Event, Metric, MetricKind, Scored, now_ms};
 use crate::live::LiveState;
 use crate::model::TrainedModel;
 use crate::store::{ModelStore, StoreError};
@@ -59,7 +59,7 @@ pub struct Prediction {
     pub event_id: Uuid,
     pub series_id: SeriesId,
     pub model_version: Version,
-    pub detector: String,
+    pub detector: DetectorName,
     pub point: Point,
     pub verdict: Verdict,
     /// Whether the point raised an anomaly event (the verdict after alert suppression).
@@ -247,16 +247,16 @@ impl Scoring for Predictor {
             // A series evicted while this point was on its way saves what it learns at once.
             let due = live.model.detector.is_online()
                 && (live.evicted() || live.checkpoint_due(state.seen, &self.checkpoints));
-            let scored = Scored {
+            let scored = Arc::new(Scored {
                 id: Uuid::now_v7(),
                 series_id: series.clone(),
                 model_version: live.model.version,
-                detector: live.model.detector.name().to_owned(),
+                detector: DetectorName::Borrowed(live.model.detector.name()),
                 point,
                 verdict: observation.verdict,
                 alert: observation.alert,
                 at_ms: now_ms(),
-            };
+            });
             if scored.alert {
                 self.emit(Event::Anomaly(scored.clone()));
             }
@@ -282,9 +282,9 @@ impl Scoring for Predictor {
         }
         let prediction = Prediction {
             event_id: scored.id,
-            series_id: scored.series_id,
+            series_id: series.clone(),
             model_version: scored.model_version,
-            detector: scored.detector,
+            detector: scored.detector.clone(),
             point,
             verdict: scored.verdict,
             alert: scored.alert,

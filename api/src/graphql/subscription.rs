@@ -344,7 +344,9 @@ pub(super) mod tests {
             .subscription;
         let events: Vec<_> = (0..3).map(|i| alert("s", i as f64)).collect();
         for event in events.iter().chain([&alert("m", 0.0)]) {
-            bus.publish(Event::Anomaly(event.clone())).await.unwrap();
+            bus.publish(Event::Anomaly(std::sync::Arc::new(event.clone())))
+                .await
+                .unwrap();
         }
         // Once the marker arrived, all three were offered: the slow subscriber's queue (of 1)
         // overflowed by 2.

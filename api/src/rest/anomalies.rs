@@ -6,7 +6,7 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
 use anomaly_workers::domain::SeriesId;
-use anomaly_workers::events::Scored;
+use anomaly_workers::events::{DetectorName, Scored};
 
 use crate::alerts::{newest_alerts, parse_cursor};
 use crate::error::ApiError;
@@ -32,7 +32,7 @@ pub struct StoredAlert {
     cursor: String,
     series_id: String,
     model_version: String,
-    detector: String,
+    detector: DetectorName,
     timestamp: i64,
     value: f64,
     score: f64,

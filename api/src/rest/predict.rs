@@ -6,6 +6,7 @@ use axum::extract::State;
 use serde::Serialize;
 
 use anomaly_workers::domain::Point;
+use anomaly_workers::events::DetectorName;
 
 use super::fit::PointBody;
 use crate::error::ApiError;
@@ -20,7 +21,7 @@ pub struct PredictAnswer {
     expected: f64,
     lower: Option<f64>,
     upper: Option<f64>,
-    detector: String,
+    detector: DetectorName,
     alert: bool,
     series_id: String,
     timestamp: i64,

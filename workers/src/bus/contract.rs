@@ -141,11 +141,12 @@ pub async fn every_follower_sees_every_event(bus: impl EventBus) {
         alert: true,
         at_ms: 1,
     };
-    bus.emit(Event::Anomaly(scored.clone())).unwrap();
+    bus.emit(Event::Anomaly(std::sync::Arc::new(scored.clone())))
+        .unwrap();
     for follower in [&mut a, &mut b] {
         assert_eq!(
             next_event(follower).await,
-            Some(Event::Anomaly(scored.clone()))
+            Some(Event::Anomaly(std::sync::Arc::new(scored.clone())))
         );
     }
 }

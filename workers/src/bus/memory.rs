@@ -87,15 +87,23 @@ impl EventBus for MemoryBus {
     }
 
     fn emit(&self, event: Event) -> Result<(), BusError> {
+        // Nothing here waits: hand the event over under the lock, with no list of recipients
+        // built per event (this is on the predict path).
         let topic = event.topic();
-        let (groups, followers) = self.recipients(topic)?;
-        for group in groups {
-            group.try_send(event.clone()).map_err(|e| match e {
+        let state = self.lock();
+        if state.closed {
+            return Err(BusError::Closed);
+        }
+        let Some(queues) = state.topics.get(&topic) else {
+            return Ok(());
+        };
+        for group in queues.groups.values() {
+            group.sender.try_send(event.clone()).map_err(|e| match e {
                 mpsc::error::TrySendError::Full(_) => BusError::Full(topic),
                 mpsc::error::TrySendError::Closed(_) => BusError::Closed,
             })?;
         }
-        if let Some(followers) = followers {
+        if let Some(followers) = &queues.followers {
             let _ = followers.send(event);
         }
         Ok(())

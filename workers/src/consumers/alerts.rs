@@ -62,7 +62,9 @@ mod tests {
         let alert = crate::store::contract::alert("s", 99.0, 60_000);
         // The same event delivered twice, as Kafka does after a crash before the commit.
         for _ in 0..2 {
-            bus.publish(Event::Anomaly(alert.clone())).await.unwrap();
+            bus.publish(Event::Anomaly(std::sync::Arc::new(alert.clone())))
+                .await
+                .unwrap();
         }
         bus.close();
         let writer = AlertWriter::new(store.clone());

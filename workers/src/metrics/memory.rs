@@ -27,7 +27,8 @@ struct State {
     training: Series,
     inference: Series,
     series_trained: HashSet<String>,
-    model_usage: BTreeMap<String, u64>,
+    /// Hashed, not ordered: it is looked up on every prediction, listed only by a snapshot.
+    model_usage: HashMap<String, u64>,
     heartbeats: HashMap<(Role, String), Heartbeat>,
     seen: HashSet<Uuid>,
     seen_order: VecDeque<Uuid>,
@@ -153,7 +154,11 @@ impl MetricsStore for MemoryMetrics {
             inference_latency: LatencySummary::of(state.inference.latencies.make_contiguous()),
             training_per_minute: state.training.throughput(now_minute),
             inference_per_minute: state.inference.throughput(now_minute),
-            model_usage: state.model_usage.clone(),
+            model_usage: state
+                .model_usage
+                .iter()
+                .map(|(series, uses)| (series.clone(), *uses))
+                .collect(),
             instances,
         })
     }
