@@ -4,7 +4,9 @@
 //! domain counters (predictions, anomalies, fits, training points, the model cache, consumers)
 //! are recorded where they happen, in `anomaly-workers`; README lists every name.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::{Arc, LazyLock, OnceLock, RwLock};
 
 use axum::Router;
@@ -102,27 +104,33 @@ async fn render() -> Response {
         .into_response()
 }
 
-/// The method as a label: one of the standard ones, else `OTHER` (a client cannot mint label
-/// values).
-fn method_label(method: &Method) -> &'static str {
-    const STANDARD: [Method; 9] = [
-        Method::GET,
-        Method::POST,
-        Method::PUT,
-        Method::DELETE,
-        Method::HEAD,
-        Method::OPTIONS,
-        Method::PATCH,
-        Method::CONNECT,
-        Method::TRACE,
-    ];
-    const LABELS: [&str; 9] = [
-        "GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "CONNECT", "TRACE",
-    ];
-    STANDARD
-        .iter()
-        .position(|m| m == method)
-        .map_or("OTHER", |i| LABELS[i])
+/// Methods with a label of their own; any other is `OTHER` (a client cannot mint label values).
+const METHODS: [(Method, &str); 9] = [
+    (Method::GET, "GET"),
+    (Method::POST, "POST"),
+    (Method::PUT, "PUT"),
+    (Method::DELETE, "DELETE"),
+    (Method::HEAD, "HEAD"),
+    (Method::OPTIONS, "OPTIONS"),
+    (Method::PATCH, "PATCH"),
+    (Method::CONNECT, "CONNECT"),
+    (Method::TRACE, "TRACE"),
+];
+
+/// `map[key]`, made by `make` and kept the first time it is asked for (the usual path takes a
+/// read lock only).
+fn kept<K, Q, V>(map: &RwLock<HashMap<K, V>>, key: &Q, make: impl FnOnce() -> (K, V)) -> V
+where
+    K: Borrow<Q> + Hash + Eq,
+    Q: Hash + Eq + ?Sized,
+    V: Clone,
+{
+    if let Some(value) = map.read().unwrap_or_else(|e| e.into_inner()).get(key) {
+        return value.clone();
+    }
+    let (key, value) = make();
+    let mut map = map.write().unwrap_or_else(|e| e.into_inner());
+    map.entry(key).or_insert(value).clone()
 }
 
 /// The request counter (per status) and duration histogram of one route pattern (never the raw
@@ -138,60 +146,41 @@ pub(crate) struct RouteHandles {
 
 impl RouteHandles {
     pub(crate) fn of(route: &str, method: &Method) -> Arc<Self> {
-        let method = method_label(method);
-        type Table = RwLock<HashMap<String, HashMap<&'static str, Arc<RouteHandles>>>>;
-        static TABLE: LazyLock<Table> = LazyLock::new(Default::default);
-        let found = TABLE
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(route)
-            .and_then(|methods| methods.get(method).cloned());
-        if let Some(found) = found {
-            return found;
-        }
-        let mut table = TABLE.write().unwrap_or_else(|e| e.into_inner());
-        table
-            .entry(route.to_owned())
-            .or_default()
-            .entry(method)
-            .or_insert_with(|| {
-                Arc::new(Self {
-                    method,
-                    route: route.to_owned(),
-                    duration: metrics::histogram!(
-                        "anomaly_http_request_duration_seconds",
-                        "method" => method,
-                        "route" => route.to_owned()
-                    ),
-                    counters: Default::default(),
-                })
-            })
-            .clone()
+        type Table = RwLock<HashMap<String, Arc<RouteHandles>>>;
+        /// One table per labelled method, the last for `OTHER`.
+        static TABLES: LazyLock<[Table; METHODS.len() + 1]> = LazyLock::new(Default::default);
+        let at = METHODS
+            .iter()
+            .position(|(m, _)| m == method)
+            .unwrap_or(METHODS.len());
+        let method = METHODS.get(at).map_or("OTHER", |(_, label)| *label);
+        kept(&TABLES[at], route, || {
+            let handles = Self {
+                method,
+                route: route.to_owned(),
+                duration: metrics::histogram!(
+                    "anomaly_http_request_duration_seconds",
+                    "method" => method,
+                    "route" => route.to_owned()
+                ),
+                counters: Default::default(),
+            };
+            (route.to_owned(), Arc::new(handles))
+        })
     }
 
     pub(crate) fn record(&self, status: u16, seconds: f64) {
         self.duration.record(seconds);
-        if let Some(counter) = self
-            .counters
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&status)
-        {
-            counter.increment(1);
-            return;
-        }
-        let mut counters = self.counters.write().unwrap_or_else(|e| e.into_inner());
-        counters
-            .entry(status)
-            .or_insert_with(|| {
-                metrics::counter!(
-                    "anomaly_http_requests_total",
-                    "method" => self.method,
-                    "route" => self.route.clone(),
-                    "status" => status.to_string()
-                )
-            })
-            .increment(1);
+        let counter = kept(&self.counters, &status, || {
+            let counter = metrics::counter!(
+                "anomaly_http_requests_total",
+                "method" => self.method,
+                "route" => self.route.clone(),
+                "status" => status.to_string()
+            );
+            (status, counter)
+        });
+        counter.increment(1);
     }
 }
 

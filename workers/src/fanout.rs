@@ -478,6 +478,11 @@ mod tests {
         crate::store::contract::alert(series, value, 1)
     }
 
+    /// `event` as the anomaly event the predictor emits.
+    fn anomaly(event: &Scored) -> Event {
+        Event::Anomaly(Arc::new(event.clone()))
+    }
+
     fn series(id: &str) -> Option<SeriesId> {
         Some(SeriesId::parse(id).unwrap())
     }
@@ -505,9 +510,7 @@ mod tests {
             .subscription;
         let (a1, a2, marker) = (scored("a", 1.0), scored("a", 2.0), scored("b", 3.0));
         for event in [&a1, &a2, &marker] {
-            bus.publish(Event::Anomaly(std::sync::Arc::new(event.clone())))
-                .await
-                .unwrap();
+            bus.publish(anomaly(event)).await.unwrap();
         }
         // Series B's first event is the marker: nothing of A came before it.
         assert_eq!(*next_event(&mut of_b).await, marker);
@@ -535,17 +538,8 @@ mod tests {
             .unwrap()
             .subscription;
         let events: Vec<_> = (0..5).map(|i| scored("a", i as f64)).collect();
-        for event in &events {
-            bus.publish(Event::Anomaly(std::sync::Arc::new(event.clone())))
-                .await
-                .unwrap();
-        }
-        let last = scored("marker", 0.0);
-        bus.publish(Event::Anomaly(std::sync::Arc::new(last.clone())))
-            .await
-            .unwrap();
         // Once the marker arrived, every event of "a" was offered to the slow subscriber.
-        assert_eq!(*next_event(&mut marker).await, last);
+        publish_and_settle(&bus, &mut marker, &events).await;
         assert_eq!(slow.next().await, Some(FeedItem::Lagged(3)));
         assert_eq!(*next_event(&mut slow).await, events[0]);
         assert_eq!(*next_event(&mut slow).await, events[1]);
@@ -563,9 +557,7 @@ mod tests {
         let events: Vec<_> = (0..3).map(|i| scored("a", i as f64)).collect();
         let other = scored("b", 9.0);
         for event in events.iter().chain([&other]) {
-            bus.publish(Event::Anomaly(std::sync::Arc::new(event.clone())))
-                .await
-                .unwrap();
+            bus.publish(anomaly(event)).await.unwrap();
         }
         for _ in 0..4 {
             next_event(&mut watcher).await;
@@ -626,16 +618,12 @@ mod tests {
 
     /// Publishes `events` of "a", then a marker, and waits for the marker: every event before it
     /// has then been handed to every subscriber.
-    async fn publish_and_settle(bus: &MemoryBus, marker: &mut FeedSubscription, values: &[f64]) {
-        for value in values {
-            bus.publish(Event::Anomaly(std::sync::Arc::new(scored("a", *value))))
-                .await
-                .unwrap();
+    async fn publish_and_settle(bus: &MemoryBus, marker: &mut FeedSubscription, events: &[Scored]) {
+        for event in events {
+            bus.publish(anomaly(event)).await.unwrap();
         }
         let last = scored("marker", 0.0);
-        bus.publish(Event::Anomaly(std::sync::Arc::new(last.clone())))
-            .await
-            .unwrap();
+        bus.publish(anomaly(&last)).await.unwrap();
         assert_eq!(*next_event(marker).await, last);
     }
 
@@ -655,7 +643,7 @@ mod tests {
         };
         let (to_first, to_second) = (recipient(), recipient());
 
-        publish_and_settle(&bus, &mut marker, &[1.0]).await;
+        publish_and_settle(&bus, &mut marker, &[scored("a", 1.0)]).await;
         // An event is queued: it must be read first, or it would be overtaken.
         assert!(!first.go_direct(to_first.clone()));
         assert_eq!(next_event(&mut first).await.point.value, 1.0);
@@ -663,7 +651,7 @@ mod tests {
         assert_eq!(next_event(&mut second).await.point.value, 1.0);
         assert!(second.go_direct(to_second.clone()));
 
-        publish_and_settle(&bus, &mut marker, &[2.0, 3.0]).await;
+        publish_and_settle(&bus, &mut marker, &[scored("a", 2.0), scored("a", 3.0)]).await;
         assert_eq!(to_first.texts(), ["2", "3"]);
         assert_eq!(to_second.texts(), ["2", "3"]);
         // One rendering per event, not one per recipient.
@@ -671,7 +659,7 @@ mod tests {
 
         // A dropped subscription's recipient gets nothing more; the feed's end ends the others.
         drop(first);
-        publish_and_settle(&bus, &mut marker, &[4.0]).await;
+        publish_and_settle(&bus, &mut marker, &[scored("a", 4.0)]).await;
         assert_eq!(to_first.texts(), ["2", "3"]);
         assert_eq!(to_second.texts(), ["2", "3", "4"]);
         bus.close();
