@@ -116,6 +116,7 @@ pub async fn run(
 
     tracing::info!("HTTP drained; finishing accepted work");
     background.cancel();
+    predictor.publish_metrics();
     predictor.checkpoint_all().await;
     events.close();
     let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {

@@ -37,6 +37,14 @@ impl SeriesId {
     }
 }
 
+/// Lets a map keyed by series be probed with a `&str` (no copy of the id per lookup); hashes and
+/// compares as the string it holds.
+impl std::borrow::Borrow<str> for SeriesId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl fmt::Display for SeriesId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

@@ -1,8 +1,8 @@
 //! The events that flow between roles, one topic each (SPEC §7). Every event is keyed by its
 //! series id (or role instance) so a series keeps its order on a partitioned bus.
 
+use std::collections::HashMap;
 use std::fmt;
-
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -102,7 +102,8 @@ pub enum MetricKind {
     Inference,
 }
 
-/// One timed operation; `id` lets a store ignore a redelivered copy.
+/// One timed operation (a fit; predictions are counted in `InferenceBatch`es); `id` lets a store
+/// ignore a redelivered copy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Metric {
     pub id: Uuid,
@@ -110,6 +111,28 @@ pub struct Metric {
     pub series_id: SeriesId,
     pub latency_ms: f64,
     pub at_ms: i64,
+}
+
+/// A predictor's inference metrics over a short span (`Predictor`'s tally): one event for
+/// thousands of predictions instead of one each. `id` lets a store ignore a redelivered copy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InferenceBatch {
+    pub id: Uuid,
+    /// The predictor instance that scored them (the partitioning key).
+    pub source: String,
+    /// When the span ended: the throughput minute every prediction of the batch is counted in.
+    pub at_ms: i64,
+    /// Predictions per series.
+    pub uses: HashMap<SeriesId, u64>,
+    /// Latencies of the span's newest predictions (at most `metrics::LATENCY_WINDOW`), in ms.
+    pub latencies_ms: Vec<f64>,
+}
+
+impl InferenceBatch {
+    /// Predictions counted in the batch.
+    pub fn predictions(&self) -> u64 {
+        self.uses.values().sum()
+    }
 }
 
 /// A detector's kind: the static name when the predictor writes it (no copy per point), an owned
@@ -149,6 +172,7 @@ pub struct Heartbeat {
 #[serde(tag = "type", content = "data", rename_all = "snake_case")]
 pub enum Event {
     Metric(Metric),
+    Inferences(InferenceBatch),
     TrainingData(TrainingData),
     Model(TrainedModel),
     /// One scored point shared by both topics' events and every in-process reader.
@@ -160,7 +184,7 @@ pub enum Event {
 impl Event {
     pub fn topic(&self) -> Topic {
         match self {
-            Event::Metric(_) => Topic::Metrics,
+            Event::Metric(_) | Event::Inferences(_) => Topic::Metrics,
             Event::TrainingData(_) => Topic::TrainingData,
             Event::Model(_) => Topic::Models,
             Event::Anomaly(_) => Topic::Anomalies,
@@ -169,10 +193,11 @@ impl Event {
         }
     }
 
-    /// The partitioning key: the series id, or the instance for heartbeats.
+    /// The partitioning key: the series id, or the instance for heartbeats and inference batches.
     pub fn key(&self) -> &str {
         match self {
             Event::Metric(m) => m.series_id.as_str(),
+            Event::Inferences(batch) => &batch.source,
             Event::TrainingData(t) => t.series_id.as_str(),
             Event::Model(m) => m.series_id.as_str(),
             Event::Anomaly(s) | Event::Prediction(s) => s.series_id.as_str(),

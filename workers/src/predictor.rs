@@ -4,10 +4,11 @@
 //! `models` topic, so a cached series costs no database query. Learning state is checkpointed
 //! every `Checkpoints::every` points (but not more often than `Checkpoints::min_interval` per
 //! series), when the series leaves the cache and on shutdown, and restored when a model is loaded
-//! again. Metrics and live events are handed to the bus without
-//! waiting on it.
+//! again. Live events are handed to the bus without waiting on it; inference metrics are tallied
+//! and published as one batch per `METRICS_SPAN` (`tally`).
 
 mod model_cache;
+mod tally;
 
 use std::sync::{Arc, LazyLock};
 use std::time::Instant;
@@ -21,11 +22,16 @@ use uuid::Uuid;
 use crate::bus::{BusError, EventBus, Subscription};
 use crate::detector::Verdict;
 use crate::domain::{Point, SeriesId, Version};
-use crate::events::{DetectorName, Event, Metric, MetricKind, Scored, now_ms};
+use crate::events::{DetectorName, Event, Scored, now_ms};
 use crate::live::LiveState;
 use crate::model::TrainedModel;
 use crate::store::{ModelStore, StoreError};
 use model_cache::{Departure, Live, ModelCache};
+use tally::{Counted, InferenceTally};
+
+/// How long a predictor tallies inference metrics before publishing them as one batch: what
+/// `/healthcheck` may lag behind the predictions.
+pub const METRICS_SPAN: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// When a series' online learning state is saved while it is in use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +95,7 @@ pub struct Predictor {
     bus: Arc<dyn EventBus>,
     cache: Arc<ModelCache>,
     checkpoints: Checkpoints,
+    tally: Arc<InferenceTally>,
 }
 
 impl Predictor {
@@ -116,6 +123,10 @@ impl Predictor {
                 every: checkpoints.every.max(1),
                 ..checkpoints
             },
+            tally: Arc::new(InferenceTally::new(
+                crate::heartbeat::instance_name(),
+                METRICS_SPAN,
+            )),
         }
     }
 
@@ -226,6 +237,33 @@ impl Predictor {
         });
     }
 
+    /// Counts a prediction in the open span of metrics; the span's first prediction arranges its
+    /// publication.
+    fn tally(&self, series: &SeriesId, latency_ms: f64) {
+        match self.tally.count(series, latency_ms) {
+            Counted::Joined => {}
+            Counted::Filled(batch) => self.emit(Event::Inferences(batch)),
+            Counted::Opened => {
+                let (tally, bus) = (self.tally.clone(), self.bus.clone());
+                tokio::spawn(async move {
+                    tokio::time::sleep(tally.span()).await;
+                    if let Some(batch) = tally.close()
+                        && let Err(err) = bus.emit(Event::Inferences(batch))
+                    {
+                        tracing::warn!(error = %err, "inference metrics dropped");
+                    }
+                });
+            }
+        }
+    }
+
+    /// Publishes the metrics tallied so far: on shutdown, before the bus closes.
+    pub fn publish_metrics(&self) {
+        if let Some(batch) = self.tally.close() {
+            self.emit(Event::Inferences(batch));
+        }
+    }
+
     fn emit(&self, event: Event) {
         if let Err(err) = self.bus.emit(event) {
             tracing::warn!(error = %err, "prediction event dropped");
@@ -289,13 +327,7 @@ impl Scoring for Predictor {
             verdict: scored.verdict,
             alert: scored.alert,
         };
-        self.emit(Event::Metric(Metric {
-            id: Uuid::new_v4(),
-            kind: MetricKind::Inference,
-            series_id: series.clone(),
-            latency_ms: started.elapsed().as_secs_f64() * 1000.0,
-            at_ms: now_ms(),
-        }));
+        self.tally(series, started.elapsed().as_secs_f64() * 1000.0);
         Ok(prediction)
     }
 }

@@ -166,6 +166,7 @@ async fn predictor(
     let served = serve_http(Role::Predictor, &config.server, listener, router, shutdown).await;
     stop_following.cancel();
     let _ = follower.await;
+    predictor.publish_metrics();
     predictor.checkpoint_all().await;
     served
 }

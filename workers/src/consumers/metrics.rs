@@ -1,4 +1,5 @@
-//! The metrics consumer's write: metrics and heartbeats into the metrics store.
+//! The metrics consumer's write: metrics, batches of predictions and heartbeats into the metrics
+//! store.
 
 use std::sync::Arc;
 
@@ -23,6 +24,7 @@ impl Handler for MetricsWriter {
     async fn handle(&self, event: &Event) -> Result<(), HandleError> {
         let written = match event {
             Event::Metric(metric) => self.metrics.record(metric).await,
+            Event::Inferences(batch) => self.metrics.record_inferences(batch).await,
             Event::Heartbeat(heartbeat) => self.metrics.record_heartbeat(heartbeat).await,
             other => {
                 return Err(HandleError::Poison(format!(

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::{HEARTBEAT_TTL_MS, LatencySummary, MetricsStore};
 use crate::domain::SeriesId;
-use crate::events::{Heartbeat, Metric, MetricKind, Role};
+use crate::events::{Heartbeat, InferenceBatch, Metric, MetricKind, Role};
 
 const NOW: i64 = 1_700_000_000_000;
 
@@ -16,6 +16,19 @@ fn metric(kind: MetricKind, series: &str, latency_ms: f64, at_ms: i64) -> Metric
         series_id: SeriesId::parse(series).expect("valid id"),
         latency_ms,
         at_ms,
+    }
+}
+
+fn batch(uses: &[(&str, u64)], latencies_ms: Vec<f64>, at_ms: i64) -> InferenceBatch {
+    InferenceBatch {
+        id: Uuid::new_v4(),
+        source: "predictor-1".into(),
+        at_ms,
+        uses: uses
+            .iter()
+            .map(|(series, n)| (SeriesId::parse(series).expect("valid id"), *n))
+            .collect(),
+        latencies_ms,
     }
 }
 
@@ -70,6 +83,44 @@ pub async fn a_redelivered_metric_counts_once(store: impl MetricsStore) {
     let snap = store.snapshot(NOW).await.unwrap();
     assert_eq!(snap.model_usage.get("a"), Some(&1));
     assert_eq!(snap.inference_per_minute, 1.0);
+}
+
+pub async fn a_batch_of_predictions_counts_like_its_predictions_one_by_one(
+    store: impl MetricsStore,
+) {
+    store
+        .record(&metric(MetricKind::Inference, "a", 100.0, NOW))
+        .await
+        .unwrap();
+    let first = batch(&[("a", 3), ("b", 2)], vec![1.0, 2.0, 3.0, 4.0, 5.0], NOW);
+    store.record_inferences(&first).await.unwrap();
+    store.record_inferences(&first).await.unwrap(); // redelivered: counted once
+    let mut snap = store.snapshot(NOW).await.unwrap();
+    assert_eq!(snap.inference_per_minute, 6.0);
+    assert_eq!(
+        snap.inference_latency,
+        LatencySummary {
+            avg: 115.0 / 6.0,
+            p95: 100.0
+        }
+    );
+    assert_eq!(snap.model_usage.remove("a"), Some(4));
+    assert_eq!(snap.model_usage.remove("b"), Some(2));
+    assert!(snap.model_usage.is_empty());
+
+    // A batch larger than the window leaves only its newest latencies.
+    let window = super::LATENCY_WINDOW;
+    let big: Vec<f64> = (0..window + 10).map(|i| i as f64).collect();
+    let n = big.len() as u64;
+    store
+        .record_inferences(&batch(&[("b", n)], big, NOW))
+        .await
+        .unwrap();
+    let snap = store.snapshot(NOW).await.unwrap();
+    let newest: Vec<f64> = (10..window + 10).map(|i| i as f64).collect();
+    assert_eq!(snap.inference_latency, LatencySummary::of(&newest));
+    assert_eq!(snap.model_usage.get("b"), Some(&(2 + n)));
+    assert_eq!(snap.inference_per_minute, (6 + n) as f64);
 }
 
 pub async fn throughput_spreads_over_the_minutes_since_the_first(store: impl MetricsStore) {
@@ -136,6 +187,12 @@ macro_rules! metrics_contract {
             $(#[$attr])*
             async fn a_redelivered_metric_counts_once() {
                 contract::a_redelivered_metric_counts_once($make).await;
+            }
+            #[tokio::test]
+            $(#[$attr])*
+            async fn a_batch_of_predictions_counts_like_its_predictions_one_by_one() {
+                contract::a_batch_of_predictions_counts_like_its_predictions_one_by_one($make)
+                    .await;
             }
             #[tokio::test]
             $(#[$attr])*

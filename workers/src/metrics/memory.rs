@@ -12,7 +12,7 @@ use super::{
     HEARTBEAT_TTL_MS, LATENCY_WINDOW, MetricsError, MetricsSnapshot, MetricsStore,
     THROUGHPUT_MINUTES, sort_instances,
 };
-use crate::events::{Heartbeat, Metric, MetricKind, Role};
+use crate::events::{Heartbeat, InferenceBatch, Metric, MetricKind, Role};
 
 /// How many recent metric ids are remembered to ignore redelivered copies.
 const SEEN_IDS: usize = 10_000;
@@ -42,11 +42,20 @@ struct Series {
 
 impl Series {
     fn record(&mut self, latency_ms: f64, at_ms: i64) {
-        if self.latencies.len() == LATENCY_WINDOW {
-            self.latencies.pop_front();
+        self.record_many(&[latency_ms], 1, at_ms);
+    }
+
+    /// Keeps the newest `LATENCY_WINDOW` of `latencies_ms` and counts `count` operations in the
+    /// minute of `at_ms`.
+    fn record_many(&mut self, latencies_ms: &[f64], count: u64, at_ms: i64) {
+        let newest = &latencies_ms[latencies_ms.len().saturating_sub(LATENCY_WINDOW)..];
+        let room = LATENCY_WINDOW - newest.len();
+        if self.latencies.len() > room {
+            self.latencies.drain(..self.latencies.len() - room);
         }
-        self.latencies.push_back(latency_ms);
-        *self.per_minute.entry(minute_of(at_ms)).or_default() += 1;
+        self.latencies.extend(newest);
+        *self.per_minute.entry(minute_of(at_ms)).or_default() += count;
+        self.prune(minute_of(at_ms));
     }
 
     fn throughput(&self, now_minute: i64) -> f64 {
@@ -81,6 +90,16 @@ impl MemoryMetrics {
 }
 
 impl State {
+    fn count_uses(&mut self, series: &str, uses: u64) {
+        // The key is copied only the first time the series is used.
+        match self.model_usage.get_mut(series) {
+            Some(known) => *known += uses,
+            None => {
+                self.model_usage.insert(series.to_owned(), uses);
+            }
+        }
+    }
+
     /// True the first time an id is seen (within the remembered window).
     fn first_sighting(&mut self, id: Uuid) -> bool {
         if !self.seen.insert(id) {
@@ -107,22 +126,28 @@ impl MetricsStore for MemoryMetrics {
         match metric.kind {
             MetricKind::Training => {
                 state.training.record(metric.latency_ms, metric.at_ms);
-                state.training.prune(minute_of(metric.at_ms));
                 if !state.series_trained.contains(series) {
                     state.series_trained.insert(series.to_owned());
                 }
             }
             MetricKind::Inference => {
                 state.inference.record(metric.latency_ms, metric.at_ms);
-                state.inference.prune(minute_of(metric.at_ms));
-                // The key is copied only the first time the series is used.
-                match state.model_usage.get_mut(series) {
-                    Some(uses) => *uses += 1,
-                    None => {
-                        state.model_usage.insert(series.to_owned(), 1);
-                    }
-                }
+                state.count_uses(series, 1);
             }
+        }
+        Ok(())
+    }
+
+    async fn record_inferences(&self, batch: &InferenceBatch) -> Result<(), MetricsError> {
+        let mut state = self.lock();
+        if !state.first_sighting(batch.id) {
+            return Ok(());
+        }
+        state
+            .inference
+            .record_many(&batch.latencies_ms, batch.predictions(), batch.at_ms);
+        for (series, uses) in &batch.uses {
+            state.count_uses(series.as_str(), *uses);
         }
         Ok(())
     }

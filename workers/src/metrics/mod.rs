@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use serde::Serialize;
 
-use crate::events::{Heartbeat, Metric};
+use crate::events::{Heartbeat, InferenceBatch, Metric};
 
 pub use self::redis::RedisMetrics;
 pub use memory::MemoryMetrics;
@@ -61,6 +61,10 @@ pub(crate) fn sort_instances(instances: &mut [Heartbeat]) {
 pub trait MetricsStore: Send + Sync + 'static {
     /// Records one timed operation. Recording the same metric id twice counts it once.
     async fn record(&self, metric: &Metric) -> Result<(), MetricsError>;
+
+    /// Records a batch of predictions: each series' uses, the batch's latencies and its count in
+    /// the minute of `at_ms`. Recording the same batch id twice counts it once.
+    async fn record_inferences(&self, batch: &InferenceBatch) -> Result<(), MetricsError>;
 
     /// Records a role instance's heartbeat, replacing its previous one.
     async fn record_heartbeat(&self, heartbeat: &Heartbeat) -> Result<(), MetricsError>;

@@ -1,7 +1,7 @@
 //! The metrics store on Redis, shared by every metrics-consumer instance and read by every gateway.
-//! Each record is one Lua script, so a metric is counted whole or not at all, and a redelivered
-//! copy (same id) is recognised and skipped. Keys live under a prefix (`anomaly:` in production, a
-//! fresh one per test).
+//! Each record (a metric, a batch of predictions) is one Lua script, so it is counted whole or not
+//! at all, and a redelivered copy (same id) is recognised and skipped. Keys live under a prefix
+//! (`anomaly:` in production, a fresh one per test).
 //!
 //! Keys: `seen:<id>` (expiring), `latency:<kind>` (newest `LATENCY_WINDOW` samples),
 //! `throughput:<kind>` (hash minute → count, pruned past `THROUGHPUT_MINUTES`), `series` (set of
@@ -18,7 +18,7 @@ use super::{
     HEARTBEAT_TTL_MS, LATENCY_WINDOW, MetricsError, MetricsSnapshot, MetricsStore,
     THROUGHPUT_MINUTES, sort_instances,
 };
-use crate::events::{Heartbeat, Metric, MetricKind};
+use crate::events::{Heartbeat, InferenceBatch, Metric, MetricKind};
 
 /// How long a metric id is remembered for spotting redelivered copies.
 const SEEN_TTL_SECS: u64 = 24 * 3600;
@@ -46,6 +46,32 @@ end
 return 1
 "#;
 
+/// A batch of predictions: ARGV = prefix, id, minute, window, minutes kept, seen TTL, count, the
+/// number of latencies, the latencies, then series/uses pairs.
+const RECORD_INFERENCES: &str = r#"
+local p = ARGV[1]
+if not redis.call('SET', p .. 'seen:' .. ARGV[2], '1', 'NX', 'EX', ARGV[6]) then
+  return 0
+end
+local latencies = tonumber(ARGV[8])
+if latencies > 0 then
+  local latency = p .. 'latency:inference'
+  redis.call('LPUSH', latency, unpack(ARGV, 9, 8 + latencies))
+  redis.call('LTRIM', latency, 0, tonumber(ARGV[4]) - 1)
+end
+local throughput = p .. 'throughput:inference'
+redis.call('HINCRBY', throughput, ARGV[3], ARGV[7])
+local oldest = tonumber(ARGV[3]) - tonumber(ARGV[5]) + 1
+for _, minute in ipairs(redis.call('HKEYS', throughput)) do
+  if tonumber(minute) < oldest then redis.call('HDEL', throughput, minute) end
+end
+local usage = p .. 'usage'
+for i = 9 + latencies, #ARGV, 2 do
+  redis.call('HINCRBY', usage, ARGV[i], ARGV[i + 1])
+end
+return 1
+"#;
+
 const HEARTBEAT: &str = r#"
 local key = ARGV[1] .. 'heartbeats'
 local known = redis.call('HGET', key, ARGV[2])
@@ -59,6 +85,7 @@ pub struct RedisMetrics {
     connection: ConnectionManager,
     prefix: String,
     record: redis::Script,
+    record_inferences: redis::Script,
     heartbeat: redis::Script,
 }
 
@@ -81,6 +108,7 @@ impl RedisMetrics {
             connection,
             prefix: prefix.to_owned(),
             record: redis::Script::new(RECORD),
+            record_inferences: redis::Script::new(RECORD_INFERENCES),
             heartbeat: redis::Script::new(HEARTBEAT),
         })
     }
@@ -119,6 +147,32 @@ impl MetricsStore for RedisMetrics {
             .arg(LATENCY_WINDOW)
             .arg(THROUGHPUT_MINUTES)
             .arg(SEEN_TTL_SECS)
+            .invoke_async(&mut connection)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn record_inferences(&self, batch: &InferenceBatch) -> Result<(), MetricsError> {
+        let mut connection = self.connection.clone();
+        // Redis keeps the newest LATENCY_WINDOW anyway: only those travel.
+        let latencies =
+            &batch.latencies_ms[batch.latencies_ms.len().saturating_sub(LATENCY_WINDOW)..];
+        let mut invocation = self.record_inferences.prepare_invoke();
+        invocation
+            .arg(&self.prefix)
+            .arg(batch.id.to_string())
+            .arg(minute_of(batch.at_ms))
+            .arg(LATENCY_WINDOW)
+            .arg(THROUGHPUT_MINUTES)
+            .arg(SEEN_TTL_SECS)
+            .arg(batch.predictions())
+            .arg(latencies.len())
+            .arg(latencies);
+        for (series, uses) in &batch.uses {
+            invocation.arg(series.as_str()).arg(*uses);
+        }
+        let _: i64 = invocation
             .invoke_async(&mut connection)
             .await
             .map_err(unavailable)?;
