@@ -116,6 +116,25 @@ pub async fn chunks_of_a_version_land_in_place_and_its_number_is_never_reused(
         .unwrap();
     let next = store.create_model(new_model("chunked")).await.unwrap();
     assert_eq!(next.version, v1.version.next());
+    // So does a fit that writes its points with its model, past rows of a version taken back.
+    store
+        .delete_model(&series("chunked"), next.version)
+        .await
+        .unwrap();
+    store
+        .save_training_points(&series("chunked"), next.version, 0, &all)
+        .await
+        .unwrap();
+    let with_points = store
+        .create_model_with_points(new_model("chunked"), &points(3))
+        .await
+        .unwrap();
+    assert_eq!(with_points.version, next.version.next());
+    let stored = store
+        .training_points(&series("chunked"), with_points.version)
+        .await
+        .unwrap();
+    assert_eq!(stored, points(3));
 }
 
 pub async fn series_with_models_are_counted(store: impl ModelStore) {
@@ -207,6 +226,26 @@ pub async fn a_redelivered_batch_adds_nothing(store: impl ModelStore) {
         .await
         .unwrap();
     assert_eq!(again, 0);
+    assert_eq!(
+        store
+            .training_points(&series("a"), Version::FIRST)
+            .await
+            .unwrap(),
+        sent
+    );
+}
+
+pub async fn a_partly_redelivered_batch_adds_only_its_new_rows(store: impl ModelStore) {
+    let sent = points(15);
+    store
+        .save_training_points(&series("a"), Version::FIRST, 0, &sent[..10])
+        .await
+        .unwrap();
+    let added = store
+        .save_training_points(&series("a"), Version::FIRST, 5, &sent[5..])
+        .await
+        .unwrap();
+    assert_eq!(added, 5);
     assert_eq!(
         store
             .training_points(&series("a"), Version::FIRST)
@@ -487,6 +526,12 @@ macro_rules! store_contract {
             async fn a_redelivered_batch_adds_nothing() {
                 let (store, _guard) = $make;
                 contract::a_redelivered_batch_adds_nothing(store).await;
+            }
+            #[tokio::test]
+            $(#[$attr])*
+            async fn a_partly_redelivered_batch_adds_only_its_new_rows() {
+                let (store, _guard) = $make;
+                contract::a_partly_redelivered_batch_adds_only_its_new_rows(store).await;
             }
             #[tokio::test]
             $(#[$attr])*

@@ -2,6 +2,7 @@
 //! implementation (`sql`) that runs on SQLite (embedded default) and PostgreSQL; the contract
 //! suite runs against both.
 
+mod pg_copy;
 mod sql;
 
 #[cfg(test)]

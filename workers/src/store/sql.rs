@@ -13,7 +13,7 @@ use sea_orm::{
     TransactionTrait,
 };
 
-use super::{AlertOrder, AlertQuery, ModelStore, NewModel, StoreError};
+use super::{AlertOrder, AlertQuery, ModelStore, NewModel, StoreError, pg_copy};
 use crate::domain::{Point, SeriesId, Version};
 use crate::events::Scored;
 use crate::live::LiveState;
@@ -62,7 +62,11 @@ impl SqlStore {
             // WAL lets the plot and health readers run beside the writers.
             db.execute_unprepared("PRAGMA journal_mode=WAL").await?;
         }
-        Migrator::up(&db, None).await?;
+        if db.get_database_backend() == DbBackend::Postgres {
+            migrate_one_process_at_a_time(&db).await?;
+        } else {
+            Migrator::up(&db, None).await?;
+        }
         Ok(Self::from_connection(db))
     }
 
@@ -116,6 +120,9 @@ impl SqlStore {
         let parameters =
             serde_json::to_string(&parameters).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let _claim = self.claims.lock(&new.series_id).await;
+        if let (Some(points), DbBackend::Postgres) = (points, self.db.get_database_backend()) {
+            return self.claim_with_copy(&new, &parameters, points).await;
+        }
         for _ in 0..VERSION_ATTEMPTS {
             let txn = self.db.begin().await?;
             let latest = model::Entity::find()
@@ -168,6 +175,62 @@ impl SqlStore {
             new.series_id
         )))
     }
+}
+
+impl SqlStore {
+    /// PostgreSQL's `claim_version` with points: the claim and a binary `COPY` of the points on
+    /// one sqlx transaction (`pg_copy`).
+    async fn claim_with_copy(
+        &self,
+        new: &NewModel,
+        parameters: &str,
+        points: &[Point],
+    ) -> Result<TrainedModel, StoreError> {
+        let pool = self.db.get_postgres_connection_pool();
+        let row = pg_copy::ModelRow {
+            series_id: &new.series_id,
+            detector: new.detector.name(),
+            parameters,
+            points_used: i32::try_from(new.points_used).unwrap_or(i32::MAX),
+            created_at_ms: new.created_at_ms,
+        };
+        for _ in 0..VERSION_ATTEMPTS {
+            match pg_copy::claim_with_points(pool, &row, points).await? {
+                pg_copy::Claim::Claimed(row) => return to_trained(row),
+                pg_copy::Claim::Taken => continue,
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "could not claim a version for {} after {VERSION_ATTEMPTS} attempts",
+            new.series_id
+        )))
+    }
+}
+
+/// The advisory lock key PostgreSQL migrations run under ("anomaly" in ASCII).
+const MIGRATION_LOCK: i64 = 0x616e_6f6d_616c_79;
+
+/// Runs the migrations while holding a database-wide advisory lock: roles started together on a
+/// fresh database would otherwise race to create the same tables, and the loser's
+/// `CREATE TABLE IF NOT EXISTS` fails on PostgreSQL's catalog (`pg_type_typname_nsp_index`). The
+/// lock is held by a session of its own, closed afterwards, so it is released whatever happens.
+async fn migrate_one_process_at_a_time(db: &DatabaseConnection) -> Result<(), StoreError> {
+    use sea_orm::sqlx;
+    let unavailable = |e: sqlx::Error| StoreError::Unavailable(format!("migration lock: {e}"));
+    let mut session = db
+        .get_postgres_connection_pool()
+        .acquire()
+        .await
+        .map_err(unavailable)?
+        .detach();
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(MIGRATION_LOCK)
+        .execute(&mut session)
+        .await
+        .map_err(unavailable)?;
+    let migrated = Migrator::up(db, None).await;
+    let _ = sqlx::Connection::close(session).await;
+    Ok(migrated?)
 }
 
 /// Inserts a version's training points (again: nothing), returning how many rows were new.
@@ -346,6 +409,15 @@ impl ModelStore for SqlStore {
         first_seq: u32,
         points: &[Point],
     ) -> Result<u64, StoreError> {
+        if self.db.get_database_backend() == DbBackend::Postgres {
+            let pool = self.db.get_postgres_connection_pool();
+            // Fast unless a row is there already (a redelivered chunk): then the idempotent insert.
+            if let Some(rows) =
+                pg_copy::copy_points(pool, series, version, first_seq, points).await?
+            {
+                return Ok(rows);
+            }
+        }
         let txn = self.db.begin().await?;
         let inserted = insert_points(&txn, series, version, first_seq, points).await?;
         txn.commit().await?;
@@ -591,6 +663,27 @@ mod tests {
             SqlStore::connect_with(options).await.expect("connect"),
             schema,
         )
+    }
+
+    #[tokio::test]
+    #[ignore = "needs PostgreSQL: run bash .ci/run"]
+    async fn roles_starting_together_on_a_fresh_database_all_migrate_it() {
+        let schema = crate::testing::PgSchema::create().await;
+        let connect = || {
+            let mut options = SqlStore::options(&schema.url);
+            options.set_schema_search_path(schema.name.clone());
+            SqlStore::connect_with(options)
+        };
+        let started = tokio::join!(connect(), connect(), connect(), connect());
+        for store in [started.0, started.1, started.2, started.3] {
+            let store = store.expect("every process migrates or finds the schema migrated");
+            assert_eq!(
+                crate::store::ModelStore::count_series(&store)
+                    .await
+                    .unwrap(),
+                0
+            );
+        }
     }
 
     store_contract!(
