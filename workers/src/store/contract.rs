@@ -25,6 +25,14 @@ fn new_model(id: &str) -> NewModel {
     }
 }
 
+/// The stored training points of series `a`'s first version.
+async fn first_version_of_a(store: &impl ModelStore) -> Vec<Point> {
+    store
+        .training_points(&series("a"), Version::FIRST)
+        .await
+        .unwrap()
+}
+
 fn points(n: usize) -> Vec<Point> {
     (0..n)
         .map(|i| Point {
@@ -160,13 +168,7 @@ pub async fn training_points_round_trip_in_order(store: impl ModelStore) {
         .await
         .unwrap();
     assert_eq!(inserted, 2500);
-    assert_eq!(
-        store
-            .training_points(&series("a"), Version::FIRST)
-            .await
-            .unwrap(),
-        sent
-    );
+    assert_eq!(first_version_of_a(&store).await, sent);
     assert!(
         store
             .training_points(&series("a"), Version::FIRST.next())
@@ -226,13 +228,7 @@ pub async fn a_redelivered_batch_adds_nothing(store: impl ModelStore) {
         .await
         .unwrap();
     assert_eq!(again, 0);
-    assert_eq!(
-        store
-            .training_points(&series("a"), Version::FIRST)
-            .await
-            .unwrap(),
-        sent
-    );
+    assert_eq!(first_version_of_a(&store).await, sent);
 }
 
 pub async fn a_partly_redelivered_batch_adds_only_its_new_rows(store: impl ModelStore) {
@@ -246,13 +242,7 @@ pub async fn a_partly_redelivered_batch_adds_only_its_new_rows(store: impl Model
         .await
         .unwrap();
     assert_eq!(added, 5);
-    assert_eq!(
-        store
-            .training_points(&series("a"), Version::FIRST)
-            .await
-            .unwrap(),
-        sent
-    );
+    assert_eq!(first_version_of_a(&store).await, sent);
 }
 
 pub async fn the_latest_state_checkpoint_wins(store: impl ModelStore) {

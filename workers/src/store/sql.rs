@@ -208,7 +208,7 @@ impl SqlStore {
 }
 
 /// The advisory lock key PostgreSQL migrations run under ("anomaly" in ASCII).
-const MIGRATION_LOCK: i64 = 0x616e_6f6d_616c_79;
+const MIGRATION_LOCK: i64 = 0x0061_6e6f_6d61_6c79;
 
 /// Runs the migrations while holding a database-wide advisory lock: roles started together on a
 /// fresh database would otherwise race to create the same tables, and the loser's
