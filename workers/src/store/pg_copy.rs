@@ -13,6 +13,7 @@ use entity::model;
 use sea_orm::sqlx::{self, PgPool, Row, postgres::PgConnection};
 
 use super::StoreError;
+use super::sql::{Claim, ModelRow};
 use crate::domain::{Point, SeriesId, Version};
 
 /// Bytes of `COPY` data sent in one message.
@@ -30,24 +31,9 @@ fn is_unique_violation(err: &sqlx::Error) -> bool {
         .is_some_and(|e| e.is_unique_violation())
 }
 
-/// What a claim came to.
-pub(super) enum Claim {
-    Claimed(model::Model),
-    /// Another process took the version first: try the next one.
-    Taken,
-}
-
-/// The row a claim inserts: everything but the version, which the claim picks.
-pub(super) struct ModelRow<'a> {
-    pub series_id: &'a SeriesId,
-    pub detector: &'a str,
-    pub parameters: &'a str,
-    pub points_used: i32,
-    pub created_at_ms: i64,
-}
-
-/// Claims the next version of `row.series_id` (past any version left by a failed publish) and
-/// writes `points` as its training set, in one transaction.
+/// One attempt of `SqlStore::claim_version` on PostgreSQL: the next version of `row.series_id`
+/// (past any version left by a failed publish) and `points` as its training set, in one
+/// transaction.
 pub(super) async fn claim_with_points(
     pool: &PgPool,
     row: &ModelRow<'_>,

@@ -103,11 +103,27 @@ fn to_trained(row: model::Model) -> Result<TrainedModel, StoreError> {
     })
 }
 
+/// What one attempt at claiming a version came to.
+pub(super) enum Claim {
+    Claimed(model::Model),
+    /// Another process took the version first: try the next one.
+    Taken,
+}
+
+/// The model row a claim inserts: everything but the version, which the claim picks.
+pub(super) struct ModelRow<'a> {
+    pub series_id: &'a SeriesId,
+    pub detector: &'a str,
+    pub parameters: &'a str,
+    pub points_used: i32,
+    pub created_at_ms: i64,
+}
+
 impl SqlStore {
     /// Stores `new` as its series' next version, with its training `points` in the same
-    /// transaction when given. Claims of one series are serialised within the process (no race
-    /// at all in one process); across processes the unique key settles a race and the loser
-    /// claims the next number.
+    /// transaction when given (on PostgreSQL by binary `COPY`: `pg_copy`). Claims of one series
+    /// are serialised within the process (no race at all in one process); across processes the
+    /// unique key settles a race and the loser claims the next number.
     async fn claim_version(
         &self,
         new: NewModel,
@@ -119,91 +135,84 @@ impl SqlStore {
         };
         let parameters =
             serde_json::to_string(&parameters).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let row = ModelRow {
+            series_id: &new.series_id,
+            detector: new.detector.name(),
+            parameters: &parameters,
+            points_used: i32::try_from(new.points_used).unwrap_or(i32::MAX),
+            created_at_ms: new.created_at_ms,
+        };
         let _claim = self.claims.lock(&new.series_id).await;
-        if let (Some(points), DbBackend::Postgres) = (points, self.db.get_database_backend()) {
-            return self.claim_with_copy(&new, &parameters, points).await;
-        }
         for _ in 0..VERSION_ATTEMPTS {
-            let txn = self.db.begin().await?;
-            let latest = model::Entity::find()
-                .filter(model::Column::SeriesId.eq(new.series_id.as_str()))
-                .order_by_desc(model::Column::Version)
-                .one(&txn)
-                .await?;
-            let latest = match latest {
-                Some(latest) => Some(to_trained(latest)?.version),
-                None => None,
-            };
-            // A version taken back after a failed publish may have left rows (a chunked publish
-            // that failed half way): its number is never given out again.
-            let orphaned = training_point::Entity::find()
-                .filter(training_point::Column::SeriesId.eq(new.series_id.as_str()))
-                .order_by_desc(training_point::Column::Version)
-                .one(&txn)
-                .await?
-                .and_then(|row| u32::try_from(row.version).ok())
-                .and_then(|n| Version::from_number(n).ok());
-            let next = match latest.max(orphaned) {
-                Some(latest) => latest.next(),
-                None => Version::FIRST,
-            };
-            let row = model::ActiveModel {
-                series_id: Set(new.series_id.to_string()),
-                version: Set(version_column(next)),
-                detector: Set(new.detector.name().to_owned()),
-                parameters: Set(parameters.clone()),
-                points_used: Set(i32::try_from(new.points_used).unwrap_or(i32::MAX)),
-                created_at_ms: Set(new.created_at_ms),
-                ..Default::default()
-            };
-            let row = match row.insert(&txn).await {
-                Ok(row) => row,
-                Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-                    txn.rollback().await?;
-                    continue;
+            let attempt = match (points, self.db.get_database_backend()) {
+                (Some(points), DbBackend::Postgres) => {
+                    let pool = self.db.get_postgres_connection_pool();
+                    pg_copy::claim_with_points(pool, &row, points).await?
                 }
-                Err(err) => return Err(err.into()),
+                _ => self.claim_once(&row, points).await?,
             };
-            if let Some(points) = points {
-                insert_points(&txn, &new.series_id, next, 0, points).await?;
+            if let Claim::Claimed(row) = attempt {
+                return to_trained(row);
             }
-            txn.commit().await?;
-            return to_trained(row);
         }
         Err(StoreError::Unavailable(format!(
             "could not claim a version for {} after {VERSION_ATTEMPTS} attempts",
             new.series_id
         )))
     }
-}
 
-impl SqlStore {
-    /// PostgreSQL's `claim_version` with points: the claim and a binary `COPY` of the points on
-    /// one sqlx transaction (`pg_copy`).
-    async fn claim_with_copy(
+    /// One attempt of `claim_version` through sea-orm: the next number past the latest version
+    /// and past any version left by a failed publish, its row, and its points when given.
+    async fn claim_once(
         &self,
-        new: &NewModel,
-        parameters: &str,
-        points: &[Point],
-    ) -> Result<TrainedModel, StoreError> {
-        let pool = self.db.get_postgres_connection_pool();
-        let row = pg_copy::ModelRow {
-            series_id: &new.series_id,
-            detector: new.detector.name(),
-            parameters,
-            points_used: i32::try_from(new.points_used).unwrap_or(i32::MAX),
-            created_at_ms: new.created_at_ms,
+        new: &ModelRow<'_>,
+        points: Option<&[Point]>,
+    ) -> Result<Claim, StoreError> {
+        let txn = self.db.begin().await?;
+        let latest = model::Entity::find()
+            .filter(model::Column::SeriesId.eq(new.series_id.as_str()))
+            .order_by_desc(model::Column::Version)
+            .one(&txn)
+            .await?;
+        let latest = match latest {
+            Some(latest) => Some(to_trained(latest)?.version),
+            None => None,
         };
-        for _ in 0..VERSION_ATTEMPTS {
-            match pg_copy::claim_with_points(pool, &row, points).await? {
-                pg_copy::Claim::Claimed(row) => return to_trained(row),
-                pg_copy::Claim::Taken => continue,
+        // A version taken back after a failed publish may have left rows (a chunked publish
+        // that failed half way): its number is never given out again.
+        let orphaned = training_point::Entity::find()
+            .filter(training_point::Column::SeriesId.eq(new.series_id.as_str()))
+            .order_by_desc(training_point::Column::Version)
+            .one(&txn)
+            .await?
+            .and_then(|row| u32::try_from(row.version).ok())
+            .and_then(|n| Version::from_number(n).ok());
+        let next = match latest.max(orphaned) {
+            Some(latest) => latest.next(),
+            None => Version::FIRST,
+        };
+        let row = model::ActiveModel {
+            series_id: Set(new.series_id.to_string()),
+            version: Set(version_column(next)),
+            detector: Set(new.detector.to_owned()),
+            parameters: Set(new.parameters.to_owned()),
+            points_used: Set(new.points_used),
+            created_at_ms: Set(new.created_at_ms),
+            ..Default::default()
+        };
+        let row = match row.insert(&txn).await {
+            Ok(row) => row,
+            Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                txn.rollback().await?;
+                return Ok(Claim::Taken);
             }
+            Err(err) => return Err(err.into()),
+        };
+        if let Some(points) = points {
+            insert_points(&txn, new.series_id, next, 0, points).await?;
         }
-        Err(StoreError::Unavailable(format!(
-            "could not claim a version for {} after {VERSION_ATTEMPTS} attempts",
-            new.series_id
-        )))
+        txn.commit().await?;
+        Ok(Claim::Claimed(row))
     }
 }
 
