@@ -69,6 +69,7 @@ pub async fn bus(config: &Config) -> anyhow::Result<Bus> {
         prefix: config.kafka_topic_prefix.clone(),
         partitions: config.kafka_partitions,
         replication: config.kafka_replication,
+        linger: std::time::Duration::from_millis(config.kafka_linger_ms.into()),
         create_topics: true,
     })
     .await

@@ -31,6 +31,8 @@ pub struct Config {
     /// Partitions and replication factor of the topics created at start.
     pub kafka_partitions: i32,
     pub kafka_replication: i32,
+    /// How long the producer holds events to send them together (`linger.ms`).
+    pub kafka_linger_ms: u32,
     /// Redis URL; none means the in-process metrics store.
     pub redis_url: Option<String>,
     /// Put before every Redis key.
@@ -72,6 +74,11 @@ pub struct Config {
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/anomaly.db?mode=rwc";
+/// `KAFKA_LINGER_MS` when unset (librdkafka's own default): the Kafka producer gathers events for
+/// up to 5 ms into one request, which costs a live event at most that much delay.
+pub const DEFAULT_KAFKA_LINGER_MS: u32 = 5;
+/// The longest `KAFKA_LINGER_MS` taken: every live event may wait that long.
+pub const MAX_KAFKA_LINGER_MS: u32 = 1000;
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -90,6 +97,7 @@ impl Config {
             kafka_topic_prefix: get("KAFKA_TOPIC_PREFIX").unwrap_or_default(),
             kafka_partitions: parse_or(&get, "KAFKA_PARTITIONS", 3)?,
             kafka_replication: parse_or(&get, "KAFKA_REPLICATION_FACTOR", 1)?,
+            kafka_linger_ms: kafka_linger_ms(&get)?,
             redis_url: redis_url(&get)?,
             redis_prefix: get("REDIS_PREFIX").unwrap_or_else(|| "anomaly:".into()),
             trainer_url: get("TRAINER_URL"),
@@ -231,6 +239,16 @@ fn parse_or<T: std::str::FromStr>(
     }
 }
 
+fn kafka_linger_ms(get: &impl Fn(&str) -> Option<String>) -> Result<u32, ConfigError> {
+    let ms = parse_or(get, "KAFKA_LINGER_MS", DEFAULT_KAFKA_LINGER_MS)?;
+    if ms > MAX_KAFKA_LINGER_MS {
+        return Err(ConfigError(format!(
+            "KAFKA_LINGER_MS is at most {MAX_KAFKA_LINGER_MS} (every live event may wait that long), not {ms}"
+        )));
+    }
+    Ok(ms)
+}
+
 /// `DATABASE_URL`, else the seed's `POSTGRES_*` variables (when `POSTGRES_HOST` or
 /// `POSTGRES_DB` is set), else the embedded SQLite file.
 fn database_url(get: &impl Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
@@ -349,6 +367,18 @@ mod tests {
         assert_eq!(
             config(&[("MODEL_CACHE_MAX", "7")]).unwrap().model_cache_max,
             7
+        );
+        for bad in ["1001", "-1", "soon"] {
+            let err = config(&[("KAFKA_LINGER_MS", bad)]).unwrap_err().to_string();
+            assert!(err.contains("KAFKA_LINGER_MS"), "{bad}: {err}");
+        }
+        assert_eq!(
+            config(&[]).unwrap().kafka_linger_ms,
+            DEFAULT_KAFKA_LINGER_MS
+        );
+        assert_eq!(
+            config(&[("KAFKA_LINGER_MS", "0")]).unwrap().kafka_linger_ms,
+            0
         );
     }
 

@@ -100,6 +100,33 @@ pub fn trace_headers() -> reqwest::header::HeaderMap {
     headers
 }
 
+/// The current span's `traceparent` and `tracestate`, for a call that carries them in its body;
+/// none when no trace is being recorded.
+pub fn trace_context() -> (Option<String>, Option<String>) {
+    let mut headers = trace_headers();
+    let mut take = |name: &str| {
+        headers
+            .remove(name)
+            .and_then(|value| value.to_str().ok().map(str::to_owned))
+    };
+    (take("traceparent"), take("tracestate"))
+}
+
+/// Makes `span` a child of the trace a `traceparent` (and `tracestate`) names.
+pub fn continue_trace_from(span: &tracing::Span, traceparent: &str, tracestate: Option<String>) {
+    let mut headers = axum::http::HeaderMap::new();
+    let mut put = |name: &'static str, value: &str| {
+        if let Ok(value) = axum::http::HeaderValue::from_str(value) {
+            headers.insert(name, value);
+        }
+    };
+    put("traceparent", traceparent);
+    if let Some(tracestate) = tracestate.as_deref() {
+        put("tracestate", tracestate);
+    }
+    continue_trace(span, &headers);
+}
+
 /// Makes `span` a child of the trace an incoming request carries, if it carries one.
 pub fn continue_trace(span: &tracing::Span, headers: &axum::http::HeaderMap) {
     let parent = opentelemetry::global::get_text_map_propagator(|propagator| {

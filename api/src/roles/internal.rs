@@ -19,6 +19,29 @@ use anomaly_workers::trainer::{FitOutcome, TrainError, Training};
 
 pub const FIT_PATH: &str = "/internal/fit";
 pub const PREDICT_PATH: &str = "/internal/predict";
+/// Many points, of any series, scored in one call: how the gateway reaches a predictor.
+pub const PREDICT_BATCH_PATH: &str = "/internal/predict-batch";
+/// Points one batch call carries at most.
+pub const MAX_PREDICT_BATCH: usize = 128;
+
+/// One point of a batch call, with the trace context of the request it came from.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BatchItem {
+    pub series_id: SeriesId,
+    pub point: Point,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracestate: Option<String>,
+}
+
+/// What one point of a batch call came to, in the order the points were sent.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchAnswer {
+    Scored(Prediction),
+    Failed(Failure),
+}
 
 /// A fit as the gateway sends it to a trainer.
 #[derive(Debug, Serialize, Deserialize)]
@@ -179,6 +202,7 @@ async fn fit(
 pub fn predictor_routes(scoring: Arc<dyn Scoring>, max_body_bytes: usize) -> Router {
     Router::new()
         .route(&format!("{PREDICT_PATH}/{{series_id}}"), post(predict))
+        .route(PREDICT_BATCH_PATH, post(predict_batch))
         .route("/internal/alive", get(alive))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(scoring)
@@ -192,4 +216,42 @@ async fn predict(
     let series = SeriesId::parse(&series)?;
     let point = Point::parse(point.timestamp, point.value)?;
     Ok(Json(scoring.predict(&series, point).await?))
+}
+
+/// Scores a batch: every point as `predict` would, concurrently (points of one series in the order
+/// sent), each in a span continuing the trace of the request it came from.
+async fn predict_batch(
+    State(scoring): State<Arc<dyn Scoring>>,
+    Json(items): Json<Vec<BatchItem>>,
+) -> Result<Json<Vec<BatchAnswer>>, Failure> {
+    if items.len() > MAX_PREDICT_BATCH {
+        return Err(Failure {
+            kind: FailureKind::Invalid,
+            message: format!(
+                "a batch carries at most {MAX_PREDICT_BATCH} points, not {}",
+                items.len()
+            ),
+        });
+    }
+    let scoring = &scoring;
+    let answers = futures_util::future::join_all(items.into_iter().map(|item| async move {
+        let score = async {
+            let point = Point::parse(item.point.timestamp, item.point.value)?;
+            Ok::<_, Failure>(scoring.predict(&item.series_id, point).await?)
+        };
+        let answer = match item.traceparent {
+            None => score.await,
+            Some(traceparent) => {
+                let span = tracing::info_span!("predict", series = %item.series_id);
+                crate::telemetry::continue_trace_from(&span, &traceparent, item.tracestate);
+                tracing::Instrument::instrument(score, span).await
+            }
+        };
+        match answer {
+            Ok(prediction) => BatchAnswer::Scored(prediction),
+            Err(failure) => BatchAnswer::Failed(failure),
+        }
+    }))
+    .await;
+    Ok(Json(answers))
 }

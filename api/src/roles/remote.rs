@@ -2,18 +2,27 @@
 //! the in-process calls. Predictors keep a series' online state, so each series always goes to
 //! the same predictor: `PREDICTOR_URL` lists the instances and a stable hash of the series id
 //! picks one.
+//!
+//! Points for a predictor travel in batches (`PredictorLink`): while `BATCHES_IN_FLIGHT` calls
+//! are out, the points that arrive wait and go together in the next call, up to
+//! `MAX_PREDICT_BATCH`. An idle gateway sends each point at once; a loaded one pays one HTTP
+//! exchange per batch instead of one per point.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use reqwest::StatusCode;
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use anomaly_workers::detector::ModelSpec;
 use anomaly_workers::domain::{Point, SeriesId, TrainingSet};
 use anomaly_workers::predictor::{PredictError, Prediction, Scoring};
 use anomaly_workers::trainer::{FitOutcome, TrainError, Training};
 
-use super::internal::{FIT_PATH, Failure, FitRequest, PREDICT_PATH};
+use super::internal::{
+    BatchAnswer, BatchItem, FIT_PATH, Failure, FitRequest, MAX_PREDICT_BATCH, PREDICT_BATCH_PATH,
+};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -99,24 +108,30 @@ impl Training for RemoteTrainer {
 }
 
 pub struct RemotePredictors {
-    client: reqwest::Client,
-    urls: Vec<String>,
+    links: Vec<PredictorLink>,
 }
 
 impl RemotePredictors {
     /// `urls` must not be empty (the configuration refuses an empty `PREDICTOR_URL`).
     pub fn new(urls: &[String]) -> Self {
         assert!(!urls.is_empty(), "at least one predictor URL");
+        let client = client();
         Self {
-            client: client(),
-            urls: urls.iter().map(|u| base(u)).collect(),
+            links: urls
+                .iter()
+                .map(|url| PredictorLink::new(client.clone(), base(url)))
+                .collect(),
         }
     }
 
     /// The predictor that owns `series`.
     pub fn owner(&self, series: &SeriesId) -> &str {
-        let index = stable_hash(series.as_str()) % self.urls.len() as u64;
-        &self.urls[index as usize]
+        &self.link_of(series).url
+    }
+
+    fn link_of(&self, series: &SeriesId) -> &PredictorLink {
+        let index = stable_hash(series.as_str()) % self.links.len() as u64;
+        &self.links[index as usize]
     }
 }
 
@@ -130,12 +145,108 @@ fn stable_hash(text: &str) -> u64 {
 #[async_trait]
 impl Scoring for RemotePredictors {
     async fn predict(&self, series: &SeriesId, point: Point) -> Result<Prediction, PredictError> {
-        let url = format!("{}{PREDICT_PATH}/{series}", self.owner(series));
-        match call(&self.client, url, &point).await {
-            Answer::Ok(prediction) => Ok(prediction),
-            Answer::Failed(failure) => Err(failure.into_predict_error(series)),
-            Answer::Unreachable(cause) => Err(PredictError::Unreachable(cause)),
+        let (traceparent, tracestate) = crate::telemetry::trace_context();
+        let item = BatchItem {
+            series_id: series.clone(),
+            point,
+            traceparent,
+            tracestate,
+        };
+        self.link_of(series).score(item).await
+    }
+}
+
+/// Batch calls to one predictor that may be out at once; more points wait for the next call.
+const BATCHES_IN_FLIGHT: usize = 4;
+/// Points waiting for a call to one predictor before callers wait to hand theirs over.
+const WAITING_POINTS: usize = 4096;
+
+type Reply = oneshot::Sender<Result<Prediction, PredictError>>;
+
+/// The way to one predictor: a queue of points and the task that sends them in batches (started
+/// on first use, on the caller's runtime).
+struct PredictorLink {
+    client: reqwest::Client,
+    url: String,
+    queue: OnceLock<mpsc::Sender<(BatchItem, Reply)>>,
+}
+
+impl PredictorLink {
+    fn new(client: reqwest::Client, url: String) -> Self {
+        Self {
+            client,
+            url,
+            queue: OnceLock::new(),
         }
+    }
+
+    async fn score(&self, item: BatchItem) -> Result<Prediction, PredictError> {
+        let queue = self.queue.get_or_init(|| {
+            let (sender, receiver) = mpsc::channel(WAITING_POINTS);
+            let url = format!("{}{PREDICT_BATCH_PATH}", self.url);
+            tokio::spawn(send_batches(self.client.clone(), url, receiver));
+            sender
+        });
+        let (reply, answer) = oneshot::channel();
+        let gone = || PredictError::Unreachable(format!("{}: the batch sender stopped", self.url));
+        queue.send((item, reply)).await.map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+}
+
+/// Takes points off `queue` in batches, each as one call, at most `BATCHES_IN_FLIGHT` at once.
+async fn send_batches(
+    client: reqwest::Client,
+    url: String,
+    mut queue: mpsc::Receiver<(BatchItem, Reply)>,
+) {
+    let calls = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
+    while let Some(first) = queue.recv().await {
+        // Waiting for a free call first lets the points that arrive meanwhile join this batch.
+        let Ok(call) = calls.clone().acquire_owned().await else {
+            return;
+        };
+        let mut batch = vec![first];
+        while batch.len() < MAX_PREDICT_BATCH {
+            match queue.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let (client, url) = (client.clone(), url.clone());
+        tokio::spawn(async move {
+            send_batch(&client, url, batch).await;
+            drop(call);
+        });
+    }
+}
+
+/// One batch call; every point gets its own answer, or the call's failure.
+async fn send_batch(client: &reqwest::Client, url: String, batch: Vec<(BatchItem, Reply)>) {
+    let (items, replies): (Vec<BatchItem>, Vec<Reply>) = batch.into_iter().unzip();
+    let answers = match call::<Vec<BatchAnswer>>(client, url.clone(), &items).await {
+        Answer::Ok(answers) if answers.len() == items.len() => answers,
+        Answer::Ok(answers) => {
+            let cause = format!("{url}: {} answers to {} points", answers.len(), items.len());
+            return fail_all(replies, &cause);
+        }
+        Answer::Failed(failure) => {
+            return fail_all(replies, &format!("{url}: {}", failure.message));
+        }
+        Answer::Unreachable(cause) => return fail_all(replies, &cause),
+    };
+    for ((item, reply), answer) in items.into_iter().zip(replies).zip(answers) {
+        let result = match answer {
+            BatchAnswer::Scored(prediction) => Ok(prediction),
+            BatchAnswer::Failed(failure) => Err(failure.into_predict_error(&item.series_id)),
+        };
+        let _ = reply.send(result);
+    }
+}
+
+fn fail_all(replies: Vec<Reply>, cause: &str) {
+    for reply in replies {
+        let _ = reply.send(Err(PredictError::Unreachable(cause.to_owned())));
     }
 }
 

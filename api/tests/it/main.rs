@@ -14,6 +14,7 @@ mod graphql;
 mod hostile;
 mod online_state;
 mod openapi;
+mod predictor_batches;
 mod probes;
 mod processes;
 mod prometheus;

@@ -1,22 +1,24 @@
 //! One distributed fit is one trace: the gateway's request span and the trainer's, in different
 //! servers (here in one test process, with the SDK's in-memory exporter standing in for an OTLP
-//! collector), share a trace id, the trainer's request a child of the gateway's call.
+//! collector), share a trace id, the trainer's request a child of the gateway's call. So is one
+//! distributed predict, though its point travels to the predictor in a batch shared with others.
 
 use std::sync::Arc;
 
 use anomaly_api::config::LogFormat;
-use anomaly_api::roles::internal::trainer_routes;
+use anomaly_api::roles::internal::{predictor_routes, trainer_routes};
 use anomaly_api::roles::remote::{RemotePredictors, RemoteTrainer};
 use anomaly_api::state::{AppState, Services};
 use anomaly_workers::bus::MemoryBus;
 use anomaly_workers::metrics::MemoryMetrics;
+use anomaly_workers::predictor::Predictor;
 use anomaly_workers::store::SqlStore;
 use anomaly_workers::trainer::Trainer;
 use opentelemetry::Value;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
 use tokio::net::TcpListener;
 
-use crate::demo_scenario::fit_body;
+use crate::demo_scenario::{T0, fit_body};
 use crate::support::{Http, eventually};
 
 fn path_of(span: &SpanData) -> Option<String> {
@@ -117,5 +119,90 @@ async fn a_distributed_fit_is_one_trace_across_gateway_and_trainer() {
     assert_ne!(
         trainer_span.span_context.span_id(),
         gateway_span.span_context.span_id()
+    );
+}
+
+#[tokio::test]
+async fn a_distributed_predict_is_one_trace_across_gateway_and_predictor() {
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    anomaly_api::telemetry::install(LogFormat::Text, Some(provider.clone()));
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+    let store = Arc::new(SqlStore::connect(&url).await.unwrap());
+    let bus = Arc::new(MemoryBus::new(64));
+    let trainer = Arc::new(Trainer::storing_points(store.clone(), bus.clone()));
+    let predictor = Arc::new(Predictor::new(store.clone(), bus.clone(), 100));
+    let predictor_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let predictor_url = format!("http://{}", predictor_listener.local_addr().unwrap());
+    let predictor_router = anomaly_api::roles::observed(predictor_routes(predictor, 1 << 20));
+    tokio::spawn(async move { axum::serve(predictor_listener, predictor_router).await });
+
+    let state = AppState::new(Services {
+        training: trainer,
+        scoring: Arc::new(RemotePredictors::new(&[predictor_url])),
+        store,
+        metrics: Arc::new(MemoryMetrics::new()),
+        feed: anomaly_workers::fanout::LiveFeed::new(bus, Default::default()),
+    });
+    let gateway_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gateway = Http::new(format!("http://{}", gateway_listener.local_addr().unwrap()));
+    let app = anomaly_api::app(
+        state,
+        &anomaly_api::EdgeLimits::from_config(
+            &anomaly_api::config::Config::from_lookup(|_| None).unwrap(),
+        ),
+    );
+    tokio::spawn(async move { axum::serve(gateway_listener, app).await });
+
+    assert_eq!(gateway.fit("traced", &fit_body(1)).await.status, 200);
+    let answer = gateway.predict("traced", T0 + 86_400, 10.5).await;
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.bytes)
+    );
+    let finished = |check: fn(&SpanData) -> bool| {
+        let exporter = exporter.clone();
+        move || {
+            let found = exporter.get_finished_spans().unwrap().iter().any(check);
+            async move { found }
+        }
+    };
+    eventually(
+        "the predictor's span of the point ends",
+        finished(|s| s.name == "predict"),
+    )
+    .await;
+    eventually(
+        "the gateway's request span ends",
+        finished(|s| path_of(s).as_deref() == Some("/predict/{series_id}")),
+    )
+    .await;
+    let _ = provider.force_flush();
+
+    let spans = exporter.get_finished_spans().unwrap();
+    let gateway_span = spans
+        .iter()
+        .find(|s| path_of(s).as_deref() == Some("/predict/{series_id}"))
+        .unwrap_or_else(|| panic!("no gateway request span in {spans:#?}"));
+    let predict_span = spans
+        .iter()
+        .find(|s| s.name == "predict")
+        .unwrap_or_else(|| panic!("no predictor span in {spans:#?}"));
+    let trace = gateway_span.span_context.trace_id();
+    assert_eq!(predict_span.span_context.trace_id(), trace, "one trace");
+    let in_trace: Vec<_> = spans
+        .iter()
+        .filter(|s| s.span_context.trace_id() == trace)
+        .map(|s| s.span_context.span_id())
+        .collect();
+    assert!(
+        in_trace.contains(&predict_span.parent_span_id),
+        "{spans:#?}"
     );
 }

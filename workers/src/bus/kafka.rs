@@ -43,6 +43,9 @@ pub struct KafkaOptions {
     pub partitions: i32,
     /// Replication factor of topics created at start.
     pub replication: i32,
+    /// How long the producer holds events to send them in one request: a live event is that
+    /// much later, and the broker gets that many fewer requests.
+    pub linger: Duration,
     /// Create missing topics at start (off only where something else made them: librdkafka's
     /// mock cluster has no CreateTopics).
     pub create_topics: bool,
@@ -71,7 +74,7 @@ impl KafkaBus {
             .set("bootstrap.servers", &options.brokers)
             .set("enable.idempotence", "true")
             .set("acks", "all")
-            .set("linger.ms", "2")
+            .set("linger.ms", options.linger.as_millis().to_string())
             .set(
                 "message.timeout.ms",
                 DELIVERY_TIMEOUT.as_millis().to_string(),
@@ -414,6 +417,7 @@ mod tests {
             prefix,
             partitions: 3,
             replication: 1,
+            linger: std::time::Duration::from_millis(5),
             create_topics,
         })
         .await
