@@ -6,7 +6,9 @@
 //! Points for a predictor travel in batches (`PredictorLink`): while `BATCHES_IN_FLIGHT` calls
 //! are out, the points that arrive wait and go together in the next call, up to
 //! `MAX_PREDICT_BATCH`. An idle gateway sends each point at once; a loaded one pays one HTTP
-//! exchange per batch instead of one per point.
+//! exchange per batch instead of one per point. A call still out after `SLOW_CALL` (a point
+//! whose model the predictor is loading from a slow database, say) gives its place up, so it
+//! never holds back the points behind it.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -158,6 +160,8 @@ impl Scoring for RemotePredictors {
 
 /// Batch calls to one predictor that may be out at once; more points wait for the next call.
 const BATCHES_IN_FLIGHT: usize = 4;
+/// How long a call holds its place among the `BATCHES_IN_FLIGHT`.
+const SLOW_CALL: Duration = Duration::from_millis(50);
 /// Points waiting for a call to one predictor before callers wait to hand theirs over.
 const WAITING_POINTS: usize = 4096;
 
@@ -215,8 +219,13 @@ async fn send_batches(
         }
         let (client, url) = (client.clone(), url.clone());
         tokio::spawn(async move {
-            send_batch(&client, url, batch).await;
-            drop(call);
+            let send = send_batch(&client, url, batch);
+            tokio::pin!(send);
+            tokio::select! {
+                () = &mut send => return,
+                () = tokio::time::sleep(SLOW_CALL) => drop(call),
+            }
+            send.await;
         });
     }
 }

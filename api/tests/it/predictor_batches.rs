@@ -1,6 +1,6 @@
 //! The gateway reaches a predictor with batches of points: concurrent predicts share HTTP calls,
-//! and each caller still gets the answer (or the error) of its own point. A batch over the limit
-//! is refused whole, with a clear error.
+//! and each caller still gets the answer (or the error) of its own point. Calls that hang do not
+//! hold back the points behind them. A batch over the limit is refused whole, with a clear error.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,13 +10,14 @@ use anomaly_api::roles::remote::RemotePredictors;
 use anomaly_workers::bus::MemoryBus;
 use anomaly_workers::detector::ModelSpec;
 use anomaly_workers::domain::{Point, SeriesId, TrainingSet};
-use anomaly_workers::predictor::{PredictError, Predictor, Scoring};
+use anomaly_workers::predictor::{PredictError, Prediction, Predictor, Scoring};
 use anomaly_workers::store::SqlStore;
 use anomaly_workers::trainer::{Trainer, Training};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 use crate::demo_scenario::T0;
+use crate::support::DEADLINE;
 
 /// A predictor role on a fresh SQLite file, with `series` trained; its URL and a count of the
 /// HTTP calls it has answered.
@@ -120,4 +121,52 @@ async fn a_batch_over_the_limit_is_refused_whole() {
             .iter()
             .all(|a| a["scored"]["series_id"] == "batch_a")
     );
+}
+
+/// A predictor on which series `stuck` never answers (a model load hanging on the database) and
+/// every other series at once (as untrained); it reports each call of `stuck`.
+struct StuckSeries {
+    stuck_calls: tokio::sync::mpsc::UnboundedSender<()>,
+}
+
+#[async_trait::async_trait]
+impl Scoring for StuckSeries {
+    async fn predict(&self, series: &SeriesId, _point: Point) -> Result<Prediction, PredictError> {
+        if series.as_str() == "stuck" {
+            let _ = self.stuck_calls.send(());
+            std::future::pending::<()>().await;
+        }
+        Err(PredictError::ModelNotFound(series.clone()))
+    }
+}
+
+#[tokio::test]
+async fn calls_that_hang_do_not_hold_back_the_points_behind_them() {
+    let (stuck_calls, mut stuck_called) = tokio::sync::mpsc::unbounded_channel();
+    let router = predictor_routes(Arc::new(StuckSeries { stuck_calls }), 1 << 20);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let predictors = Arc::new(RemotePredictors::new(&[url]));
+    let point = Point::parse(T0, 1.0).unwrap();
+
+    let waited = tokio::time::timeout(DEADLINE, async {
+        // More hanging calls than may be out at once, each in its own batch.
+        for _ in 0..8 {
+            let predictors = predictors.clone();
+            tokio::spawn(async move {
+                let stuck = SeriesId::parse("stuck").unwrap();
+                let _ = predictors.predict(&stuck, point).await;
+            });
+            stuck_called.recv().await.expect("the predictor is called");
+        }
+        let free = SeriesId::parse("free").unwrap();
+        predictors.predict(&free, point).await
+    })
+    .await;
+    match waited {
+        Ok(Err(PredictError::ModelNotFound(series))) => assert_eq!(series.as_str(), "free"),
+        Ok(other) => panic!("the free series answered {other:?}"),
+        Err(_) => panic!("points queued behind hanging calls were never sent"),
+    }
 }
