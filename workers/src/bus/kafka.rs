@@ -417,7 +417,7 @@ mod tests {
             prefix,
             partitions: 3,
             replication: 1,
-            linger: std::time::Duration::from_millis(5),
+            linger: std::time::Duration::from_millis(2),
             create_topics,
         })
         .await
