@@ -113,7 +113,11 @@ impl Config {
                 .unwrap_or_default(),
             max_body_bytes: parse_or(&get, "MAX_BODY_BYTES", 2 * 1024 * 1024)?,
             graphql_batch_limit: parse_or(&get, "GRAPHQL_BATCH_LIMIT", 10)?.max(1),
-            health_top_series: parse_or(&get, "HEALTH_TOP_SERIES", 100)?,
+            health_top_series: parse_or(
+                &get,
+                "HEALTH_TOP_SERIES",
+                guard::DEFAULT_HEALTH_TOP_SERIES,
+            )?,
             graphql: QueryLimits {
                 max_cost: parse_or(&get, "GRAPHQL_MAX_COST", guard::DEFAULT_MAX_COST)?,
                 max_depth: parse_or(&get, "GRAPHQL_MAX_DEPTH", guard::DEFAULT_MAX_DEPTH)?,
@@ -124,6 +128,11 @@ impl Config {
                     QueryLimits::default().max_response_bytes,
                 )?,
                 timeout: secs(&get, "GRAPHQL_TIMEOUT_SECS", 30)?,
+                health_top_series: parse_or(
+                    &get,
+                    "HEALTH_TOP_SERIES",
+                    guard::DEFAULT_HEALTH_TOP_SERIES,
+                )?,
             },
             server: ServerLimits {
                 header_timeout: secs(&get, "HTTP_HEADER_TIMEOUT_SECS", 30)?,

@@ -57,7 +57,7 @@ impl Check {
                 let metrics = metrics.clone();
                 Box::pin(async move {
                     metrics
-                        .snapshot(now_ms())
+                        .snapshot(now_ms(), 0)
                         .await
                         .map(|_| ())
                         .map_err(|e| e.to_string())

@@ -176,6 +176,34 @@ async fn fit_ingest(port: u16, pid: u32) -> (f64, f64) {
     (total / seconds, cpu.as_secs_f64() * 1e6 / total)
 }
 
+/// What one public `GET /healthcheck` costs, one call at a time: milliseconds to answer and of
+/// server CPU, averaged over `HEALTH_CALLS` calls.
+async fn healthcheck_cost(port: u16, pid: u32) -> (f64, f64) {
+    const HEALTH_CALLS: u32 = 20;
+    let client = reqwest::Client::new();
+    let cpu = cpu_time(&pid.to_string());
+    let started = Instant::now();
+    for _ in 0..HEALTH_CALLS {
+        let answer = client
+            .get(format!("http://127.0.0.1:{port}/healthcheck"))
+            .send()
+            .await
+            .expect("healthcheck");
+        assert!(
+            answer.status().is_success(),
+            "healthcheck answered {}",
+            answer.status()
+        );
+        answer.bytes().await.expect("the healthcheck's body");
+    }
+    let per_call = started.elapsed().as_secs_f64() * 1000.0 / f64::from(HEALTH_CALLS);
+    let cpu = cpu_time(&pid.to_string()).saturating_sub(cpu);
+    (
+        per_call,
+        cpu.as_secs_f64() * 1000.0 / f64::from(HEALTH_CALLS),
+    )
+}
+
 /// One table row: a run and how it compares with the reference run just before it.
 fn report(round: usize, name: &str, run: &Run, baseline: Option<&Run>) {
     let ratio = baseline.map_or(1.0, |b| run.rate() / b.rate());
@@ -310,9 +338,12 @@ async fn main() {
         )
         .await;
         let rss_after = threads_and_rss(product_pid).1;
+        let (health_ms, health_cpu_ms) = healthcheck_cost(product_port, product_pid).await;
         memory_note = Some(format!(
             "{series} zscore series written in {load_seconds:.1} s, each loaded once by a sweep \
-             ({:.0}/s, {} errors): RSS {} → {} MiB, {:.0} bytes per cached series",
+             ({:.0}/s, {} errors): RSS {} → {} MiB, {:.0} bytes per cached series; \
+             GET /healthcheck with every series used: {health_ms:.1} ms, \
+             {health_cpu_ms:.1} ms of server CPU",
             warm.rate(),
             warm.errors,
             rss_before / 1024,

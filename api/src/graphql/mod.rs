@@ -62,6 +62,7 @@ pub fn schema(state: AppState, limits: &QueryLimits) -> AnomalySchema {
         .data(windowed(loaders::ModelsLoader(state.store.clone())))
         .data(windowed(loaders::TrainingDataLoader(state.store.clone())))
         .data(state)
+        .data(crate::rest::HealthTopSeries(limits.health_top_series))
         .finish()
 }
 

@@ -168,9 +168,12 @@ impl QueryRoot {
     /// Latencies, throughput, usage and every live role instance.
     async fn health(&self, ctx: &Context<'_>) -> async_graphql::Result<Health> {
         let state = ctx.data_unchecked::<AppState>();
+        let top = ctx
+            .data_opt::<crate::rest::HealthTopSeries>()
+            .map_or(crate::graphql::guard::DEFAULT_HEALTH_TOP_SERIES, |t| t.0);
         let snapshot = state
             .metrics
-            .snapshot(now_ms())
+            .snapshot(now_ms(), top)
             .await
             .map_err(|e| ApiError::from(e).into_graphql())?;
         let trained = crate::rest::series_trained(state, snapshot.series_trained).await;

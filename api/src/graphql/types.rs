@@ -405,6 +405,8 @@ pub struct Health {
     pub training_latency: Latency,
     pub trainings_per_minute: f64,
     pub predictions_per_minute: f64,
+    /// The most used series, at most `HEALTH_TOP_SERIES` of them (of equally used ones, the
+    /// smaller ids).
     pub model_usage: Vec<SeriesUsage>,
     pub instances: Vec<Instance>,
 }

@@ -89,17 +89,6 @@ fn round_latency(s: LatencySummary) -> LatencySummary {
 #[derive(Debug, Clone, Copy)]
 pub struct HealthTopSeries(pub usize);
 
-/// The `top` most used series of `usage` (ties by series id).
-fn most_used(usage: BTreeMap<String, u64>, top: usize) -> BTreeMap<String, u64> {
-    if usage.len() <= top {
-        return usage;
-    }
-    let mut ranked: Vec<(String, u64)> = usage.into_iter().collect();
-    ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    ranked.truncate(top);
-    ranked.into_iter().collect()
-}
-
 /// Series with a model, counted in the database (the metrics store only sees trainings since it
 /// started); the metrics store's count when the database does not answer.
 pub async fn series_trained(state: &AppState, counted_by_metrics: u64) -> u64 {
@@ -117,7 +106,7 @@ pub async fn healthcheck(
     top: Option<Extension<HealthTopSeries>>,
 ) -> Result<Json<HealthAnswer>, ApiError> {
     let top = top.map_or(usize::MAX, |Extension(HealthTopSeries(n))| n);
-    let snap = state.metrics.snapshot(now_ms()).await?;
+    let snap = state.metrics.snapshot(now_ms(), top).await?;
     Ok(Json(HealthAnswer {
         series_trained: series_trained(&state, snap.series_trained).await,
         inference_latency_ms: round_latency(snap.inference_latency),
@@ -130,7 +119,7 @@ pub async fn healthcheck(
                 avg_per_minute: round2(snap.inference_per_minute),
             },
         },
-        model_usage: most_used(snap.model_usage, top),
+        model_usage: snap.model_usage,
         system_metrics: SystemMetrics {
             trainer: figures_of(&snap.instances, Role::Trainer),
             predictor: figures_of(&snap.instances, Role::Predictor),
@@ -148,21 +137,4 @@ pub async fn healthcheck(
             })
             .collect(),
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn model_usage_keeps_the_most_used_series() {
-        let usage: BTreeMap<String, u64> = [("a", 5), ("b", 9), ("c", 1), ("d", 9)]
-            .into_iter()
-            .map(|(s, n)| (s.to_owned(), n))
-            .collect();
-        let top = most_used(usage.clone(), 2);
-        assert_eq!(top.keys().collect::<Vec<_>>(), ["b", "d"]);
-        assert_eq!(most_used(usage.clone(), 10), usage);
-        assert!(most_used(usage, 0).is_empty());
-    }
 }

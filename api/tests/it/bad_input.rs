@@ -206,7 +206,8 @@ async fn bodies_sent_as_anything_but_json_get_415() {
     );
 }
 
-/// The public healthcheck lists only the most used series, however many are predicted.
+/// The public healthcheck (and GraphQL `health`) lists only the most used series, however many
+/// are predicted.
 #[tokio::test]
 async fn healthcheck_lists_only_the_most_used_series() {
     let app = spawn_app_with(&[("HEALTH_TOP_SERIES", "2")]).await;
@@ -225,4 +226,18 @@ async fn healthcheck_lists_only_the_most_used_series() {
         app.health().await["model_usage"] == json!({ "busy": 4, "busier": 6 })
     })
     .await;
+    let usage = app
+        .graphql(
+            "{ health { modelUsage { seriesId predictions } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        usage["data"]["health"]["modelUsage"],
+        json!([
+            { "seriesId": "busier", "predictions": 6 },
+            { "seriesId": "busy", "predictions": 4 }
+        ]),
+        "{usage}"
+    );
 }

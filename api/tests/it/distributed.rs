@@ -182,7 +182,7 @@ async fn every_role_as_a_process_on_real_backends_loses_and_doubles_nothing() {
     // partitions when the replay returns: wait for the five series, then check they stay five.
     let snapshot = || async {
         metrics
-            .snapshot(anomaly_workers::events::now_ms())
+            .snapshot(anomaly_workers::events::now_ms(), usize::MAX)
             .await
             .unwrap()
     };

@@ -8,6 +8,8 @@ use crate::domain::SeriesId;
 use crate::events::{Heartbeat, InferenceBatch, Metric, MetricKind, Role};
 
 const NOW: i64 = 1_700_000_000_000;
+/// Every used series.
+const ALL: usize = usize::MAX;
 
 fn metric(kind: MetricKind, series: &str, latency_ms: f64, at_ms: i64) -> Metric {
     Metric {
@@ -44,7 +46,7 @@ fn heartbeat(role: Role, instance: &str, cpu: f64, at_ms: i64) -> Heartbeat {
 }
 
 pub async fn an_empty_store_reports_zeros(store: impl MetricsStore) {
-    let snap = store.snapshot(NOW).await.unwrap();
+    let snap = store.snapshot(NOW, ALL).await.unwrap();
     assert_eq!(snap.series_trained, 0);
     assert_eq!(snap.inference_latency, LatencySummary::default());
     assert_eq!(snap.training_per_minute, 0.0);
@@ -60,7 +62,7 @@ pub async fn latencies_usage_and_series_are_counted(store: impl MetricsStore) {
         let m = metric(MetricKind::Inference, "a", f64::from(latency), NOW);
         store.record(&m).await.unwrap();
     }
-    let snap = store.snapshot(NOW).await.unwrap();
+    let snap = store.snapshot(NOW, ALL).await.unwrap();
     assert_eq!(snap.series_trained, 2);
     assert_eq!(snap.training_latency, LatencySummary { avg: 4.0, p95: 6.0 });
     assert_eq!(
@@ -80,7 +82,7 @@ pub async fn a_redelivered_metric_counts_once(store: impl MetricsStore) {
     let m = metric(MetricKind::Inference, "a", 1.0, NOW);
     store.record(&m).await.unwrap();
     store.record(&m).await.unwrap();
-    let snap = store.snapshot(NOW).await.unwrap();
+    let snap = store.snapshot(NOW, ALL).await.unwrap();
     assert_eq!(snap.model_usage.get("a"), Some(&1));
     assert_eq!(snap.inference_per_minute, 1.0);
 }
@@ -95,7 +97,7 @@ pub async fn a_batch_of_predictions_counts_like_its_predictions_one_by_one(
     let first = batch(&[("a", 3), ("b", 2)], vec![1.0, 2.0, 3.0, 4.0, 5.0], NOW);
     store.record_inferences(&first).await.unwrap();
     store.record_inferences(&first).await.unwrap(); // redelivered: counted once
-    let mut snap = store.snapshot(NOW).await.unwrap();
+    let mut snap = store.snapshot(NOW, ALL).await.unwrap();
     assert_eq!(snap.inference_per_minute, 6.0);
     assert_eq!(
         snap.inference_latency,
@@ -116,11 +118,39 @@ pub async fn a_batch_of_predictions_counts_like_its_predictions_one_by_one(
         .record_inferences(&batch(&[("b", n)], big, NOW))
         .await
         .unwrap();
-    let snap = store.snapshot(NOW).await.unwrap();
+    let snap = store.snapshot(NOW, ALL).await.unwrap();
     let newest: Vec<f64> = (10..window + 10).map(|i| i as f64).collect();
     assert_eq!(snap.inference_latency, LatencySummary::of(&newest));
     assert_eq!(snap.model_usage.get("b"), Some(&(2 + n)));
     assert_eq!(snap.inference_per_minute, (6 + n) as f64);
+}
+
+pub async fn usage_lists_the_most_used_series_ties_by_smaller_id(store: impl MetricsStore) {
+    let uses = [("a", 5), ("b", 9), ("c", 1), ("d", 9), ("e", 5)];
+    store
+        .record_inferences(&batch(&uses, vec![1.0], NOW))
+        .await
+        .unwrap();
+    store
+        .record(&metric(MetricKind::Inference, "c", 1.0, NOW))
+        .await
+        .unwrap();
+    let top = |n: usize| {
+        let store = &store;
+        async move {
+            let snap = store.snapshot(NOW, n).await.unwrap();
+            snap.model_usage
+                .into_iter()
+                .map(|(series, uses)| format!("{series}:{uses}"))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(top(2).await, ["b:9", "d:9"]);
+    assert_eq!(top(3).await, ["a:5", "b:9", "d:9"]);
+    assert_eq!(top(4).await, ["a:5", "b:9", "d:9", "e:5"]);
+    assert_eq!(top(5).await, ["a:5", "b:9", "c:2", "d:9", "e:5"]);
+    assert_eq!(top(ALL).await, top(5).await);
+    assert!(top(0).await.is_empty());
 }
 
 pub async fn throughput_spreads_over_the_minutes_since_the_first(store: impl MetricsStore) {
@@ -128,7 +158,7 @@ pub async fn throughput_spreads_over_the_minutes_since_the_first(store: impl Met
         let m = metric(MetricKind::Inference, "a", 1.0, at);
         store.record(&m).await.unwrap();
     }
-    let snap = store.snapshot(NOW).await.unwrap();
+    let snap = store.snapshot(NOW, ALL).await.unwrap();
     assert!((snap.inference_per_minute - 4.0 / 3.0).abs() < 1e-9);
 }
 
@@ -154,7 +184,7 @@ pub async fn heartbeats_list_live_instances_only(store: impl MetricsStore) {
         ))
         .await
         .unwrap();
-    let snap = store.snapshot(NOW).await.unwrap();
+    let snap = store.snapshot(NOW, ALL).await.unwrap();
     let listed: Vec<(Role, &str, f64)> = snap
         .instances
         .iter()
@@ -193,6 +223,11 @@ macro_rules! metrics_contract {
             async fn a_batch_of_predictions_counts_like_its_predictions_one_by_one() {
                 contract::a_batch_of_predictions_counts_like_its_predictions_one_by_one($make)
                     .await;
+            }
+            #[tokio::test]
+            $(#[$attr])*
+            async fn usage_lists_the_most_used_series_ties_by_smaller_id() {
+                contract::usage_lists_the_most_used_series_ties_by_smaller_id($make).await;
             }
             #[tokio::test]
             $(#[$attr])*

@@ -165,7 +165,11 @@ impl MetricsStore for MemoryMetrics {
         Ok(())
     }
 
-    async fn snapshot(&self, now_ms: i64) -> Result<MetricsSnapshot, MetricsError> {
+    async fn snapshot(
+        &self,
+        now_ms: i64,
+        top_usage: usize,
+    ) -> Result<MetricsSnapshot, MetricsError> {
         let mut state = self.lock();
         state
             .heartbeats
@@ -179,14 +183,34 @@ impl MetricsStore for MemoryMetrics {
             inference_latency: LatencySummary::of(state.inference.latencies.make_contiguous()),
             training_per_minute: state.training.throughput(now_minute),
             inference_per_minute: state.inference.throughput(now_minute),
-            model_usage: state
-                .model_usage
-                .iter()
-                .map(|(series, uses)| (series.clone(), *uses))
-                .collect(),
+            model_usage: most_used(&state.model_usage, top_usage),
             instances,
         })
     }
+}
+
+/// The `top` most used series of `usage` (of equally used ones, the smaller ids), chosen with a
+/// heap of `top` entries: no series id is copied but those returned.
+fn most_used(usage: &HashMap<String, u64>, top: usize) -> BTreeMap<String, u64> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    if top >= usage.len() {
+        return usage.iter().map(|(s, n)| (s.clone(), *n)).collect();
+    }
+    // Ordered so that the heap's greatest entry is the least used kept so far.
+    let mut kept: BinaryHeap<(Reverse<u64>, &str)> = BinaryHeap::with_capacity(top + 1);
+    for (series, &uses) in usage {
+        let entry = (Reverse(uses), series.as_str());
+        if kept.len() < top {
+            kept.push(entry);
+        } else if kept.peek().is_some_and(|worst| entry < *worst) {
+            kept.pop();
+            kept.push(entry);
+        }
+    }
+    kept.into_iter()
+        .map(|(Reverse(uses), series)| (series.to_owned(), uses))
+        .collect()
 }
 
 #[cfg(test)]

@@ -41,6 +41,7 @@ pub struct MetricsSnapshot {
     pub inference_latency: LatencySummary,
     pub training_per_minute: f64,
     pub inference_per_minute: f64,
+    /// The most used series (at most the `top_usage` asked for) and their predictions.
     pub model_usage: BTreeMap<String, u64>,
     /// Live instances (heartbeat within `HEARTBEAT_TTL_MS`), newest first per role.
     pub instances: Vec<Heartbeat>,
@@ -69,6 +70,11 @@ pub trait MetricsStore: Send + Sync + 'static {
     /// Records a role instance's heartbeat, replacing its previous one.
     async fn record_heartbeat(&self, heartbeat: &Heartbeat) -> Result<(), MetricsError>;
 
-    /// The figures as of `now_ms`.
-    async fn snapshot(&self, now_ms: i64) -> Result<MetricsSnapshot, MetricsError>;
+    /// The figures as of `now_ms`, with the `top_usage` most used series (of equally used ones,
+    /// the smaller ids): what it costs does not grow with the number of series used.
+    async fn snapshot(
+        &self,
+        now_ms: i64,
+        top_usage: usize,
+    ) -> Result<MetricsSnapshot, MetricsError>;
 }

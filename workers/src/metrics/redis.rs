@@ -5,7 +5,9 @@
 //!
 //! Keys: `seen:<id>` (expiring), `latency:<kind>` (newest `LATENCY_WINDOW` samples),
 //! `throughput:<kind>` (hash minute → count, pruned past `THROUGHPUT_MINUTES`), `series` (set of
-//! trained series), `usage` (hash series → predictions), `heartbeats` (hash role/instance → JSON).
+//! trained series), `usage` (hash series → predictions) and `usage:ranked` (the same counts as a
+//! sorted set, so the most used series are read without reading them all; built from `usage` the
+//! first time a script finds it missing), `heartbeats` (hash role/instance → JSON).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -22,6 +24,21 @@ use crate::events::{Heartbeat, InferenceBatch, Metric, MetricKind};
 
 /// How long a metric id is remembered for spotting redelivered copies.
 const SEEN_TTL_SECS: u64 = 24 * 3600;
+
+/// Lua shared by the scripts: the key of the ranked usage set, built from the `usage` hash the
+/// first time it is missing (a store written before the set existed).
+const RANKED_USAGE: &str = r#"
+local function ranked_usage(p)
+  local ranked = p .. 'usage:ranked'
+  if redis.call('EXISTS', ranked) == 0 then
+    local usage = redis.call('HGETALL', p .. 'usage')
+    for i = 1, #usage, 2 do
+      redis.call('ZADD', ranked, usage[i + 1], usage[i])
+    end
+  end
+  return ranked
+end
+"#;
 
 const RECORD: &str = r#"
 local p = ARGV[1]
@@ -41,7 +58,9 @@ end
 if kind == 'training' then
   redis.call('SADD', p .. 'series', ARGV[4])
 else
+  local ranked = ranked_usage(p)
   redis.call('HINCRBY', p .. 'usage', ARGV[4], 1)
+  redis.call('ZINCRBY', ranked, 1, ARGV[4])
 end
 return 1
 "#;
@@ -65,11 +84,30 @@ local oldest = tonumber(ARGV[3]) - tonumber(ARGV[5]) + 1
 for _, minute in ipairs(redis.call('HKEYS', throughput)) do
   if tonumber(minute) < oldest then redis.call('HDEL', throughput, minute) end
 end
+local ranked = ranked_usage(p)
 local usage = p .. 'usage'
 for i = 9 + latencies, #ARGV, 2 do
   redis.call('HINCRBY', usage, ARGV[i], ARGV[i + 1])
+  redis.call('ZINCRBY', ranked, ARGV[i + 1], ARGV[i])
 end
 return 1
+"#;
+
+/// The ARGV[2] most used series as series/score pairs: those used more than the last one taken,
+/// then, of those used exactly as much, the smaller ids (a sorted set orders equal scores by
+/// member).
+const MOST_USED: &str = r#"
+local ranked = ranked_usage(ARGV[1])
+local top = tonumber(ARGV[2])
+if top <= 0 then return {} end
+if redis.call('ZCARD', ranked) <= top then
+  return redis.call('ZRANGE', ranked, 0, -1, 'WITHSCORES')
+end
+local cut = redis.call('ZREVRANGE', ranked, top - 1, top - 1, 'WITHSCORES')[2]
+local most = redis.call('ZRANGEBYSCORE', ranked, '(' .. cut, '+inf', 'WITHSCORES')
+local tied = redis.call('ZRANGEBYSCORE', ranked, cut, cut, 'WITHSCORES', 'LIMIT', 0, top - #most / 2)
+for i = 1, #tied do most[#most + 1] = tied[i] end
+return most
 "#;
 
 const HEARTBEAT: &str = r#"
@@ -86,6 +124,7 @@ pub struct RedisMetrics {
     prefix: String,
     record: redis::Script,
     record_inferences: redis::Script,
+    most_used: redis::Script,
     heartbeat: redis::Script,
 }
 
@@ -107,8 +146,9 @@ impl RedisMetrics {
         Ok(Self {
             connection,
             prefix: prefix.to_owned(),
-            record: redis::Script::new(RECORD),
-            record_inferences: redis::Script::new(RECORD_INFERENCES),
+            record: redis::Script::new(&format!("{RANKED_USAGE}{RECORD}")),
+            record_inferences: redis::Script::new(&format!("{RANKED_USAGE}{RECORD_INFERENCES}")),
+            most_used: redis::Script::new(&format!("{RANKED_USAGE}{MOST_USED}")),
             heartbeat: redis::Script::new(HEARTBEAT),
         })
     }
@@ -196,7 +236,11 @@ impl MetricsStore for RedisMetrics {
         Ok(())
     }
 
-    async fn snapshot(&self, now_ms: i64) -> Result<MetricsSnapshot, MetricsError> {
+    async fn snapshot(
+        &self,
+        now_ms: i64,
+        top_usage: usize,
+    ) -> Result<MetricsSnapshot, MetricsError> {
         let mut connection = self.connection.clone();
         type Read = (
             u64,
@@ -204,32 +248,40 @@ impl MetricsStore for RedisMetrics {
             Vec<f64>,
             HashMap<i64, u64>,
             HashMap<i64, u64>,
-            BTreeMap<String, u64>,
             HashMap<String, String>,
         );
-        let (series, training, inference, trained_per, inferred_per, usage, beats): Read =
-            redis::pipe()
-                .cmd("SCARD")
-                .arg(self.key("series"))
-                .cmd("LRANGE")
-                .arg(self.key("latency:training"))
-                .arg(0)
-                .arg(-1)
-                .cmd("LRANGE")
-                .arg(self.key("latency:inference"))
-                .arg(0)
-                .arg(-1)
-                .cmd("HGETALL")
-                .arg(self.key("throughput:training"))
-                .cmd("HGETALL")
-                .arg(self.key("throughput:inference"))
-                .cmd("HGETALL")
-                .arg(self.key("usage"))
-                .cmd("HGETALL")
-                .arg(self.key("heartbeats"))
-                .query_async(&mut connection)
-                .await
-                .map_err(unavailable)?;
+        let (series, training, inference, trained_per, inferred_per, beats): Read = redis::pipe()
+            .cmd("SCARD")
+            .arg(self.key("series"))
+            .cmd("LRANGE")
+            .arg(self.key("latency:training"))
+            .arg(0)
+            .arg(-1)
+            .cmd("LRANGE")
+            .arg(self.key("latency:inference"))
+            .arg(0)
+            .arg(-1)
+            .cmd("HGETALL")
+            .arg(self.key("throughput:training"))
+            .cmd("HGETALL")
+            .arg(self.key("throughput:inference"))
+            .cmd("HGETALL")
+            .arg(self.key("heartbeats"))
+            .query_async(&mut connection)
+            .await
+            .map_err(unavailable)?;
+        // Scores are whole counts, written by ZINCRBY as such.
+        let most_used: Vec<(String, f64)> = self
+            .most_used
+            .arg(&self.prefix)
+            .arg(top_usage.min(i32::MAX as usize))
+            .invoke_async(&mut connection)
+            .await
+            .map_err(unavailable)?;
+        let usage: BTreeMap<String, u64> = most_used
+            .into_iter()
+            .map(|(series, uses)| (series, uses as u64))
+            .collect();
         let mut instances = Vec::new();
         let mut stale = Vec::new();
         for (field, json) in beats {
@@ -284,4 +336,37 @@ mod tests {
         redis,
         redis().await
     );
+
+    /// Usage counted by a release without the ranked set (only the `usage` hash) is ranked from
+    /// the hash the first time, and counts on from there.
+    #[tokio::test]
+    #[ignore = "needs Redis: run bash .ci/run"]
+    async fn usage_from_before_the_ranked_set_is_kept() {
+        use super::super::MetricsStore;
+        use crate::domain::SeriesId;
+        use crate::events::InferenceBatch;
+        let store = redis().await;
+        let mut connection = store.connection.clone();
+        let _: () = ::redis::cmd("HSET")
+            .arg(store.key("usage"))
+            .arg(&["old_a", "7", "old_b", "3"][..])
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        let batch = InferenceBatch {
+            id: uuid::Uuid::new_v4(),
+            source: "predictor-1".into(),
+            at_ms: 1_700_000_000_000,
+            uses: [(SeriesId::parse("old_b").unwrap(), 5)].into(),
+            latencies_ms: vec![1.0],
+        };
+        store.record_inferences(&batch).await.unwrap();
+        let snap = store.snapshot(batch.at_ms, 10).await.unwrap();
+        let usage: Vec<(&str, u64)> = snap
+            .model_usage
+            .iter()
+            .map(|(s, n)| (s.as_str(), *n))
+            .collect();
+        assert_eq!(usage, [("old_a", 7), ("old_b", 8)]);
+    }
 }
