@@ -1,6 +1,8 @@
 //! The HTTP surface the distributed trainer and predictor offer the gateway: the same calls as
 //! the `Training` and `Scoring` traits, with errors carried by kind so the gateway's client
 //! turns them back into the same variants (and the same answers to users) as in-process calls.
+//! The gateway scores points in batches (`PREDICT_BATCH_PATH`); the one-point route stays for
+//! gateways of earlier releases.
 
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
