@@ -31,41 +31,61 @@ fn path_of(span: &SpanData) -> Option<String> {
         })
 }
 
-#[tokio::test]
-async fn a_distributed_fit_is_one_trace_across_gateway_and_trainer() {
+/// Spans recorded in memory from now on: the process's telemetry exports to the returned exporter.
+fn record_spans() -> (InMemorySpanExporter, SdkTracerProvider) {
     let exporter = InMemorySpanExporter::default();
     let provider = SdkTracerProvider::builder()
         .with_simple_exporter(exporter.clone())
         .build();
     anomaly_api::telemetry::install(LogFormat::Text, Some(provider.clone()));
+    (exporter, provider)
+}
 
+/// A store on a fresh SQLite file (kept while the directory lives) and an in-process bus.
+async fn store_and_bus() -> (Arc<SqlStore>, Arc<MemoryBus>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
     let store = Arc::new(SqlStore::connect(&url).await.unwrap());
-    let bus = Arc::new(MemoryBus::new(64));
+    (store, Arc::new(MemoryBus::new(64)), dir)
+}
 
+/// Serves `router` on a free port; its URL.
+async fn serve(router: axum::Router) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    url
+}
+
+/// A gateway on `services` with the default limits.
+async fn gateway(services: Services) -> Http {
+    let app = anomaly_api::app(
+        AppState::new(services),
+        &anomaly_api::EdgeLimits::from_config(
+            &anomaly_api::config::Config::from_lookup(|_| None).unwrap(),
+        ),
+    );
+    Http::new(serve(app).await)
+}
+
+#[tokio::test]
+async fn a_distributed_fit_is_one_trace_across_gateway_and_trainer() {
+    let (exporter, provider) = record_spans();
+    let (store, bus, _dir) = store_and_bus().await;
     let trainer = Arc::new(Trainer::storing_points(store.clone(), bus.clone()));
-    let trainer_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let trainer_url = format!("http://{}", trainer_listener.local_addr().unwrap());
-    let trainer_router = anomaly_api::roles::observed(trainer_routes(trainer, 1 << 20));
-    tokio::spawn(async move { axum::serve(trainer_listener, trainer_router).await });
-
-    let state = AppState::new(Services {
+    let trainer_url = serve(anomaly_api::roles::observed(trainer_routes(
+        trainer,
+        1 << 20,
+    )))
+    .await;
+    let gateway = gateway(Services {
         training: Arc::new(RemoteTrainer::new(&trainer_url)),
         scoring: Arc::new(RemotePredictors::new(&["http://127.0.0.1:9".to_owned()])),
         store,
         metrics: Arc::new(MemoryMetrics::new()),
         feed: anomaly_workers::fanout::LiveFeed::new(bus, Default::default()),
-    });
-    let gateway_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let gateway = Http::new(format!("http://{}", gateway_listener.local_addr().unwrap()));
-    let app = anomaly_api::app(
-        state,
-        &anomaly_api::EdgeLimits::from_config(
-            &anomaly_api::config::Config::from_lookup(|_| None).unwrap(),
-        ),
-    );
-    tokio::spawn(async move { axum::serve(gateway_listener, app).await });
+    })
+    .await;
 
     let answer = gateway.fit("traced", &fit_body(1)).await;
     assert_eq!(
@@ -124,39 +144,22 @@ async fn a_distributed_fit_is_one_trace_across_gateway_and_trainer() {
 
 #[tokio::test]
 async fn a_distributed_predict_is_one_trace_across_gateway_and_predictor() {
-    let exporter = InMemorySpanExporter::default();
-    let provider = SdkTracerProvider::builder()
-        .with_simple_exporter(exporter.clone())
-        .build();
-    anomaly_api::telemetry::install(LogFormat::Text, Some(provider.clone()));
-
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-    let store = Arc::new(SqlStore::connect(&url).await.unwrap());
-    let bus = Arc::new(MemoryBus::new(64));
-    let trainer = Arc::new(Trainer::storing_points(store.clone(), bus.clone()));
+    let (exporter, provider) = record_spans();
+    let (store, bus, _dir) = store_and_bus().await;
     let predictor = Arc::new(Predictor::new(store.clone(), bus.clone(), 100));
-    let predictor_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let predictor_url = format!("http://{}", predictor_listener.local_addr().unwrap());
-    let predictor_router = anomaly_api::roles::observed(predictor_routes(predictor, 1 << 20));
-    tokio::spawn(async move { axum::serve(predictor_listener, predictor_router).await });
-
-    let state = AppState::new(Services {
-        training: trainer,
+    let predictor_url = serve(anomaly_api::roles::observed(predictor_routes(
+        predictor,
+        1 << 20,
+    )))
+    .await;
+    let gateway = gateway(Services {
+        training: Arc::new(Trainer::storing_points(store.clone(), bus.clone())),
         scoring: Arc::new(RemotePredictors::new(&[predictor_url])),
         store,
         metrics: Arc::new(MemoryMetrics::new()),
         feed: anomaly_workers::fanout::LiveFeed::new(bus, Default::default()),
-    });
-    let gateway_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let gateway = Http::new(format!("http://{}", gateway_listener.local_addr().unwrap()));
-    let app = anomaly_api::app(
-        state,
-        &anomaly_api::EdgeLimits::from_config(
-            &anomaly_api::config::Config::from_lookup(|_| None).unwrap(),
-        ),
-    );
-    tokio::spawn(async move { axum::serve(gateway_listener, app).await });
+    })
+    .await;
 
     assert_eq!(gateway.fit("traced", &fit_body(1)).await.status, 200);
     let answer = gateway.predict("traced", T0 + 86_400, 10.5).await;
