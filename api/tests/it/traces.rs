@@ -68,6 +68,22 @@ async fn gateway(services: Services) -> Http {
     Http::new(serve(app).await)
 }
 
+/// `remote` (another server's span) is in `gateway`'s trace, under one of its spans.
+fn assert_continues(spans: &[SpanData], gateway: &SpanData, remote: &SpanData) {
+    let trace = gateway.span_context.trace_id();
+    assert_eq!(remote.span_context.trace_id(), trace, "one trace");
+    let in_trace: Vec<_> = spans
+        .iter()
+        .filter(|s| s.span_context.trace_id() == trace)
+        .map(|s| s.span_context.span_id())
+        .collect();
+    assert!(in_trace.contains(&remote.parent_span_id), "{spans:#?}");
+    assert_ne!(
+        remote.span_context.span_id(),
+        gateway.span_context.span_id()
+    );
+}
+
 #[tokio::test]
 async fn a_distributed_fit_is_one_trace_across_gateway_and_trainer() {
     let (exporter, provider) = record_spans();
@@ -124,22 +140,7 @@ async fn a_distributed_fit_is_one_trace_across_gateway_and_trainer() {
         .iter()
         .find(|s| path_of(s).as_deref() == Some("/internal/fit/{series_id}"))
         .unwrap_or_else(|| panic!("no trainer request span in {spans:#?}"));
-    let trace = gateway_span.span_context.trace_id();
-    assert_eq!(trainer_span.span_context.trace_id(), trace, "one trace");
-    // The trainer's span hangs under a span of the gateway's trace.
-    let in_trace: Vec<_> = spans
-        .iter()
-        .filter(|s| s.span_context.trace_id() == trace)
-        .map(|s| s.span_context.span_id())
-        .collect();
-    assert!(
-        in_trace.contains(&trainer_span.parent_span_id),
-        "{spans:#?}"
-    );
-    assert_ne!(
-        trainer_span.span_context.span_id(),
-        gateway_span.span_context.span_id()
-    );
+    assert_continues(&spans, gateway_span, trainer_span);
 }
 
 #[tokio::test]
@@ -197,15 +198,5 @@ async fn a_distributed_predict_is_one_trace_across_gateway_and_predictor() {
         .iter()
         .find(|s| s.name == "predict")
         .unwrap_or_else(|| panic!("no predictor span in {spans:#?}"));
-    let trace = gateway_span.span_context.trace_id();
-    assert_eq!(predict_span.span_context.trace_id(), trace, "one trace");
-    let in_trace: Vec<_> = spans
-        .iter()
-        .filter(|s| s.span_context.trace_id() == trace)
-        .map(|s| s.span_context.span_id())
-        .collect();
-    assert!(
-        in_trace.contains(&predict_span.parent_span_id),
-        "{spans:#?}"
-    );
+    assert_continues(&spans, gateway_span, predict_span);
 }
