@@ -60,6 +60,10 @@ export type FitResult = {
 export type Health = {
   inferenceLatency: Latency;
   instances: Array<Instance>;
+  /**
+   * The most used series, at most `HEALTH_TOP_SERIES` of them (of equally used ones, the
+   * smaller ids).
+   */
   modelUsage: Array<SeriesUsage>;
   predictionsPerMinute: Scalars['Float']['output'];
   seriesTrained: Scalars['Int']['output'];
