@@ -220,8 +220,9 @@ async fn predict(
     Ok(Json(scoring.predict(&series, point).await?))
 }
 
-/// Scores a batch: every point as `predict` would, concurrently (points of one series in the order
-/// sent), each in a span continuing the trace of the request it came from.
+/// Scores a batch: every point as `predict` would, concurrently (a cached series' points in the
+/// order sent; the batch holds only points that were in flight together, which had no order),
+/// each in a span continuing the trace of the request it came from.
 async fn predict_batch(
     State(scoring): State<Arc<dyn Scoring>>,
     Json(items): Json<Vec<BatchItem>>,
