@@ -25,9 +25,13 @@ use crate::events::{Heartbeat, InferenceBatch, Metric, MetricKind};
 /// How long a metric id is remembered for spotting redelivered copies.
 const SEEN_TTL_SECS: u64 = 24 * 3600;
 
-/// Lua shared by the scripts: the key of the ranked usage set, built from the `usage` hash the
-/// first time it is missing (a store written before the set existed).
-const RANKED_USAGE: &str = r#"
+/// Lua shared by the scripts:
+/// - `ranked_usage`: the key of the ranked usage set, built from the `usage` hash the first time
+///   it is missing (a store written before the set existed);
+/// - `count_uses`: adds `n` predictions of `series` to both the hash and the ranked set;
+/// - `count_operations`: adds `n` operations of `kind` to the minute `minute`, dropping the
+///   minutes older than the `kept` newest.
+const SHARED: &str = r#"
 local function ranked_usage(p)
   local ranked = p .. 'usage:ranked'
   if redis.call('EXISTS', ranked) == 0 then
@@ -37,6 +41,19 @@ local function ranked_usage(p)
     end
   end
   return ranked
+end
+local function count_uses(p, series, n)
+  local ranked = ranked_usage(p)
+  redis.call('HINCRBY', p .. 'usage', series, n)
+  redis.call('ZINCRBY', ranked, n, series)
+end
+local function count_operations(p, kind, minute, n, kept)
+  local throughput = p .. 'throughput:' .. kind
+  redis.call('HINCRBY', throughput, minute, n)
+  local oldest = tonumber(minute) - tonumber(kept) + 1
+  for _, known in ipairs(redis.call('HKEYS', throughput)) do
+    if tonumber(known) < oldest then redis.call('HDEL', throughput, known) end
+  end
 end
 "#;
 
@@ -49,18 +66,11 @@ local kind = ARGV[3]
 local latency = p .. 'latency:' .. kind
 redis.call('LPUSH', latency, ARGV[5])
 redis.call('LTRIM', latency, 0, tonumber(ARGV[7]) - 1)
-local throughput = p .. 'throughput:' .. kind
-redis.call('HINCRBY', throughput, ARGV[6], 1)
-local oldest = tonumber(ARGV[6]) - tonumber(ARGV[8]) + 1
-for _, minute in ipairs(redis.call('HKEYS', throughput)) do
-  if tonumber(minute) < oldest then redis.call('HDEL', throughput, minute) end
-end
+count_operations(p, kind, ARGV[6], 1, ARGV[8])
 if kind == 'training' then
   redis.call('SADD', p .. 'series', ARGV[4])
 else
-  local ranked = ranked_usage(p)
-  redis.call('HINCRBY', p .. 'usage', ARGV[4], 1)
-  redis.call('ZINCRBY', ranked, 1, ARGV[4])
+  count_uses(p, ARGV[4], 1)
 end
 return 1
 "#;
@@ -78,17 +88,9 @@ if latencies > 0 then
   redis.call('LPUSH', latency, unpack(ARGV, 9, 8 + latencies))
   redis.call('LTRIM', latency, 0, tonumber(ARGV[4]) - 1)
 end
-local throughput = p .. 'throughput:inference'
-redis.call('HINCRBY', throughput, ARGV[3], ARGV[7])
-local oldest = tonumber(ARGV[3]) - tonumber(ARGV[5]) + 1
-for _, minute in ipairs(redis.call('HKEYS', throughput)) do
-  if tonumber(minute) < oldest then redis.call('HDEL', throughput, minute) end
-end
-local ranked = ranked_usage(p)
-local usage = p .. 'usage'
+count_operations(p, 'inference', ARGV[3], ARGV[7], ARGV[5])
 for i = 9 + latencies, #ARGV, 2 do
-  redis.call('HINCRBY', usage, ARGV[i], ARGV[i + 1])
-  redis.call('ZINCRBY', ranked, ARGV[i + 1], ARGV[i])
+  count_uses(p, ARGV[i], ARGV[i + 1])
 end
 return 1
 "#;
@@ -146,9 +148,9 @@ impl RedisMetrics {
         Ok(Self {
             connection,
             prefix: prefix.to_owned(),
-            record: redis::Script::new(&format!("{RANKED_USAGE}{RECORD}")),
-            record_inferences: redis::Script::new(&format!("{RANKED_USAGE}{RECORD_INFERENCES}")),
-            most_used: redis::Script::new(&format!("{RANKED_USAGE}{MOST_USED}")),
+            record: redis::Script::new(&format!("{SHARED}{RECORD}")),
+            record_inferences: redis::Script::new(&format!("{SHARED}{RECORD_INFERENCES}")),
+            most_used: redis::Script::new(&format!("{SHARED}{MOST_USED}")),
             heartbeat: redis::Script::new(HEARTBEAT),
         })
     }
