@@ -34,7 +34,9 @@ RUN apt-get update \
 COPY --from=build /usr/local/bin/anomaly /usr/local/bin/anomaly
 USER anomaly
 WORKDIR /app
-ENV APP_HOST=0.0.0.0 APP_PORT=8000 LOG_FORMAT=json
-EXPOSE 8000
+# APP_PORT unset: each role listens on its own port (8000 serve and the gateway, 8001-8004 the
+# trainer, a predictor and the two consumers).
+ENV APP_HOST=0.0.0.0 LOG_FORMAT=json
+EXPOSE 8000 8001 8002 8003 8004
 ENTRYPOINT ["anomaly"]
 CMD ["serve"]

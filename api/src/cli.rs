@@ -62,7 +62,7 @@ impl Command {
 pub async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve => {
-            let listener = bind(&config).await?;
+            let listener = bind(&config, "serve").await?;
             crate::serve::run(config, listener, shutdown_on_signal()).await
         }
         Command::Gateway => distributed(Role::Gateway, config).await,
@@ -83,17 +83,18 @@ pub async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
     }
 }
 
-async fn bind(config: &Config) -> anyhow::Result<TcpListener> {
-    let address = (config.host.as_str(), config.port);
-    TcpListener::bind(address)
+/// The listener of `command` (a subcommand's name), on `APP_HOST` and its port.
+async fn bind(config: &Config, command: &str) -> anyhow::Result<TcpListener> {
+    let port = config.port_for(command);
+    TcpListener::bind((config.host.as_str(), port))
         .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}:{}: {e}", config.host, config.port))
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}:{port}: {e}", config.host))
 }
 
 /// Every role answers HTTP: the gateway, trainer and predictor their routes, the consumers
 /// their probes and `/metrics`.
 async fn distributed(role: Role, config: Config) -> anyhow::Result<()> {
-    let listener = bind(&config).await?;
+    let listener = bind(&config, role.name()).await?;
     crate::roles::run(role, config, Some(listener), shutdown_on_signal()).await
 }
 

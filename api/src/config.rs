@@ -21,7 +21,8 @@ pub enum LogFormat {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub host: String,
-    pub port: u16,
+    /// `APP_PORT`; unset, each command listens on its own default ([`Config::port_for`]).
+    pub port: Option<u16>,
     /// `sqlite://...` or `postgres://...`.
     pub database_url: String,
     /// Kafka bootstrap servers; none means the in-process bus.
@@ -82,6 +83,19 @@ pub const DEFAULT_KAFKA_LINGER_MS: u32 = 2;
 pub const MAX_KAFKA_LINGER_MS: u32 = 1000;
 
 impl Config {
+    /// Where `command` listens: `APP_PORT`, else its own default, so every role can run beside
+    /// the others on one host as configured by default: 8000 for `serve` and the gateway, 8001
+    /// the trainer, 8002 a predictor, 8003 a metrics consumer, 8004 the training-data consumer.
+    pub fn port_for(&self, command: &str) -> u16 {
+        self.port.unwrap_or(match command {
+            "trainer" => 8001,
+            "predictor" => 8002,
+            "metrics-consumer" => 8003,
+            "training-data-consumer" => 8004,
+            _ => 8000,
+        })
+    }
+
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
@@ -90,9 +104,19 @@ impl Config {
     /// values count as unset.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        // Read once, used by more than one part.
+        let max_body_bytes = parse_or(&get, "MAX_BODY_BYTES", 2 * 1024 * 1024)?;
+        let health_top_series =
+            parse_or(&get, "HEALTH_TOP_SERIES", guard::DEFAULT_HEALTH_TOP_SERIES)?;
         Ok(Self {
             host: get("APP_HOST").unwrap_or_else(|| "0.0.0.0".into()),
-            port: parse_or(&get, "APP_PORT", 8000)?,
+            port: get("APP_PORT")
+                .map(|v| {
+                    v.trim().parse().map_err(|_| {
+                        ConfigError(format!("APP_PORT must be a port number, not {v:?}"))
+                    })
+                })
+                .transpose()?,
             database_url: database_url(&get)?,
             kafka_brokers: get("KAFKA_BROKERS"),
             kafka_topic_prefix: get("KAFKA_TOPIC_PREFIX").unwrap_or_default(),
@@ -111,13 +135,9 @@ impl Config {
                         .collect()
                 })
                 .unwrap_or_default(),
-            max_body_bytes: parse_or(&get, "MAX_BODY_BYTES", 2 * 1024 * 1024)?,
+            max_body_bytes,
             graphql_batch_limit: parse_or(&get, "GRAPHQL_BATCH_LIMIT", 10)?.max(1),
-            health_top_series: parse_or(
-                &get,
-                "HEALTH_TOP_SERIES",
-                guard::DEFAULT_HEALTH_TOP_SERIES,
-            )?,
+            health_top_series,
             graphql: QueryLimits {
                 max_cost: parse_or(&get, "GRAPHQL_MAX_COST", guard::DEFAULT_MAX_COST)?,
                 max_depth: parse_or(&get, "GRAPHQL_MAX_DEPTH", guard::DEFAULT_MAX_DEPTH)?,
@@ -128,11 +148,7 @@ impl Config {
                     QueryLimits::default().max_response_bytes,
                 )?,
                 timeout: secs(&get, "GRAPHQL_TIMEOUT_SECS", 30)?,
-                health_top_series: parse_or(
-                    &get,
-                    "HEALTH_TOP_SERIES",
-                    guard::DEFAULT_HEALTH_TOP_SERIES,
-                )?,
+                health_top_series,
             },
             server: ServerLimits {
                 header_timeout: secs(&get, "HTTP_HEADER_TIMEOUT_SECS", 30)?,
@@ -143,6 +159,11 @@ impl Config {
                     crate::listen::default_max_connections(),
                 )?
                 .max(1),
+                max_body_bytes,
+                linger: crate::listen::Linger {
+                    time: secs(&get, "HTTP_LINGER_SECS", 10)?,
+                    bytes: parse_or(&get, "HTTP_LINGER_BYTES", 64 * 1024 * 1024)?,
+                },
             },
             ws: WsLimits {
                 init_timeout: secs(&get, "GRAPHQL_WS_INIT_TIMEOUT_SECS", 10)?,
@@ -325,7 +346,7 @@ mod tests {
     #[test]
     fn defaults_are_the_embedded_platform_on_port_8000() {
         let c = config(&[]).unwrap();
-        assert_eq!((c.host.as_str(), c.port), ("0.0.0.0", 8000));
+        assert_eq!((c.host.as_str(), c.port_for("serve")), ("0.0.0.0", 8000));
         assert_eq!(c.database_url, DEFAULT_DATABASE_URL);
         assert!(c.kafka_brokers.is_none() && c.redis_url.is_none());
         assert_eq!(c.log_format, LogFormat::Text);
@@ -423,6 +444,26 @@ mod tests {
     fn empty_values_count_as_unset() {
         let c = config(&[("KAFKA_BROKERS", ""), ("APP_PORT", " ")]).unwrap();
         assert!(c.kafka_brokers.is_none());
-        assert_eq!(c.port, 8000);
+        assert_eq!(c.port_for("serve"), 8000);
+    }
+
+    /// Roles started side by side on one host with defaults do not collide; APP_PORT wins.
+    #[test]
+    fn every_command_has_a_default_port_of_its_own() {
+        let c = config(&[]).unwrap();
+        let commands = [
+            "serve",
+            "gateway",
+            "trainer",
+            "predictor",
+            "metrics-consumer",
+            "training-data-consumer",
+        ];
+        let ports: Vec<u16> = commands.iter().map(|name| c.port_for(name)).collect();
+        assert_eq!(ports, [8000, 8000, 8001, 8002, 8003, 8004]);
+        let c = config(&[("APP_PORT", "9100")]).unwrap();
+        assert!(commands.iter().all(|name| c.port_for(name) == 9100));
+        let err = config(&[("APP_PORT", "eighty")]).unwrap_err().to_string();
+        assert!(err.contains("APP_PORT"), "{err}");
     }
 }

@@ -3,6 +3,13 @@
 //! kept-alive connection may sit idle), a deadline for the whole request including its body, and a
 //! cap on open connections (past it a new connection gets a 503 and is closed, so the process
 //! never runs out of file descriptors and the connections it has keep working).
+//!
+//! Bodies over the limit are refused from their `Content-Length` before a byte of them is read (so
+//! a client that asked `Expect: 100-continue` gets 413 instead of `100 Continue`), and a closing
+//! connection lingers: its write side is shut and what the client still sends is read and
+//! discarded for a bounded time and amount, as nginx's lingering close does, so a client that
+//! uploads its whole body before reading reads the 413 instead of a reset. HTTP/1.1 and HTTP/2
+//! (cleartext, by prior knowledge) are both served, told apart by the HTTP/2 preface.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -11,13 +18,14 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
+use axum::body::Bytes;
 use axum::extract::Request;
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -42,7 +50,38 @@ pub struct ServerLimits {
     pub request_timeout: Duration,
     /// Most connections open at once (`HTTP_MAX_CONNECTIONS`).
     pub max_connections: usize,
+    /// Largest request body (`MAX_BODY_BYTES`): a larger `Content-Length` is refused unread.
+    pub max_body_bytes: usize,
+    /// How a closing connection drains what its client still sends.
+    pub linger: Linger,
 }
+
+/// A closing connection's lingering: its write side is shut at once (the client reads the answer
+/// and then the end), and what the client still sends is read and thrown away until it stops
+/// sending for `LINGER_IDLE`, closes, or `time` or `bytes` run out. The connection keeps its
+/// place under `HTTP_MAX_CONNECTIONS` meanwhile.
+#[derive(Debug, Clone, Copy)]
+pub struct Linger {
+    /// Longest a connection lingers (`HTTP_LINGER_SECS`).
+    pub time: Duration,
+    /// Most bytes read and discarded (`HTTP_LINGER_BYTES`).
+    pub bytes: usize,
+}
+
+impl Default for Linger {
+    fn default() -> Self {
+        Self {
+            time: Duration::from_secs(10),
+            bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// A lingering connection whose client sends nothing for this long is closed.
+const LINGER_IDLE: Duration = Duration::from_secs(2);
+
+/// The first bytes of every HTTP/2 connection (RFC 9113 §3.4).
+const HTTP2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 impl Default for ServerLimits {
     fn default() -> Self {
@@ -50,6 +89,8 @@ impl Default for ServerLimits {
             header_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(60),
             max_connections: default_max_connections(),
+            max_body_bytes: 2 * 1024 * 1024,
+            linger: Linger::default(),
         }
     }
 }
@@ -90,6 +131,32 @@ pub async fn request_deadline(timeout: Duration, request: Request, next: Next) -
     }
 }
 
+/// Answers 413 to a request whose `Content-Length` is over `limit`, before anything reads its body
+/// (hyper sends `100 Continue` only when the body is first read). The connection is closed after
+/// the answer (the body was never read) and lingers. A body of unannounced length is held to the
+/// limit by the extractors as it is read.
+pub async fn refuse_large_bodies(limit: usize, request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if !declared.is_some_and(|length| length > limit as u64) {
+        return next.run(request).await;
+    }
+    let mut response = if request.uri().path().starts_with("/graphql") {
+        crate::graphql::body_too_large(limit)
+    } else {
+        ApiError::PayloadTooLarge(limit).into_response()
+    };
+    if request.version() < axum::http::Version::HTTP_2 {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
 /// Serves `router` on `listener` within `limits` until `shutdown` fires, then lets open requests
 /// finish (up to 30 s).
 pub async fn serve(
@@ -99,8 +166,9 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let timeout = limits.request_timeout;
+    let max_body_bytes = limits.max_body_bytes;
     // Once around the router (not per route): the request id (the client's, or a new one,
-    // returned on the answer) and the deadline.
+    // returned on the answer), the deadline and the body limit.
     let service = tower::ServiceBuilder::new()
         .map_request(|request: hyper::Request<hyper::body::Incoming>| request.map(Body::new))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
@@ -108,12 +176,22 @@ pub async fn serve(
         .layer(axum::middleware::from_fn(
             move |request: Request, next: Next| request_deadline(timeout, request, next),
         ))
+        .layer(axum::middleware::from_fn(
+            move |request: Request, next: Next| refuse_large_bodies(max_body_bytes, request, next),
+        ))
         .service(router);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let connections = TaskTracker::new();
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1
+        .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
+    let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    // Pings find a peer that vanished; an HTTP/2 connection is otherwise bounded by the cap.
+    http2
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(limits.header_timeout))
+        .keep_alive_timeout(limits.header_timeout);
     loop {
         let (stream, peer) = tokio::select! {
             () = shutdown.cancelled() => break,
@@ -134,23 +212,29 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(service.clone());
-        let stream = Counted {
-            stream,
-            _slot: slot,
-        };
-        let connection = http
-            .serve_connection(TokioIo::new(stream), service)
-            .with_upgrades();
+        let (http1, http2) = (http1.clone(), http2.clone());
+        let (header_timeout, linger) = (limits.header_timeout, limits.linger);
         let shutdown = shutdown.clone();
         connections.spawn(async move {
-            let mut connection = std::pin::pin!(connection);
-            let ended = tokio::select! {
-                ended = connection.as_mut() => ended,
-                () = shutdown.cancelled() => {
-                    // Finish the request in flight, then close.
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
-                }
+            let Some((stream, http2_preface)) = first_bytes(stream, header_timeout).await else {
+                return;
+            };
+            let stream = Counted {
+                stream: Some(stream),
+                unread: http2_preface.clone(),
+                slot: Some(slot),
+                linger,
+            };
+            let ended = if http2_preface.len() == HTTP2_PREFACE.len()
+                && http2_preface[..] == HTTP2_PREFACE[..]
+            {
+                let connection = http2.serve_connection(TokioIo::new(stream), service);
+                until_shutdown(connection, shutdown, |c| c.graceful_shutdown()).await
+            } else {
+                let connection = http1
+                    .serve_connection(TokioIo::new(stream), service)
+                    .with_upgrades();
+                until_shutdown(connection, shutdown, |c| c.graceful_shutdown()).await
             };
             if let Err(err) = ended {
                 tracing::debug!(%peer, error = %err, "connection ended with an error");
@@ -168,17 +252,103 @@ pub async fn serve(
     Ok(())
 }
 
+/// Reads a new connection's first bytes, as far as they agree with the HTTP/2 preface (at most
+/// 24), within `timeout`: all 24 say HTTP/2; fewer, HTTP/1 (they are handed to hyper unread).
+/// None when the client closed or sent nothing in time.
+async fn first_bytes(
+    mut stream: tokio::net::TcpStream,
+    timeout: Duration,
+) -> Option<(tokio::net::TcpStream, Bytes)> {
+    let mut read = Vec::with_capacity(HTTP2_PREFACE.len());
+    let reading = async {
+        while read.len() < HTTP2_PREFACE.len() && HTTP2_PREFACE.starts_with(&read) {
+            let mut chunk = [0u8; 24];
+            let wanted = HTTP2_PREFACE.len() - read.len();
+            match stream.read(&mut chunk[..wanted]).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => read.extend_from_slice(&chunk[..n]),
+            }
+        }
+        true
+    };
+    match tokio::time::timeout(timeout, reading).await {
+        Ok(true) => Some((stream, Bytes::from(read))),
+        _ => None,
+    }
+}
+
+/// Drives `connection` until it ends; once `shutdown` fires, lets the request in flight finish
+/// (`graceful` tells the connection to close after it) and then ends.
+async fn until_shutdown<C, E>(
+    connection: C,
+    shutdown: CancellationToken,
+    graceful: fn(Pin<&mut C>),
+) -> Result<(), E>
+where
+    C: std::future::Future<Output = Result<(), E>>,
+{
+    let mut connection = std::pin::pin!(connection);
+    tokio::select! {
+        ended = connection.as_mut() => ended,
+        () = shutdown.cancelled() => {
+            graceful(connection.as_mut());
+            connection.await
+        }
+    }
+}
+
 /// A connection holding its place under the cap until the socket closes (a WebSocket keeps it
-/// after the upgrade, when hyper has handed the socket over).
+/// after the upgrade, when hyper has handed the socket over). Dropped, it lingers (see
+/// [`Linger`]).
 pub(crate) struct Counted {
-    stream: tokio::net::TcpStream,
-    _slot: OwnedSemaphorePermit,
+    /// Always there until `into_parts` or the drop takes it.
+    stream: Option<tokio::net::TcpStream>,
+    /// Bytes read to tell the protocol apart, served first.
+    unread: Bytes,
+    slot: Option<OwnedSemaphorePermit>,
+    linger: Linger,
 }
 
 impl Counted {
-    /// The socket and its place under the cap (an upgraded WebSocket takes both over).
-    pub(crate) fn into_parts(self) -> (tokio::net::TcpStream, OwnedSemaphorePermit) {
-        (self.stream, self._slot)
+    /// The socket, what was read from it but not yet served, and its place under the cap (an
+    /// upgraded WebSocket takes them over).
+    pub(crate) fn into_parts(mut self) -> (tokio::net::TcpStream, Bytes, OwnedSemaphorePermit) {
+        let stream = self.stream.take().expect("the socket is there until taken");
+        let slot = self.slot.take().expect("the slot is there until taken");
+        (stream, std::mem::take(&mut self.unread), slot)
+    }
+
+    fn stream(&mut self) -> &mut tokio::net::TcpStream {
+        self.stream
+            .as_mut()
+            .expect("the socket is there until taken")
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        let (Some(stream), Some(slot)) = (self.stream.take(), self.slot.take()) else {
+            return;
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(linger(stream, slot, self.linger));
+        }
+    }
+}
+
+/// Shuts the write side of a closing connection and discards what its client still sends (see
+/// [`Linger`]), then closes it.
+async fn linger(mut stream: tokio::net::TcpStream, _slot: OwnedSemaphorePermit, limits: Linger) {
+    let _ = stream.shutdown().await;
+    let deadline = tokio::time::Instant::now() + limits.time;
+    let mut left = limits.bytes;
+    let mut sink = vec![0u8; 16 * 1024];
+    while left > 0 {
+        let wait = deadline.min(tokio::time::Instant::now() + LINGER_IDLE);
+        match tokio::time::timeout_at(wait, stream.read(&mut sink)).await {
+            Ok(Ok(n)) if n > 0 => left = left.saturating_sub(n),
+            _ => break,
+        }
     }
 }
 
@@ -188,7 +358,13 @@ impl AsyncRead for Counted {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
+        if !self.unread.is_empty() {
+            let n = self.unread.len().min(buf.remaining());
+            let served = self.unread.split_to(n);
+            buf.put_slice(&served);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(self.stream()).poll_read(cx, buf)
     }
 }
 
@@ -198,7 +374,7 @@ impl AsyncWrite for Counted {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        Pin::new(self.stream()).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -206,19 +382,19 @@ impl AsyncWrite for Counted {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        Pin::new(self.stream()).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
+        self.stream.as_ref().is_some_and(|s| s.is_write_vectored())
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
+        Pin::new(self.stream()).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
+        Pin::new(self.stream()).poll_shutdown(cx)
     }
 }
 

@@ -32,6 +32,7 @@ pub use subscription::SubscriptionRoot;
 pub type AnomalySchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 pub use guard::QueryLimits;
+pub(crate) use http::body_too_large;
 pub use ws_rules::WsLimits;
 
 /// The schema with the request limits of `limits` (depth and cost are priced by `guard`, not by

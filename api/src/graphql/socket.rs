@@ -45,11 +45,13 @@ impl SocketIo {
         let upgraded = on_upgrade.await?;
         Ok(match upgraded.downcast::<TokioIo<Counted>>() {
             Ok(parts) => {
-                let (stream, slot) = parts.io.into_inner().into_parts();
+                let (stream, not_served, slot) = parts.io.into_inner().into_parts();
                 let (read, write) = stream.into_split();
                 let outbox = Arc::new(Outbox::new(write, budget));
                 // The leftover is a slice of hyper's read buffer: kept, it would keep all of it.
-                let unread = Bytes::copy_from_slice(&parts.read_buf);
+                // (hyper read the whole upgrade request, so what the listener read first to
+                // tell the protocol apart has been served: `not_served` is empty.)
+                let unread = [&not_served[..], &parts.read_buf[..]].concat().into();
                 let io = Self::Direct {
                     read,
                     unread,
