@@ -136,7 +136,15 @@ impl IntoResponse for ApiError {
                 )
             }
         };
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // A backend or role down is worth retrying: say when.
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
+        response
     }
 }
 
@@ -192,6 +200,10 @@ impl From<PredictError> for ApiError {
             PredictError::Unreachable(cause) => ApiError::Unavailable {
                 what: "The predictor",
                 cause,
+            },
+            PredictError::Bus(bus) => ApiError::Unavailable {
+                what: "The event bus",
+                cause: bus.to_string(),
             },
         }
     }

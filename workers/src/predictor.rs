@@ -81,6 +81,10 @@ pub enum PredictError {
     /// A remote predictor could not be reached or answered nonsense.
     #[error("the predictor is unreachable: {0}")]
     Unreachable(String),
+    /// The point raised an alert the bus did not take: the answer is not given, so that no
+    /// client holds an alert that may be lost.
+    #[error("the alert could not be published: {0}")]
+    Bus(#[from] crate::bus::BusError),
 }
 
 /// What the gateway needs from a predictor: an in-process `Predictor` in `serve`, an HTTP client
@@ -279,7 +283,7 @@ impl Scoring for Predictor {
         // The event id is taken and the events handed over under the series' lock, so a series'
         // events reach the bus in the order of their ids (a subscriber resuming from a cursor
         // relies on it).
-        let (scored, checkpoint) = {
+        let (scored, checkpoint, alert_published) = {
             let mut state = live.state.lock().unwrap_or_else(|e| e.into_inner());
             let observation = state.observe(point);
             // A series evicted while this point was on its way saves what it learns at once.
@@ -295,14 +299,21 @@ impl Scoring for Predictor {
                 alert: observation.alert,
                 at_ms: now_ms(),
             });
-            if scored.alert {
-                self.emit(Event::Anomaly(scored.clone()));
-            }
+            // An alert is answered only once the bus holds it (Kafka: the brokers acknowledged
+            // it), so every alert a client was told of reaches the alert store.
+            let alert_published = if scored.alert {
+                Some(self.bus.emit_acknowledged(Event::Anomaly(scored.clone())))
+            } else {
+                None
+            };
             self.emit(Event::Prediction(scored.clone()));
-            (scored, due.then(|| state.clone()))
+            (scored, due.then(|| state.clone()), alert_published)
         };
         if let Some(state) = checkpoint {
             self.checkpoint(&live.model, state);
+        }
+        if let Some(published) = alert_published {
+            published?.await?;
         }
         // Registered on first use (after the recorder is installed), not looked up per point.
         static PREDICTIONS: LazyLock<Counter> =

@@ -116,6 +116,7 @@ impl Failure {
                 PredictError::Store(StoreError::Unavailable(self.message))
             }
             FailureKind::DatabaseCorrupt => PredictError::Store(StoreError::Corrupt(self.message)),
+            FailureKind::BusUnavailable => PredictError::Bus(BusError::Unavailable(self.message)),
             _ => PredictError::Unreachable(self.message),
         }
     }
@@ -161,6 +162,10 @@ impl From<PredictError> for Failure {
             PredictError::Unreachable(message) => Self {
                 kind: FailureKind::Unreachable,
                 message,
+            },
+            PredictError::Bus(bus) => Self {
+                kind: FailureKind::BusUnavailable,
+                message: bus.to_string(),
             },
         }
     }

@@ -150,6 +150,22 @@ impl KafkaBus {
         config
     }
 
+    /// Queues `event` in the producer without waiting; the future resolves on the brokers'
+    /// acknowledgement (or the final failure).
+    fn enqueue(&self, event: &Event) -> Result<rdkafka::producer::DeliveryFuture, BusError> {
+        self.check_open()?;
+        let payload = Self::encode(event)?;
+        let topic = self.topic_name(event.topic());
+        let record = record(&topic, event, &payload);
+        match self.producer.send_result(record) {
+            Ok(delivery) => Ok(delivery),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                Err(BusError::Full(event.topic()))
+            }
+            Err((err, _)) => Err(unavailable(err)),
+        }
+    }
+
     fn check_open(&self) -> Result<(), BusError> {
         if self.closed.load(Ordering::Acquire) {
             Err(BusError::Closed)
@@ -174,18 +190,21 @@ impl EventBus for KafkaBus {
     }
 
     fn emit(&self, event: Event) -> Result<(), BusError> {
-        self.check_open()?;
-        let payload = Self::encode(&event)?;
-        let topic = self.topic_name(event.topic());
-        let record = record(&topic, &event, &payload);
-        match self.producer.send_result(record) {
-            // Nobody waits on the delivery; librdkafka retries it and logs a final failure.
-            Ok(_delivery) => Ok(()),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                Err(BusError::Full(event.topic()))
+        // Nobody waits on the delivery; librdkafka retries it and logs a final failure.
+        self.enqueue(&event).map(drop)
+    }
+
+    fn emit_acknowledged(&self, event: Event) -> Result<super::Acknowledgement, BusError> {
+        let delivery = self.enqueue(&event)?;
+        Ok(Box::pin(async move {
+            match delivery.await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err((err, _))) => Err(unavailable(err)),
+                Err(_) => Err(BusError::Unavailable(
+                    "the producer stopped before the brokers acknowledged the event".into(),
+                )),
             }
-            Err((err, _)) => Err(unavailable(err)),
-        }
+        }))
     }
 
     async fn join_group(

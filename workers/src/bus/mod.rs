@@ -43,6 +43,11 @@ pub struct Delivery {
     pub trace: crate::trace_context::Carrier,
 }
 
+/// Resolves once the bus holds an event as `publish` would have (Kafka: the brokers acknowledged
+/// it).
+pub type Acknowledgement =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), BusError>> + Send>>;
+
 #[async_trait]
 pub trait EventBus: Send + Sync + 'static {
     /// Returns once the bus has taken responsibility for the event (Kafka: acknowledged by the
@@ -52,6 +57,15 @@ pub trait EventBus: Send + Sync + 'static {
     /// Hands the event over without waiting on the bus: for metrics and live feeds on the hot
     /// path. A full bus refuses the event instead of blocking.
     fn emit(&self, event: Event) -> Result<(), BusError>;
+
+    /// Hands the event over as `emit` does (in order with the events emitted around it, without
+    /// waiting: callable under a lock), and returns what resolves once the bus holds it as
+    /// `publish` would: for an event that must not be reported done before it is safe (an alert).
+    /// The in-process bus holds an event once it is queued.
+    fn emit_acknowledged(&self, event: Event) -> Result<Acknowledgement, BusError> {
+        self.emit(event)?;
+        Ok(Box::pin(std::future::ready(Ok(()))))
+    }
 
     /// Joins consumer group `group` on `topic`: each event goes to exactly one member of each
     /// group. Events are delivered at least once; `ack` after the work is done.
