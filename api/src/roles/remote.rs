@@ -1,7 +1,12 @@
 //! The gateway's HTTP clients for a distributed trainer and predictor, behind the same traits as
-//! the in-process calls. Predictors keep a series' online state, so each series always goes to
-//! the same predictor: `PREDICTOR_URL` lists the instances and a stable hash of the series id
-//! picks one.
+//! the in-process calls. Predictors keep a series' online state, so a series goes to the same
+//! predictor as long as that one is up: `PREDICTOR_URL` lists the instances, and rendezvous
+//! hashing (the highest `hash(series, predictor)` wins) ranks them per series. A predictor that
+//! refuses connections (it died, or is restarting) is left alone for a while (1 s, doubling up to
+//! 30 s while it keeps refusing); its series go to the next predictor of their ranking, which loads
+//! each from its last checkpoint, and come back once it answers again. A point whose call could
+//! not even be connected was never scored, so it is sent to the next predictor at once. Only the
+//! dead predictor's series move; adding a predictor moves only the series it now ranks first for.
 //!
 //! Points for a predictor travel in batches (`PredictorLink`): while `BATCHES_IN_FLIGHT` calls
 //! are out, the points that arrive wait and go together in the next call, up to
@@ -10,8 +15,9 @@
 //! whose model the predictor is loading from a slow database, say) gives its place up, so it
 //! never holds back the points behind it.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use reqwest::StatusCode;
@@ -37,11 +43,13 @@ fn client() -> reqwest::Client {
         .expect("an HTTP client without TLS always builds")
 }
 
-/// What an internal call came back with: the answer, a failure by kind, or nothing usable.
+/// What an internal call came back with: the answer, a failure by kind, nothing usable, or no
+/// connection at all (the request never reached the role).
 enum Answer<T> {
     Ok(T),
     Failed(Failure),
     Unreachable(String),
+    Refused(String),
 }
 
 async fn call<T: serde::de::DeserializeOwned>(
@@ -55,6 +63,7 @@ async fn call<T: serde::de::DeserializeOwned>(
         .json(body);
     let response = match request.send().await {
         Ok(response) => response,
+        Err(err) if err.is_connect() => return Answer::Refused(format!("{url}: {err}")),
         Err(err) => return Answer::Unreachable(format!("{url}: {err}")),
     };
     let status = response.status();
@@ -104,7 +113,9 @@ impl Training for RemoteTrainer {
         match call(&self.client, url, &request).await {
             Answer::Ok(outcome) => Ok(outcome),
             Answer::Failed(failure) => Err(failure.into_train_error()),
-            Answer::Unreachable(cause) => Err(TrainError::Unreachable(cause)),
+            Answer::Unreachable(cause) | Answer::Refused(cause) => {
+                Err(TrainError::Unreachable(cause))
+            }
         }
     }
 }
@@ -126,22 +137,48 @@ impl RemotePredictors {
         }
     }
 
-    /// The predictor that owns `series`.
+    /// The predictor that owns `series` now: the first of its ranking that is up.
     pub fn owner(&self, series: &SeriesId) -> &str {
-        &self.link_of(series).url
+        let now = now_ms();
+        let ranking = self.ranking(series);
+        let first_up = ranking
+            .iter()
+            .find(|link| link.health.is_up(now))
+            .unwrap_or(&ranking[0]);
+        &first_up.url
     }
 
-    fn link_of(&self, series: &SeriesId) -> &PredictorLink {
-        let index = stable_hash(series.as_str()) % self.links.len() as u64;
-        &self.links[index as usize]
+    /// The predictors in the order `series` goes to them (rendezvous hashing).
+    fn ranking(&self, series: &SeriesId) -> Vec<&PredictorLink> {
+        let mut ranking: Vec<&PredictorLink> = self.links.iter().collect();
+        ranking.sort_by_key(|link| std::cmp::Reverse(link.weight(series)));
+        ranking
     }
 }
 
 /// FNV-1a: the same on every machine and in every release, unlike std's hasher.
 fn stable_hash(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+    fold_hash(0xcbf2_9ce4_8422_2325, text)
+}
+
+fn fold_hash(start: u64, text: &str) -> u64 {
+    text.bytes().fold(start, |hash, byte| {
         (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
     })
+}
+
+/// Spreads the bits of an FNV hash (the finaliser of SplitMix64), so that rendezvous weights of
+/// similar names do not rank alike.
+fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 #[async_trait]
@@ -154,7 +191,72 @@ impl Scoring for RemotePredictors {
             traceparent,
             tracestate,
         };
-        self.link_of(series).score(item).await
+        let now = now_ms();
+        let ranking = self.ranking(series);
+        // Those up first, in rank order; then those resting, in case they are back.
+        let (up, resting): (Vec<&PredictorLink>, Vec<&PredictorLink>) =
+            ranking.into_iter().partition(|link| link.health.is_up(now));
+        let (mut item, mut refused) = (item, None);
+        for link in up.into_iter().chain(resting) {
+            match link.score(item).await {
+                Ok(answer) => return answer,
+                // Never connected, so never scored: the next predictor takes it.
+                Err(not_delivered) => {
+                    item = not_delivered.item;
+                    refused = Some(not_delivered.cause);
+                }
+            }
+        }
+        let cause = refused.unwrap_or_else(|| "no predictor".to_owned());
+        Err(PredictError::Unreachable(format!(
+            "no predictor is reachable; last: {cause}"
+        )))
+    }
+}
+
+/// A point that never reached its predictor (the connection was refused), handed back.
+struct NotDelivered {
+    cause: String,
+    item: BatchItem,
+}
+
+/// Whether a predictor is up, as its connections say: one that refused a connection rests (is
+/// skipped by the series it owns) for a while that doubles while it keeps refusing.
+#[derive(Default)]
+struct Health {
+    /// When it may be tried again, in ms since the Unix epoch; 0 while up.
+    rest_until_ms: AtomicU64,
+    /// How long its next rest lasts, in ms; 0 while up.
+    next_rest_ms: AtomicU64,
+}
+
+/// A predictor's first rest after it refused a connection, and the longest.
+const FIRST_REST: Duration = Duration::from_secs(1);
+const LONGEST_REST: Duration = Duration::from_secs(30);
+
+impl Health {
+    fn is_up(&self, now_ms: u64) -> bool {
+        self.rest_until_ms.load(Ordering::Relaxed) <= now_ms
+    }
+
+    fn refused(&self) {
+        let rest = self
+            .next_rest_ms
+            .load(Ordering::Relaxed)
+            .max(FIRST_REST.as_millis() as u64);
+        self.rest_until_ms.store(now_ms() + rest, Ordering::Relaxed);
+        self.next_rest_ms.store(
+            (rest * 2).min(LONGEST_REST.as_millis() as u64),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// It answered: up again (written only when it was resting, to keep the hot path read-only).
+    fn answered(&self) {
+        if self.next_rest_ms.load(Ordering::Relaxed) != 0 {
+            self.next_rest_ms.store(0, Ordering::Relaxed);
+            self.rest_until_ms.store(0, Ordering::Relaxed);
+        }
     }
 }
 
@@ -165,13 +267,17 @@ const SLOW_CALL: Duration = Duration::from_millis(50);
 /// Points waiting for a call to one predictor before callers wait to hand theirs over.
 const WAITING_POINTS: usize = 4096;
 
-type Reply = oneshot::Sender<Result<Prediction, PredictError>>;
+/// A point's answer, or that it never reached the predictor.
+type Reply = oneshot::Sender<Result<Result<Prediction, PredictError>, NotDelivered>>;
 
 /// The way to one predictor: a queue of points and the task that sends them in batches (started
 /// on first use, on the caller's runtime).
 struct PredictorLink {
     client: reqwest::Client,
     url: String,
+    /// The hash of `url`, from which its rendezvous weight for each series is made.
+    url_hash: u64,
+    health: Arc<Health>,
     queue: OnceLock<mpsc::Sender<(BatchItem, Reply)>>,
 }
 
@@ -179,31 +285,58 @@ impl PredictorLink {
     fn new(client: reqwest::Client, url: String) -> Self {
         Self {
             client,
+            url_hash: stable_hash(&url),
             url,
+            health: Arc::default(),
             queue: OnceLock::new(),
         }
     }
 
-    async fn score(&self, item: BatchItem) -> Result<Prediction, PredictError> {
+    /// Its rendezvous weight for `series`: the series goes to the predictor weighing most.
+    fn weight(&self, series: &SeriesId) -> u64 {
+        mix(fold_hash(self.url_hash, series.as_str()))
+    }
+
+    async fn score(
+        &self,
+        item: BatchItem,
+    ) -> Result<Result<Prediction, PredictError>, NotDelivered> {
         let queue = self.queue.get_or_init(|| {
             let (sender, receiver) = mpsc::channel(WAITING_POINTS);
             let url = format!("{}{PREDICT_BATCH_PATH}", self.url);
-            tokio::spawn(send_batches(self.client.clone(), url, receiver));
+            let link = Link {
+                client: self.client.clone(),
+                url,
+                health: self.health.clone(),
+            };
+            tokio::spawn(send_batches(link, receiver));
             sender
         });
         let (reply, answer) = oneshot::channel();
-        let gone = || PredictError::Unreachable(format!("{}: the batch sender stopped", self.url));
-        queue.send((item, reply)).await.map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())?
+        let gone = || {
+            Ok(Err(PredictError::Unreachable(format!(
+                "{}: the batch sender stopped",
+                self.url
+            ))))
+        };
+        if queue.send((item, reply)).await.is_err() {
+            return gone();
+        }
+        answer.await.unwrap_or_else(|_| gone())
     }
 }
 
-/// Takes points off `queue` in batches, each as one call, at most `BATCHES_IN_FLIGHT` at once.
-async fn send_batches(
+/// What a batch call needs of its predictor.
+#[derive(Clone)]
+struct Link {
     client: reqwest::Client,
+    /// The batch route's URL.
     url: String,
-    mut queue: mpsc::Receiver<(BatchItem, Reply)>,
-) {
+    health: Arc<Health>,
+}
+
+/// Takes points off `queue` in batches, each as one call, at most `BATCHES_IN_FLIGHT` at once.
+async fn send_batches(link: Link, mut queue: mpsc::Receiver<(BatchItem, Reply)>) {
     let calls = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
     while let Some(first) = queue.recv().await {
         // Waiting for a free call first lets the points that arrive meanwhile join this batch.
@@ -217,9 +350,9 @@ async fn send_batches(
                 Err(_) => break,
             }
         }
-        let (client, url) = (client.clone(), url.clone());
+        let link = link.clone();
         tokio::spawn(async move {
-            let send = send_batch(&client, url, batch);
+            let send = send_batch(&link, batch);
             tokio::pin!(send);
             tokio::select! {
                 () = &mut send => return,
@@ -231,9 +364,10 @@ async fn send_batches(
 }
 
 /// One batch call; every point gets its own answer, or the call's failure.
-async fn send_batch(client: &reqwest::Client, url: String, batch: Vec<(BatchItem, Reply)>) {
+async fn send_batch(link: &Link, batch: Vec<(BatchItem, Reply)>) {
+    let url = &link.url;
     let (items, replies): (Vec<BatchItem>, Vec<Reply>) = batch.into_iter().unzip();
-    let answers = match call::<Vec<BatchAnswer>>(client, url.clone(), &items).await {
+    let answers = match call::<Vec<BatchAnswer>>(&link.client, url.clone(), &items).await {
         Answer::Ok(answers) if answers.len() == items.len() => answers,
         Answer::Ok(answers) => {
             let cause = format!("{url}: {} answers to {} points", answers.len(), items.len());
@@ -243,19 +377,29 @@ async fn send_batch(client: &reqwest::Client, url: String, batch: Vec<(BatchItem
             return fail_all(replies, &format!("{url}: {}", failure.message));
         }
         Answer::Unreachable(cause) => return fail_all(replies, &cause),
+        Answer::Refused(cause) => {
+            link.health.refused();
+            tracing::warn!(predictor = %url, %cause, "a predictor refused a connection: its series go to the next one for now");
+            for (item, reply) in items.into_iter().zip(replies) {
+                let cause = cause.clone();
+                let _ = reply.send(Err(NotDelivered { cause, item }));
+            }
+            return;
+        }
     };
+    link.health.answered();
     for ((item, reply), answer) in items.into_iter().zip(replies).zip(answers) {
         let result = match answer {
             BatchAnswer::Scored(prediction) => Ok(prediction),
             BatchAnswer::Failed(failure) => Err(failure.into_predict_error(&item.series_id)),
         };
-        let _ = reply.send(result);
+        let _ = reply.send(Ok(result));
     }
 }
 
 fn fail_all(replies: Vec<Reply>, cause: &str) {
     for reply in replies {
-        let _ = reply.send(Err(PredictError::Unreachable(cause.to_owned())));
+        let _ = reply.send(Ok(Err(PredictError::Unreachable(cause.to_owned()))));
     }
 }
 
@@ -283,5 +427,64 @@ mod tests {
             used.insert(owner);
         }
         assert_eq!(used.len(), 3);
+    }
+
+    /// Rendezvous hashing: a predictor that rests moves only its own series, to the others; a
+    /// predictor added takes series only for itself.
+    #[test]
+    fn only_a_resting_predictors_series_move_and_they_come_back() {
+        let urls: Vec<String> = (1..=3).map(|n| format!("http://p{n}:8002")).collect();
+        let predictors = RemotePredictors::new(&urls);
+        let series: Vec<SeriesId> = (0..300)
+            .map(|n| SeriesId::parse(&format!("s{n}")).unwrap())
+            .collect();
+        let before: Vec<String> = series
+            .iter()
+            .map(|s| predictors.owner(s).to_owned())
+            .collect();
+        let share = before.iter().filter(|o| o.ends_with("p2:8002")).count();
+        assert!((60..=140).contains(&share), "p2 owns {share} of 300");
+        predictors.links[1].health.refused();
+        for (s, owner) in series.iter().zip(&before) {
+            let now = predictors.owner(s);
+            if owner.ends_with("p2:8002") {
+                assert!(!now.ends_with("p2:8002"), "{s} left the resting predictor");
+            } else {
+                assert_eq!(now, owner, "{s} stayed where it was");
+            }
+        }
+        predictors.links[1].health.answered();
+        let after: Vec<String> = series
+            .iter()
+            .map(|s| predictors.owner(s).to_owned())
+            .collect();
+        assert_eq!(after, before, "back once it answers");
+
+        let more: Vec<String> = (1..=4).map(|n| format!("http://p{n}:8002")).collect();
+        let grown = RemotePredictors::new(&more);
+        for (s, owner) in series.iter().zip(&before) {
+            let now = grown.owner(s);
+            assert!(
+                now == owner || now.ends_with("p4:8002"),
+                "{s}: {owner} -> {now}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_predictor_that_keeps_refusing_rests_longer_up_to_a_limit() {
+        let health = Health::default();
+        let now = now_ms();
+        assert!(health.is_up(now));
+        health.refused();
+        assert!(!health.is_up(now));
+        assert!(health.is_up(now + 1_100));
+        for _ in 0..10 {
+            health.refused();
+        }
+        assert!(!health.is_up(now + 20_000));
+        assert!(health.is_up(now + 31_000 + 1_000));
+        health.answered();
+        assert!(health.is_up(now));
     }
 }

@@ -3,6 +3,7 @@
 
 mod alert_history;
 mod bad_input;
+mod body_limits;
 mod crash_safety;
 mod dashboard;
 mod dataloader;
@@ -15,6 +16,7 @@ mod hostile;
 mod online_state;
 mod openapi;
 mod predictor_batches;
+mod predictor_failover;
 mod probes;
 mod processes;
 mod prometheus;
