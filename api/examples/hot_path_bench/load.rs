@@ -1,6 +1,7 @@
-//! The load generator: keep-alive HTTP/1.1 connections that each send a request, read its whole
-//! answer and send the next, for a fixed time or until a sweep over every series is done; what a
-//! run measured (rate, latencies, the servers' CPU).
+//! The built-in load generator: keep-alive HTTP/1.1 connections that each send a request, read
+//! its whole answer and send the next, for a fixed time or until a sweep over every series is done;
+//! what a run measured (rate, latencies, the servers' CPU). `wrk.rs` drives the same loads with
+//! wrk, an independent generator.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -14,8 +15,8 @@ use crate::support::cpu_time;
 /// What each connection sends.
 #[derive(Clone)]
 pub enum Load {
-    /// The same request over and over.
-    Same(Arc<Vec<u8>>),
+    /// The same `POST path` with `body` over and over.
+    Same { path: Arc<str>, body: Arc<str> },
     /// `POST /predict/{prefix}{n}` with `body`, `n` uniform in `0..series` (a generator per
     /// connection).
     Spread {
@@ -36,9 +37,9 @@ impl Load {
     /// Writes the next request into `request`; false when a sweep is done.
     fn next(&self, request: &mut Vec<u8>, random: &mut u64) -> bool {
         let (prefix, n, body) = match self {
-            Self::Same(bytes) => {
+            Self::Same { path, body } => {
                 request.clear();
-                request.extend_from_slice(bytes);
+                request.extend_from_slice(&post(path, body));
                 return true;
             }
             Self::Spread {
@@ -86,21 +87,23 @@ pub struct Run {
     pub requests: u64,
     pub errors: u64,
     pub seconds: f64,
-    latencies_us: Vec<u32>,
-    cpu: Duration,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub cpu: Duration,
+}
+
+/// The `p` quantile of sorted latencies (µs), in ms.
+fn percentile_ms(latencies_us: &[u32], p: f64) -> f64 {
+    if latencies_us.is_empty() {
+        return 0.0;
+    }
+    let at = ((latencies_us.len() - 1) as f64 * p).round() as usize;
+    f64::from(latencies_us[at]) / 1000.0
 }
 
 impl Run {
     pub fn rate(&self) -> f64 {
         self.requests as f64 / self.seconds
-    }
-
-    pub fn percentile_ms(&self, p: f64) -> f64 {
-        if self.latencies_us.is_empty() {
-            return 0.0;
-        }
-        let at = ((self.latencies_us.len() - 1) as f64 * p).round() as usize;
-        f64::from(self.latencies_us[at]) / 1000.0
     }
 
     pub fn cpu_us_per_request(&self) -> f64 {
@@ -194,7 +197,8 @@ pub async fn drive(connections: usize, seconds: u64, port: u16, pids: &[u32], lo
         requests: latencies.len() as u64,
         errors,
         seconds,
-        latencies_us: latencies,
+        p50_ms: percentile_ms(&latencies, 0.5),
+        p99_ms: percentile_ms(&latencies, 0.99),
         cpu: cpu_of().saturating_sub(cpu),
     }
 }

@@ -15,7 +15,11 @@
 //!
 //!   cargo build --release --bin anomaly -p anomaly-api --example hot_path_bench
 //!   target/release/examples/hot_path_bench [--seconds 8] [--connections 50] [--rounds 2] \
-//!       [--series 1000000] [--database-url postgres://...] [--kafka HOST:PORT --redis URL]
+//!       [--series 1000000] [--database-url postgres://...] [--kafka HOST:PORT --redis URL] \
+//!       [--generator wrk|builtin]
+//!
+//! The measured runs are driven by wrk (`apt-get install wrk`) unless `--generator builtin`;
+//! `bench/run.sh` installs wrk and runs this three times.
 //!
 //! With `--reference PORT` the binary is the reference server itself.
 
@@ -30,8 +34,9 @@ mod load;
 mod many_series;
 #[path = "../support/mod.rs"]
 mod support;
+mod wrk;
 
-use load::{Load, Run, drive, post};
+use load::{Load, Run, drive};
 use support::{Process, cpu_time, default_binary, free_port, threads_and_rss};
 
 const SERIES: &str = "hot_series";
@@ -48,6 +53,9 @@ struct Options {
     /// A Kafka broker and a Redis for the distributed scenario (skipped without them).
     kafka: Option<String>,
     redis: Option<String>,
+    /// What drives the measured runs: wrk (an independent generator, the default) or the
+    /// built-in one.
+    wrk: bool,
 }
 
 fn options() -> Result<Options, u16> {
@@ -60,6 +68,7 @@ fn options() -> Result<Options, u16> {
         series: 1_000_000,
         kafka: None,
         redis: None,
+        wrk: true,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -77,6 +86,13 @@ fn options() -> Result<Options, u16> {
             "--series" => options.series = value().parse().expect("a number"),
             "--kafka" => options.kafka = Some(value()),
             "--redis" => options.redis = Some(value()),
+            "--generator" => {
+                options.wrk = match value().as_str() {
+                    "wrk" => true,
+                    "builtin" => false,
+                    other => panic!("--generator is wrk or builtin, not {other}"),
+                }
+            }
             other => panic!("unknown flag {other}"),
         }
     }
@@ -210,8 +226,8 @@ fn report(round: usize, name: &str, run: &Run, baseline: Option<&Run>) {
     println!(
         "| {round} | {name} | {:.0} | {ratio:.2} | {:.2} ms | {:.2} ms | {:.1} µs | {} |",
         run.rate(),
-        run.percentile_ms(0.5),
-        run.percentile_ms(0.99),
+        run.p50_ms,
+        run.p99_ms,
         run.cpu_us_per_request(),
         run.errors
     );
@@ -285,15 +301,18 @@ async fn main() {
     fit_hot_series(product_port, SERIES).await;
     let (reference_pid, product_pid) = (reference_process.0.id(), product.0.id());
 
-    let same = |request: Vec<u8>| Load::Same(Arc::new(request));
-    let hot = same(post(&format!("/predict/{SERIES}"), POINT));
-    let graphql = same(post(
+    let same = |path: &str, body: &str| Load::Same {
+        path: Arc::from(path),
+        body: Arc::from(body),
+    };
+    let hot = same(&format!("/predict/{SERIES}"), POINT);
+    let graphql = same(
         "/graphql",
         &json!({ "query": format!(
             "mutation {{ predict(seriesId: \"{SERIES}\", point: {{timestamp: 1700600000, value: 52.5}}) {{ modelVersion anomaly score }} }}"
         ) })
         .to_string(),
-    ));
+    );
     let mut scenarios = vec![
         Scenario {
             name: "REST predict, one hot series".into(),
@@ -380,8 +399,15 @@ async fn main() {
     }
 
     println!(
-        "{} connections, {} s a run, {} rounds; each figure beside the reference run just before it",
-        options.connections, options.seconds, options.rounds
+        "{} connections, {} s a run, {} rounds, load by {}; each figure beside the reference run just before it",
+        options.connections,
+        options.seconds,
+        options.rounds,
+        if options.wrk {
+            "wrk (2 threads)"
+        } else {
+            "the built-in generator"
+        }
     );
     println!(
         "| round | scenario | requests/s | ratio to reference | p50 | p99 | server CPU per request | errors |"
@@ -390,23 +416,22 @@ async fn main() {
     for round in 1..=options.rounds {
         for scenario in &scenarios {
             let (connections, seconds) = (options.connections, options.seconds);
-            let baseline = drive(
-                connections,
-                seconds,
+            let use_wrk = options.wrk;
+            let measure = |port: u16, pids: Vec<u32>, load: Load| async move {
+                if use_wrk {
+                    wrk::drive(connections, seconds, port, &pids, load).await
+                } else {
+                    drive(connections, seconds, port, &pids, load).await
+                }
+            };
+            let baseline = measure(
                 reference_port,
-                &[reference_pid],
+                vec![reference_pid],
                 scenario.reference_load.clone(),
             )
             .await;
             report(round, "reference axum handler", &baseline, None);
-            let run = drive(
-                connections,
-                seconds,
-                scenario.port,
-                &scenario.pids,
-                scenario.load.clone(),
-            )
-            .await;
+            let run = measure(scenario.port, scenario.pids.clone(), scenario.load.clone()).await;
             report(round, &scenario.name, &run, Some(&baseline));
         }
     }
