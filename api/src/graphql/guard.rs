@@ -35,6 +35,9 @@ pub const DEFAULT_MAX_DEPTH: usize = 10;
 pub const MAX_INTROSPECTION_COST: u64 = 5_000_000;
 /// How deep an introspection subtree may nest (the standard query nests 13 levels).
 pub const MAX_INTROSPECTION_DEPTH: usize = 20;
+/// Largest answer of an operation that introspects: the standard introspection query answers
+/// about a tenth of it, and fragments priced once may be spread under many aliases.
+pub const MAX_INTROSPECTION_RESPONSE_BYTES: usize = 1024 * 1024;
 /// Longest chain of fragments spreading one another (each link is a level of recursion here).
 pub const MAX_FRAGMENT_CHAIN: usize = 64;
 
@@ -120,11 +123,20 @@ impl Guard {
 
 impl ExtensionFactory for Guard {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(GuardExtension(self.limits.clone(), self.documents.clone()))
+        Arc::new(GuardExtension(
+            self.limits.clone(),
+            self.documents.clone(),
+            Default::default(),
+        ))
     }
 }
 
-struct GuardExtension(Arc<QueryLimits>, Arc<super::documents::DocumentCache>);
+struct GuardExtension(
+    Arc<QueryLimits>,
+    Arc<super::documents::DocumentCache>,
+    /// Whether the request introspects (its answer is held to the introspection bound).
+    std::sync::atomic::AtomicBool,
+);
 
 #[async_trait::async_trait]
 impl Extension for GuardExtension {
@@ -141,6 +153,18 @@ impl Extension for GuardExtension {
             )]);
         };
         let size = json_size(&response.data);
+        if self.2.load(std::sync::atomic::Ordering::Relaxed)
+            && size > MAX_INTROSPECTION_RESPONSE_BYTES
+        {
+            return Response::from_errors(vec![coded(
+                format!(
+                    "The introspection answer would be about {size} bytes, over the limit of \
+                     {MAX_INTROSPECTION_RESPONSE_BYTES}: ask for the schema once"
+                ),
+                None,
+                "RESPONSE_TOO_LARGE",
+            )]);
+        }
         if size > limits.max_response_bytes {
             return Response::from_errors(vec![coded(
                 format!(
@@ -185,9 +209,14 @@ impl Extension for GuardExtension {
         if read_only && has_mutation(document) {
             return Err(coded(READ_ONLY_MESSAGE, None, "FORBIDDEN"));
         }
-        if let Err(refused) = check(document, &variables, &self.0) {
-            count_refusal(&refused);
-            return Err(refused);
+        match check(document, &variables, &self.0) {
+            Ok(introspects) => self
+                .2
+                .store(introspects, std::sync::atomic::Ordering::Relaxed),
+            Err(refused) => {
+                count_refusal(&refused);
+                return Err(refused);
+            }
         }
         for kind in operation_types(document).into_iter().filter(|_| !rendering) {
             metrics::counter!("anomaly_graphql_operations_total", "type" => kind).increment(1);
@@ -238,12 +267,14 @@ fn has_mutation(document: &ExecutableDocument) -> bool {
     }
 }
 
-/// Refuses `document` when one of its operations costs or nests more than `limits` allow.
+/// Refuses `document` when one of its operations costs or nests more than `limits` allow; else
+/// says whether one of them introspects.
 pub fn check(
     document: &ExecutableDocument,
     variables: &Variables,
     limits: &QueryLimits,
-) -> ServerResult<()> {
+) -> ServerResult<bool> {
+    let mut introspects = false;
     let mut pricer = Pricer {
         fragments: &document.fragments,
         variables,
@@ -302,8 +333,9 @@ pub fn check(
                 "QUERY_TOO_COSTLY",
             ));
         }
+        introspects |= price.introspection.cost > 0;
     }
-    Ok(())
+    Ok(introspects)
 }
 
 fn display(cost: u64) -> String {

@@ -178,6 +178,38 @@ async fn introspection_is_answered_unless_disabled() {
     assert_eq!(answer["data"]["__typename"], "QueryRoot", "{answer}");
 }
 
+/// Introspection is bounded however it is asked: deep nesting is priced out, and the whole
+/// schema spread under many aliases is refused for its answer's size (the standard query's
+/// answer is a small part of the bound).
+#[tokio::test]
+async fn introspection_answers_stay_small() {
+    let app = spawn_app().await;
+    let full = "name kind description fields(includeDeprecated: true) { name description \
+        args { name description type { name kind } defaultValue } type { name kind ofType { name \
+        kind } } isDeprecated deprecationReason } inputFields { name type { name } } \
+        interfaces { name } enumValues(includeDeprecated: true) { name description } \
+        possibleTypes { name }";
+    let (_, one) = app
+        .graphql_any(&format!("{{ __schema {{ types {{ {full} }} }} }}"), None)
+        .await;
+    assert!(one["errors"].is_null(), "{one}");
+    let one_bytes = one.to_string().len();
+    assert!(one_bytes < 100_000, "the schema answers {one_bytes} bytes");
+    let aliases: String = (0..50)
+        .map(|n| format!("a{n}: __schema {{ types {{ {full} }} }} "))
+        .collect();
+    let (_, many) = app.graphql_any(&format!("{{ {aliases} }}"), None).await;
+    assert_eq!(code(&many), "RESPONSE_TOO_LARGE", "{many}");
+    let mut deep = "name".to_owned();
+    for _ in 0..6 {
+        deep = format!("name fields {{ name type {{ {deep} }} }}");
+    }
+    let (_, deep) = app
+        .graphql_any(&format!("{{ __schema {{ types {{ {deep} }} }} }}"), None)
+        .await;
+    assert_eq!(code(&deep), "QUERY_TOO_COSTLY", "{deep}");
+}
+
 #[tokio::test]
 async fn the_read_only_token_reads_and_cannot_write() {
     let app = spawn_app_with(&[("API_TOKEN", "full-token"), ("API_READ_TOKEN", "viewer")]).await;
