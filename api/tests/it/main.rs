@@ -9,6 +9,7 @@ mod dashboard;
 mod dataloader;
 mod demo_scenario;
 mod distributed;
+mod distributed_faults;
 mod distributed_subscriptions;
 mod edge;
 mod graphql;
