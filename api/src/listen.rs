@@ -112,8 +112,19 @@ fn open_files_limit() -> Option<usize> {
     line.split_whitespace().nth(3)?.parse().ok()
 }
 
-/// Answers 408 when a request (its body included) takes longer than `timeout`.
-pub async fn request_deadline(timeout: Duration, request: Request, next: Next) -> Response {
+/// What every request is held to before the router sees it: a body announced over
+/// `max_body_bytes` is refused unread ([`refuse_large_body`]), and a request (its body included)
+/// taking longer than `timeout` gets 408. One middleware, not two: each `from_fn` layer boxes a
+/// future and clones the service behind it per request.
+pub async fn request_limits(
+    timeout: Duration,
+    max_body_bytes: usize,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Some(refused) = refuse_large_body(max_body_bytes, &request) {
+        return refused;
+    }
     match tokio::time::timeout(timeout, next.run(request)).await {
         Ok(response) => response,
         Err(_) => {
@@ -135,14 +146,14 @@ pub async fn request_deadline(timeout: Duration, request: Request, next: Next) -
 /// (hyper sends `100 Continue` only when the body is first read). The connection is closed after
 /// the answer (the body was never read) and lingers. A body of unannounced length is held to the
 /// limit by the extractors as it is read.
-pub async fn refuse_large_bodies(limit: usize, request: Request, next: Next) -> Response {
+fn refuse_large_body(limit: usize, request: &Request) -> Option<Response> {
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if !declared.is_some_and(|length| length > limit as u64) {
-        return next.run(request).await;
+        return None;
     }
     let mut response = if request.uri().path().starts_with("/graphql") {
         crate::graphql::body_too_large(limit)
@@ -154,7 +165,7 @@ pub async fn refuse_large_bodies(limit: usize, request: Request, next: Next) -> 
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
-    response
+    Some(response)
 }
 
 /// Serves `router` on `listener` within `limits` until `shutdown` fires, then lets open requests
@@ -174,10 +185,9 @@ pub async fn serve(
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(axum::middleware::from_fn(
-            move |request: Request, next: Next| request_deadline(timeout, request, next),
-        ))
-        .layer(axum::middleware::from_fn(
-            move |request: Request, next: Next| refuse_large_bodies(max_body_bytes, request, next),
+            move |request: Request, next: Next| {
+                request_limits(timeout, max_body_bytes, request, next)
+            },
         ))
         .service(router);
     let slots = Arc::new(Semaphore::new(limits.max_connections));

@@ -24,7 +24,8 @@ pub async fn train(database_url: &str, port: u16, series: u64) {
     let backend = db.get_database_backend();
     let copies = format!(
         "SELECT '{PREFIX}' || i, version, detector, parameters, points_used, created_at_ms \
-         FROM {numbers}, model WHERE model.series_id = '{PREFIX}0'",
+         FROM {numbers}, model WHERE model.series_id = '{PREFIX}0' \
+         ON CONFLICT DO NOTHING",
         numbers = match backend {
             DbBackend::Postgres => format!("generate_series(1, {}) AS numbers (i)", series - 1),
             _ => "numbers".to_owned(),
