@@ -152,7 +152,7 @@ fn refuse_large_body(limit: usize, request: &Request) -> Option<Response> {
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if !declared.is_some_and(|length| length > limit as u64) {
+    if declared.is_none_or(|length| length <= limit as u64) {
         return None;
     }
     let mut response = if request.uri().path().starts_with("/graphql") {
