@@ -235,9 +235,7 @@ pub async fn serve(
                 slot: Some(slot),
                 linger,
             };
-            let ended = if http2_preface.len() == HTTP2_PREFACE.len()
-                && http2_preface[..] == HTTP2_PREFACE[..]
-            {
+            let ended = if http2_preface[..] == HTTP2_PREFACE[..] {
                 let connection = http2.serve_connection(TokioIo::new(stream), service);
                 until_shutdown(connection, shutdown, |c| c.graceful_shutdown()).await
             } else {

@@ -23,7 +23,6 @@ use crate::extract::accepts;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 
-/// An error answer in GraphQL's shape with `extensions.code`, under `status`.
 /// 413 for a GraphQL request whose body is over `limit` bytes, as a GraphQL error with a code.
 pub(crate) fn body_too_large(limit: usize) -> Response {
     error_response(
@@ -33,6 +32,7 @@ pub(crate) fn body_too_large(limit: usize) -> Response {
     )
 }
 
+/// An error answer in GraphQL's shape with `extensions.code`, under `status`.
 pub(super) fn error_response(status: StatusCode, code: &str, message: String) -> Response {
     let mut error = ServerError::new(message, None);
     let mut extensions = ErrorExtensionValues::default();

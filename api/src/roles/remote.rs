@@ -139,20 +139,32 @@ impl RemotePredictors {
 
     /// The predictor that owns `series` now: the first of its ranking that is up.
     pub fn owner(&self, series: &SeriesId) -> &str {
-        let now = now_ms();
-        let ranking = self.ranking(series);
-        let first_up = ranking
-            .iter()
-            .find(|link| link.health.is_up(now))
-            .unwrap_or(&ranking[0]);
-        &first_up.url
+        &self.first_choice(series, now_ms()).url
     }
 
-    /// The predictors in the order `series` goes to them (rendezvous hashing).
-    fn ranking(&self, series: &SeriesId) -> Vec<&PredictorLink> {
-        let mut ranking: Vec<&PredictorLink> = self.links.iter().collect();
-        ranking.sort_by_key(|link| std::cmp::Reverse(link.weight(series)));
-        ranking
+    /// The predictor `series` goes to first (found without allocating: this is on every predict):
+    /// the highest ranked that is up, else the highest ranked (it may be back).
+    fn first_choice(&self, series: &SeriesId, now_ms: u64) -> &PredictorLink {
+        let weight = |link: &&PredictorLink| link.weight(series);
+        self.links
+            .iter()
+            .filter(|link| link.health.is_up(now_ms))
+            .max_by_key(weight)
+            .or_else(|| self.links.iter().max_by_key(weight))
+            .expect("at least one predictor")
+    }
+
+    /// Every predictor in the order `series` tries them (rendezvous hashing): those up first, in
+    /// rank order, then those resting.
+    fn call_order(&self, series: &SeriesId, now_ms: u64) -> Vec<&PredictorLink> {
+        let mut order: Vec<&PredictorLink> = self.links.iter().collect();
+        order.sort_by_key(|link| {
+            (
+                !link.health.is_up(now_ms),
+                std::cmp::Reverse(link.weight(series)),
+            )
+        });
+        order
     }
 }
 
@@ -191,25 +203,24 @@ impl Scoring for RemotePredictors {
             traceparent,
             tracestate,
         };
-        let now = now_ms();
-        let ranking = self.ranking(series);
-        // Those up first, in rank order; then those resting, in case they are back.
-        let (up, resting): (Vec<&PredictorLink>, Vec<&PredictorLink>) =
-            ranking.into_iter().partition(|link| link.health.is_up(now));
-        let (mut item, mut refused) = (item, None);
-        for link in up.into_iter().chain(resting) {
-            match link.score(item).await {
-                Ok(answer) => return answer,
-                // Never connected, so never scored: the next predictor takes it.
-                Err(not_delivered) => {
-                    item = not_delivered.item;
-                    refused = Some(not_delivered.cause);
-                }
+        let first = self.first_choice(series, now_ms());
+        let mut refused = match first.score(item).await {
+            Ok(answer) => return answer,
+            Err(not_delivered) => not_delivered,
+        };
+        // Never connected, so never scored: the next predictors take it, in their order.
+        for link in self.call_order(series, now_ms()) {
+            if std::ptr::eq(link, first) {
+                continue;
             }
+            refused = match link.score(refused.item).await {
+                Ok(answer) => return answer,
+                Err(not_delivered) => not_delivered,
+            };
         }
-        let cause = refused.unwrap_or_else(|| "no predictor".to_owned());
         Err(PredictError::Unreachable(format!(
-            "no predictor is reachable; last: {cause}"
+            "no predictor is reachable; last: {}",
+            refused.cause
         )))
     }
 }
