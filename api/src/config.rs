@@ -72,6 +72,10 @@ pub struct Config {
     /// Series a predictor keeps in memory; the least recently used leave past it.
     pub model_cache_max: usize,
     pub log_format: LogFormat,
+    /// What Prometheus remote write into `/api/v1/write` models, and where results go.
+    pub remote_write: crate::remote_write::RemoteWriteConfig,
+    /// Where alerts are sent (Alertmanager's v2 API); none: nowhere.
+    pub alertmanager: Option<crate::alertmanager::AlertmanagerSettings>,
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/anomaly.db?mode=rwc";
@@ -228,6 +232,16 @@ impl Config {
                 }
                 series => series,
             },
+            remote_write: remote_write(&get)?,
+            alertmanager: match get("ALERTMANAGER_URL") {
+                None => None,
+                Some(url) => Some(crate::alertmanager::AlertmanagerSettings {
+                    url: http_url("ALERTMANAGER_URL", url)?,
+                    public_url: get("PUBLIC_URL").unwrap_or_else(|| "http://localhost:8000".into()),
+                    resend: secs(&get, "ALERTMANAGER_RESEND_SECS", 60)?,
+                    queue: parse_or(&get, "ALERTMANAGER_QUEUE", 10_000)?.max(1),
+                }),
+            },
             log_format: match get("LOG_FORMAT").as_deref() {
                 None | Some("text") => LogFormat::Text,
                 Some("json") => LogFormat::Json,
@@ -239,6 +253,91 @@ impl Config {
             },
         })
     }
+}
+
+/// The `REMOTE_WRITE_*` variables.
+fn remote_write(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<crate::remote_write::RemoteWriteConfig, ConfigError> {
+    use crate::remote_write::{RemoteWriteConfig, RemoteWriteSettings, Selector};
+    let defaults = RemoteWriteSettings::default();
+    let selector = match get("REMOTE_WRITE_SELECTOR") {
+        None => Selector::all(),
+        Some(text) => Selector::parse(&text)
+            .map_err(|err| ConfigError(format!("REMOTE_WRITE_SELECTOR: {err}")))?,
+    };
+    let spec: anomaly_workers::detector::ModelSpec = match get("REMOTE_WRITE_SPEC") {
+        None => Default::default(),
+        Some(json) => serde_json::from_str(&json).map_err(|err| {
+            ConfigError(format!(
+                "REMOTE_WRITE_SPEC must be a fit body's detector and alert options as JSON \
+                 ({{\"detector\": {{\"name\": \"art\"}}}}): {err}"
+            ))
+        })?,
+    };
+    // Out-of-range detector options are found now, not at the first series' fit.
+    let probe = anomaly_workers::domain::TrainingSet::parse(
+        (0..64)
+            .map(|i| anomaly_workers::domain::Point {
+                timestamp: 60 * i,
+                value: (i % 7) as f64,
+            })
+            .collect(),
+    )
+    .expect("a varied probe series");
+    spec.detector
+        .fit(&probe)
+        .map_err(|err| ConfigError(format!("REMOTE_WRITE_SPEC: {}", err.0)))?;
+    let warmup_points: usize = parse_or(get, "REMOTE_WRITE_WARMUP_POINTS", defaults.warmup_points)?;
+    if !(anomaly_workers::domain::TrainingSet::MIN_POINTS..=100_000).contains(&warmup_points) {
+        return Err(ConfigError(format!(
+            "REMOTE_WRITE_WARMUP_POINTS must be between 3 and 100000, not {warmup_points}"
+        )));
+    }
+    Ok(RemoteWriteConfig {
+        settings: RemoteWriteSettings {
+            selector,
+            spec,
+            warmup_points,
+            max_series: parse_or(get, "REMOTE_WRITE_MAX_SERIES", defaults.max_series)?,
+            new_series_per_minute: parse_or(
+                get,
+                "REMOTE_WRITE_NEW_SERIES_PER_MINUTE",
+                defaults.new_series_per_minute,
+            )?,
+            max_samples_per_request: parse_or(
+                get,
+                "REMOTE_WRITE_MAX_SAMPLES",
+                defaults.max_samples_per_request,
+            )?,
+            max_decoded_bytes: parse_or(
+                get,
+                "REMOTE_WRITE_MAX_DECODED_BYTES",
+                defaults.max_decoded_bytes,
+            )?,
+            series_ttl: secs(
+                get,
+                "REMOTE_WRITE_SERIES_TTL_SECS",
+                defaults.series_ttl.as_secs(),
+            )?,
+        },
+        results_url: get("REMOTE_WRITE_RESULTS_URL")
+            .map(|url| http_url("REMOTE_WRITE_RESULTS_URL", url))
+            .transpose()?,
+        results_token: get("REMOTE_WRITE_RESULTS_TOKEN"),
+        results_queue: parse_or(get, "REMOTE_WRITE_RESULTS_QUEUE", 100_000)?.max(1),
+    })
+}
+
+/// An http(s) URL, or an error naming the variable.
+fn http_url(name: &str, url: String) -> Result<String, ConfigError> {
+    let url = url.trim().to_owned();
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(ConfigError(format!(
+            "{name} must be an http:// or https:// URL, not {url:?}"
+        )));
+    }
+    Ok(url)
 }
 
 /// A duration in (possibly fractional) seconds, at least a millisecond.

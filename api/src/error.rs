@@ -28,6 +28,8 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     /// 415: a body sent as something other than JSON.
     UnsupportedMediaType,
+    /// 415: a body sent in another format than the route takes; the text says which it takes.
+    UnsupportedFormat(&'static str),
     /// 403: the token presented may not do this (the read-only token and a mutation).
     Forbidden(&'static str),
     /// 408: the request (or the work it asked for) ran past its time limit; the text says which.
@@ -76,6 +78,7 @@ impl ApiError {
                 format!("Request body too large: the limit is {limit} bytes"),
             ),
             ApiError::UnsupportedMediaType => ("BAD_USER_INPUT", JSON_ONLY.to_owned()),
+            ApiError::UnsupportedFormat(detail) => ("BAD_USER_INPUT", detail.to_owned()),
             ApiError::Forbidden(detail) => ("FORBIDDEN", detail.to_owned()),
             ApiError::RequestTimeout(detail) => ("TIMEOUT", detail),
             ApiError::Unavailable { what, cause } => {
@@ -114,6 +117,10 @@ impl IntoResponse for ApiError {
             ApiError::UnsupportedMediaType => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 json!({ "detail": JSON_ONLY }),
+            ),
+            ApiError::UnsupportedFormat(detail) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                json!({ "detail": detail }),
             ),
             ApiError::Forbidden(detail) => (StatusCode::FORBIDDEN, json!({ "detail": detail })),
             ApiError::RequestTimeout(detail) => {

@@ -2,6 +2,7 @@
 //! assembly of roles into processes. `main.rs` only parses the command line; tests start exactly
 //! what users start through `serve::run` on a port-0 listener.
 
+pub mod alertmanager;
 pub mod alerts;
 pub mod assets;
 pub mod auth;
@@ -20,6 +21,7 @@ pub mod openapi;
 pub mod plot;
 pub mod probes;
 pub mod prometheus;
+pub mod remote_write;
 pub mod rest;
 pub mod roles;
 pub(crate) mod routed;
@@ -58,6 +60,8 @@ pub struct EdgeLimits {
     pub ws: graphql::WsLimits,
     /// Fires when the server shuts down (WebSockets then close with 1001); never, by default.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// What Prometheus remote write models and bounds, and where results are pushed.
+    pub remote_write: remote_write::RemoteWriteConfig,
 }
 
 impl EdgeLimits {
@@ -75,6 +79,7 @@ impl EdgeLimits {
             cors_origins: config.cors_origins.clone(),
             ws: config.ws.clone(),
             shutdown: tokio_util::sync::CancellationToken::new(),
+            remote_write: config.remote_write.clone(),
         }
     }
 }
@@ -85,6 +90,11 @@ pub fn app(state: AppState, edge: &EdgeLimits) -> Router {
     let probes = probes::routes(vec![probes::Check::database(state.store.clone())]);
     prometheus::handle();
     let max_body_bytes = edge.max_body_bytes;
+    let receiver = remote_write::start(
+        state.training.clone(),
+        state.scoring.clone(),
+        &edge.remote_write,
+    );
     let routes = rest::routes()
         .with_state(state)
         .merge(graphql::routes(
@@ -103,6 +113,7 @@ pub fn app(state: AppState, edge: &EdgeLimits) -> Router {
         .merge(graphiql::routes())
         .merge(probes)
         .merge(prometheus::routes())
+        .merge(remote_write::routes(receiver))
         .merge(openapi::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -111,7 +111,10 @@ async fn gateway(
     let metrics = backends::shared_metrics(config, Role::Gateway).await?;
     let state = AppState::new(Services {
         training: Arc::new(remote::RemoteTrainer::new(trainer_url)),
-        scoring: Arc::new(remote::RemotePredictors::new(&config.predictor_urls)),
+        scoring: crate::alertmanager::notifying(
+            Arc::new(remote::RemotePredictors::new(&config.predictor_urls)),
+            config.alertmanager.as_ref(),
+        ),
         store: backends::store(config).await?,
         metrics,
         feed: backends::live_feed(bus, config).await?,

@@ -21,6 +21,7 @@ mod predictor_failover;
 mod probes;
 mod processes;
 mod prometheus;
+mod remote_write;
 mod serve_on_real_backends;
 mod subscriptions;
 mod support;
