@@ -14,6 +14,7 @@ mod distributed_subscriptions;
 mod edge;
 mod graphql;
 mod hostile;
+mod monitoring_stack;
 mod online_state;
 mod openapi;
 mod predictor_batches;
