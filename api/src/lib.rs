@@ -2,6 +2,9 @@
 //! assembly of roles into processes. `main.rs` only parses the command line; tests start exactly
 //! what users start through `serve::run` on a port-0 listener.
 
+// The OpenAPI document is one `json!` literal, deeper than the default limit of 128.
+#![recursion_limit = "256"]
+
 pub mod alertmanager;
 pub mod alerts;
 pub mod assets;

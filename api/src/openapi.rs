@@ -238,6 +238,23 @@ pub fn document() -> Value {
                         "detector": { "type": "string" }
                     }
                 },
+                "PredictBatchBody": {
+                    "type": "object", "required": ["points"], "additionalProperties": false,
+                    "properties": {
+                        "points": { "type": "array", "maxItems": 10000, "items": {
+                            "type": "object", "required": ["series_id", "timestamp", "value"], "additionalProperties": false,
+                            "properties": {
+                                "series_id": { "type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,128}$" },
+                                "timestamp": { "type": "integer", "format": "int64", "description": "Unix seconds." },
+                                "value": { "type": "number", "description": "A finite value." }
+                            }
+                        } }
+                    }
+                },
+                "PredictBatchAnswer": {
+                    "type": "object", "required": ["predictions"],
+                    "properties": { "predictions": { "type": "array", "items": { "$ref": "#/components/schemas/Prediction" } } }
+                },
                 "Prediction": {
                     "type": "object",
                     "required": ["model_version", "anomaly", "score", "expected", "detector", "alert", "series_id", "timestamp", "value"],
@@ -323,6 +340,41 @@ pub fn document() -> Value {
                     "200": ok("The verdict and its evidence.", "Prediction"),
                     "404": error_response("The series has no model: `Model not found`.")
                 }), body_errors())
+            } },
+            "/predict-batch": { "post": {
+                "operationId": "predictBatch",
+                "summary": "Score many points of any series, in the order given (at most 10,000)",
+                "requestBody": json_body("PredictBatchBody"),
+                "responses": merged(json!({
+                    "200": ok("Each point's verdict, in the order sent.", "PredictBatchAnswer"),
+                    "404": error_response("A point's series has no model: `Model not found` (the points before it were scored).")
+                }), body_errors())
+            } },
+            "/api/v1/write": { "post": {
+                "operationId": "remoteWrite",
+                "summary": "Prometheus remote write 1.0: selected series warm up, are fitted, then scored",
+                "requestBody": {
+                    "required": true,
+                    "description": "A snappy-compressed (block format) protobuf `prometheus.WriteRequest`, sent with `Content-Encoding: snappy` and `X-Prometheus-Remote-Write-Version: 0.1.0`.",
+                    "content": { "application/x-protobuf": { "schema": { "type": "string", "contentMediaType": "application/x-protobuf" } } }
+                },
+                "responses": {
+                    "204": { "description": "Taken (samples already taken, of unselected series or of series over the bounds are skipped)." },
+                    "400": error_response("Not a remote write request, too many samples (REMOTE_WRITE_MAX_SAMPLES), a body decompressing past REMOTE_WRITE_MAX_DECODED_BYTES, or a series with bad labels (the others were taken). Prometheus does not retry it."),
+                    "401": error_response("API_TOKEN is set and the request carries no valid token."),
+                    "403": error_response("The read-only token (API_READ_TOKEN) may not call this route."),
+                    "413": error_response("The body is larger than MAX_BODY_BYTES."),
+                    "415": error_response("Not snappy-compressed protobuf, or remote write 2.0."),
+                    "503": error_response("The trainer, predictor, database or bus is down: Prometheus sends the request again, and what was taken is skipped then.")
+                }
+            } },
+            "/federate": { "get": {
+                "operationId": "federate",
+                "summary": "The newest results of every remote-written series, in the Prometheus text format",
+                "responses": {
+                    "200": { "description": "`anomaly_score`, `anomaly_expected`, `anomaly_lower`, `anomaly_upper` and `anomaly_alert`, with the source labels plus `for` and `series_id`, at each sample's own timestamp.", "content": { "text/plain": { "schema": { "type": "string" } } } },
+                    "401": error_response("API_TOKEN is set and the request carries no valid token.")
+                }
             } },
             "/detect": { "post": {
                 "operationId": "detect",

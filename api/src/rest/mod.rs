@@ -7,6 +7,7 @@ mod fit;
 mod health;
 mod plot;
 mod predict;
+mod predict_batch;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -20,6 +21,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/fit/{series_id}", post(fit::fit))
         .route("/predict/{series_id}", post(predict::predict))
+        .route("/predict-batch", post(predict_batch::predict_batch))
         .route("/plot", get(plot::plot))
         .route("/healthcheck", get(health::healthcheck))
         .route("/detect", post(detect::detect))

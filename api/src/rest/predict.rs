@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use anomaly_workers::domain::Point;
 use anomaly_workers::events::DetectorName;
+use anomaly_workers::predictor::Prediction;
 
 use super::fit::PointBody;
 use crate::error::ApiError;
@@ -35,18 +36,24 @@ pub async fn predict(
 ) -> Result<Json<PredictAnswer>, ApiError> {
     let point = Point::parse(body.timestamp, body.value)?;
     let prediction = state.scoring.predict(&series, point).await?;
-    let verdict = prediction.verdict;
-    Ok(Json(PredictAnswer {
-        model_version: prediction.model_version.to_string(),
-        anomaly: verdict.anomaly,
-        score: verdict.score,
-        expected: verdict.expected,
-        lower: verdict.lower,
-        upper: verdict.upper,
-        detector: prediction.detector,
-        alert: prediction.alert,
-        series_id: prediction.series_id.to_string(),
-        timestamp: prediction.point.timestamp,
-        value: prediction.point.value,
-    }))
+    Ok(Json(PredictAnswer::from(prediction)))
+}
+
+impl From<Prediction> for PredictAnswer {
+    fn from(prediction: Prediction) -> Self {
+        let verdict = prediction.verdict;
+        PredictAnswer {
+            model_version: prediction.model_version.to_string(),
+            anomaly: verdict.anomaly,
+            score: verdict.score,
+            expected: verdict.expected,
+            lower: verdict.lower,
+            upper: verdict.upper,
+            detector: prediction.detector,
+            alert: prediction.alert,
+            series_id: prediction.series_id.to_string(),
+            timestamp: prediction.point.timestamp,
+            value: prediction.point.value,
+        }
+    }
 }

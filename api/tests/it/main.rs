@@ -17,6 +17,7 @@ mod hostile;
 mod monitoring_stack;
 mod online_state;
 mod openapi;
+mod predict_batch;
 mod predictor_batches;
 mod predictor_failover;
 mod probes;

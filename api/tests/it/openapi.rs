@@ -13,6 +13,7 @@ fn declared_routes() -> Vec<String> {
         "src/rest/mod.rs",
         "src/probes.rs",
         "src/prometheus.rs",
+        "src/remote_write/mod.rs",
         "src/openapi.rs",
         "src/graphql/mod.rs",
         "src/dashboard.rs",
