@@ -271,7 +271,7 @@ fn remote_write(
         Some(json) => serde_json::from_str(&json).map_err(|err| {
             ConfigError(format!(
                 "REMOTE_WRITE_SPEC must be a fit body's detector and alert options as JSON \
-                 ({{\"detector\": {{\"name\": \"art\"}}}}): {err}"
+                 ({{\"detector\": {{\"kind\": \"ewma\"}}}}): {err}"
             ))
         })?,
     };
@@ -320,6 +320,7 @@ fn remote_write(
                 "REMOTE_WRITE_SERIES_TTL_SECS",
                 defaults.series_ttl.as_secs(),
             )?,
+            timeout: secs(get, "REMOTE_WRITE_TIMEOUT_SECS", defaults.timeout.as_secs())?,
         },
         results_url: get("REMOTE_WRITE_RESULTS_URL")
             .map(|url| http_url("REMOTE_WRITE_RESULTS_URL", url))
@@ -544,6 +545,33 @@ mod tests {
         let c = config(&[("KAFKA_BROKERS", ""), ("APP_PORT", " ")]).unwrap();
         assert!(c.kafka_brokers.is_none());
         assert_eq!(c.port_for("serve"), 8000);
+    }
+
+    #[test]
+    fn monitoring_settings_are_checked_at_start() {
+        let am = ("ALERTMANAGER_URL", "http://am:9093");
+        for vars in [
+            vec![("REMOTE_WRITE_SELECTOR", "{job=api}")],
+            vec![("REMOTE_WRITE_SPEC", "{\"detector\": {\"kind\": \"nope\"}}")],
+            vec![("REMOTE_WRITE_SPEC", "not json")],
+            vec![("REMOTE_WRITE_WARMUP_POINTS", "2")],
+            vec![("REMOTE_WRITE_RESULTS_URL", "prometheus:9090")],
+            vec![("ALERTMANAGER_URL", "alertmanager:9093")],
+            vec![("ALERTMANAGER_RESEND_SECS", "0"), am],
+        ] {
+            let (name, bad) = vars[0];
+            let err = config(&vars).unwrap_err().to_string();
+            assert!(err.contains(name), "{name}={bad}: {err}");
+        }
+        let c = config(&[
+            ("REMOTE_WRITE_SELECTOR", "{__name__=~\"node_.*\"}"),
+            ("REMOTE_WRITE_SPEC", "{\"detector\": {\"kind\": \"ewma\"}}"),
+            ("ALERTMANAGER_URL", "http://am:9093/"),
+        ])
+        .unwrap();
+        assert_eq!(c.remote_write.settings.spec.detector.name(), "ewma");
+        assert_eq!(c.alertmanager.unwrap().url, "http://am:9093/");
+        assert!(config(&[]).unwrap().alertmanager.is_none());
     }
 
     /// Roles started side by side on one host with defaults do not collide; APP_PORT wins.

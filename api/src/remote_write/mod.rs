@@ -109,7 +109,14 @@ async fn write(
         })?;
     let decoded = wire::decode(&body, receiver.settings().max_decoded_bytes)
         .map_err(|err| ApiError::bad_request(err.to_string()))?;
-    match receiver.ingest(decoded).await {
+    let timeout = receiver.settings().timeout;
+    let Ok(taken) = tokio::time::timeout(timeout, receiver.ingest(decoded)).await else {
+        return Err(ApiError::Unavailable {
+            what: "Scoring",
+            cause: format!("a remote write request took longer than {timeout:?}"),
+        });
+    };
+    match taken {
         Ok(_) => Ok(StatusCode::NO_CONTENT),
         Err(receiver::IngestError::Bad(detail)) => Err(ApiError::bad_request(detail)),
         Err(receiver::IngestError::Predict(err)) => Err(err.into()),

@@ -57,6 +57,10 @@ pub struct RemoteWriteSettings {
     pub max_decoded_bytes: usize,
     /// A series not written for this long is forgotten (and its results no longer shown).
     pub series_ttl: Duration,
+    /// Longest a request may take before it is answered 503 (Prometheus sends it again; what
+    /// was taken is skipped then). Below `HTTP_REQUEST_TIMEOUT_SECS`, whose 408 Prometheus
+    /// would not retry.
+    pub timeout: Duration,
 }
 
 impl Default for RemoteWriteSettings {
@@ -70,6 +74,7 @@ impl Default for RemoteWriteSettings {
             max_samples_per_request: 100_000,
             max_decoded_bytes: 64 * 1024 * 1024,
             series_ttl: Duration::from_secs(3600),
+            timeout: Duration::from_secs(30),
         }
     }
 }

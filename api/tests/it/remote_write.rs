@@ -323,3 +323,37 @@ async fn new_series_are_taken_on_within_the_bounds() {
     assert_eq!(remote_write(&app, &many(3, 6)).await.status, 204);
     assert_eq!(app.health().await["series_trained"], 3);
 }
+
+/// Prometheus presents `authorization: {credentials: ...}` as a bearer token: writing needs the
+/// full token, reading the results the read-only one too.
+#[tokio::test]
+async fn writing_needs_the_token_and_results_need_a_reader() {
+    let app = spawn_app_with(&[("API_TOKEN", "full"), ("API_READ_TOKEN", "viewer")]).await;
+    let body = wire::encode(&WriteRequest {
+        timeseries: vec![series(&CPU, &signal(0, 3))],
+    });
+    let write = |token: Option<&'static str>| {
+        let mut request = app
+            .client
+            .post(format!("{}/api/v1/write", app.base))
+            .header("Content-Encoding", "snappy")
+            .header("Content-Type", "application/x-protobuf")
+            .body(body.clone());
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        app.answer(request)
+    };
+    assert_eq!(write(None).await.status, 401);
+    assert_eq!(write(Some("viewer")).await.status, 403);
+    assert_eq!(write(Some("full")).await.status, 204);
+    assert_eq!(app.get("/federate").await.status, 401);
+    let read = app
+        .answer(
+            app.client
+                .get(format!("{}/federate", app.base))
+                .bearer_auth("viewer"),
+        )
+        .await;
+    assert_eq!(read.status, 200);
+}
