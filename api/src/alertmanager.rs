@@ -20,6 +20,12 @@ use tokio::sync::mpsc;
 use anomaly_workers::domain::{Point, SeriesId};
 use anomaly_workers::predictor::{PredictError, Prediction, Scoring};
 
+tokio::task_local! {
+    /// Labels a caller scoring a point wants on the point's alert (remote write: the source
+    /// series' labels and `for`, so Alertmanager routes by `job`, `instance`, ...), in name order.
+    pub static ALERT_LABELS: Arc<[(String, String)]>;
+}
+
 /// Where alerts go and how often firing ones are sent again.
 #[derive(Debug, Clone)]
 pub struct AlertmanagerSettings {
@@ -56,7 +62,7 @@ pub fn notifying(
 
 /// A change of a series' alert.
 enum Change {
-    Fire(Box<Prediction>),
+    Fire(Box<Prediction>, Option<Arc<[(String, String)]>>),
     Resolve(SeriesId),
 }
 
@@ -89,7 +95,8 @@ impl Scoring for Notifying {
             if new {
                 self.firing_count.fetch_add(1, Ordering::Relaxed);
             }
-            self.offer(Change::Fire(Box::new(prediction.clone())));
+            let labels = ALERT_LABELS.try_with(Arc::clone).ok();
+            self.offer(Change::Fire(Box::new(prediction.clone()), labels));
         } else if !prediction.verdict.anomaly
             && self.firing_count.load(Ordering::Relaxed) > 0
             && self
@@ -116,6 +123,8 @@ impl Scoring for Notifying {
 struct Firing {
     starts_at: SystemTime,
     last: Box<Prediction>,
+    /// The labels the alert was first sent with: Alertmanager tells alerts apart by them.
+    labels: Value,
 }
 
 /// Applies changes, sends what is due, retries what failed, resends what fires.
@@ -126,8 +135,8 @@ async fn send(settings: AlertmanagerSettings, mut changes: mpsc::Receiver<Change
         .expect("a client with a timeout builds");
     let url = format!("{}/api/v2/alerts", settings.url.trim_end_matches('/'));
     let mut firing: HashMap<SeriesId, Firing> = HashMap::new();
-    // Series with a change not yet delivered: resolved ones carry their end time.
-    let mut due: HashMap<SeriesId, Option<SystemTime>> = HashMap::new();
+    // Series with a change not yet delivered: resolved ones carry their end time and labels.
+    let mut due: HashMap<SeriesId, Option<(SystemTime, Value)>> = HashMap::new();
     let mut resend = tokio::time::interval(settings.resend);
     resend.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut backoff = FIRST_BACKOFF;
@@ -163,7 +172,7 @@ async fn send(settings: AlertmanagerSettings, mut changes: mpsc::Receiver<Change
         let alerts: Vec<Value> = due
             .iter()
             .filter_map(|(series, ended)| match ended {
-                Some(ended) => Some(resolved(series, *ended, &settings)),
+                Some((ended, labels)) => Some(resolved(series, labels, *ended, &settings)),
                 None => firing.get(series).map(|f| alert(f, &settings)),
             })
             .collect();
@@ -199,30 +208,42 @@ async fn send(settings: AlertmanagerSettings, mut changes: mpsc::Receiver<Change
 fn apply(
     change: Change,
     firing: &mut HashMap<SeriesId, Firing>,
-    due: &mut HashMap<SeriesId, Option<SystemTime>>,
+    due: &mut HashMap<SeriesId, Option<(SystemTime, Value)>>,
 ) {
     match change {
-        Change::Fire(prediction) => {
+        Change::Fire(prediction, extra) => {
             let series = prediction.series_id.clone();
             firing
                 .entry(series.clone())
                 .and_modify(|f| f.last = prediction.clone())
                 .or_insert_with(|| Firing {
                     starts_at: SystemTime::now(),
+                    labels: labels(&series, extra.as_deref().unwrap_or_default()),
                     last: prediction,
                 });
             due.insert(series, None);
         }
         Change::Resolve(series) => {
-            if firing.remove(&series).is_some() {
-                due.insert(series, Some(SystemTime::now()));
+            if let Some(ended) = firing.remove(&series) {
+                due.insert(series, Some((SystemTime::now(), ended.labels)));
             }
         }
     }
 }
 
-fn labels(series: &SeriesId) -> Value {
-    json!({ "alertname": "AnomalyDetected", "series_id": series.as_str(), "source": "anomaly" })
+/// An alert's labels: anomaly's own, then the caller's (one named like anomaly's is kept as
+/// `exported_<name>`).
+fn labels(series: &SeriesId, extra: &[(String, String)]) -> Value {
+    let mut labels = json!({ "alertname": "AnomalyDetected", "series_id": series.as_str(), "source": "anomaly" });
+    for (name, value) in extra {
+        let name = if labels.get(name).is_some() {
+            format!("exported_{name}")
+        } else {
+            name.clone()
+        };
+        labels[name] = value.as_str().into();
+    }
+    labels
 }
 
 fn dashboard(series: &SeriesId, settings: &AlertmanagerSettings) -> String {
@@ -263,7 +284,7 @@ fn alert(firing: &Firing, settings: &AlertmanagerSettings) -> Value {
         annotations["upper"] = upper.to_string().into();
     }
     json!({
-        "labels": labels(&p.series_id),
+        "labels": firing.labels,
         "annotations": annotations,
         "startsAt": rfc3339(firing.starts_at),
         "endsAt": rfc3339(SystemTime::now() + 4 * settings.resend),
@@ -271,9 +292,14 @@ fn alert(firing: &Firing, settings: &AlertmanagerSettings) -> Value {
     })
 }
 
-fn resolved(series: &SeriesId, ended: SystemTime, settings: &AlertmanagerSettings) -> Value {
+fn resolved(
+    series: &SeriesId,
+    labels: &Value,
+    ended: SystemTime,
+    settings: &AlertmanagerSettings,
+) -> Value {
     json!({
-        "labels": labels(series),
+        "labels": labels,
         "endsAt": rfc3339(ended),
         "generatorURL": dashboard(series, settings),
     })

@@ -23,6 +23,7 @@ use anomaly_workers::trainer::{TrainError, Training};
 use super::identity::{self, BadLabels};
 use super::selector::Selector;
 use super::wire::{Sample, TimeSeries, WriteRequest};
+use crate::alertmanager::ALERT_LABELS;
 
 /// The metric names anomaly writes back: never modelled themselves (a Prometheus that scrapes
 /// anomaly's results and remote-writes everything would otherwise feed them back in).
@@ -126,6 +127,8 @@ pub struct Tracked {
     pub metric: String,
     /// Its labels in name order, `__name__` included.
     pub labels: Vec<(String, String)>,
+    /// The labels its alerts carry: its own but `__name__`, and `for`.
+    alert_labels: Arc<[(String, String)]>,
     /// When it was last written, in seconds since the receiver started.
     last_written: AtomicI64,
     progress: tokio::sync::Mutex<Progress>,
@@ -300,7 +303,14 @@ impl Receiver {
         if self.tracked.load(Ordering::Relaxed) >= self.settings.max_series || !self.onboard() {
             return Err(Refused::OverLimit);
         }
+        let alert_labels = labels
+            .iter()
+            .filter(|(name, _)| name != "__name__")
+            .cloned()
+            .chain([("for".to_owned(), metric.clone())])
+            .collect();
         let tracked = Arc::new(Tracked {
+            alert_labels,
             id: identity::series_id(&metric, key),
             metric,
             labels,
@@ -366,7 +376,11 @@ impl Receiver {
                     taken.warming += 1;
                 }
                 Phase::Probing | Phase::Scoring => {
-                    match self.scoring.predict(&tracked.id, point).await {
+                    let scoring = self.scoring.predict(&tracked.id, point);
+                    match ALERT_LABELS
+                        .scope(tracked.alert_labels.clone(), scoring)
+                        .await
+                    {
                         Ok(prediction) => {
                             progress.phase = Phase::Scoring;
                             self.record(tracked, sample, &prediction);

@@ -159,6 +159,8 @@ async fn a_series_warms_up_is_fitted_and_scored_with_results_and_alerts_out() {
             alerts.as_array().unwrap().iter().any(|a| {
                 a["labels"]["alertname"] == "AnomalyDetected"
                     && a["labels"]["series_id"].as_str().unwrap().starts_with(&id)
+                    && a["labels"]["instance"] == "host-a:9100"
+                    && a["labels"]["for"] == "node_load1"
                     && if resolved {
                         a["annotations"].is_null()
                     } else {
