@@ -306,7 +306,7 @@ fn resolved(
 }
 
 /// A time as RFC 3339 in UTC with milliseconds (`2026-12-05T10:00:00.123Z`).
-fn rfc3339(at: SystemTime) -> String {
+pub(crate) fn rfc3339(at: SystemTime) -> String {
     let since = at
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();

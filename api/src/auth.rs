@@ -142,10 +142,11 @@ pub async fn require_token(
     response
 }
 
-/// A REST request that changes or computes something (every REST `POST`); GraphQL decides by
-/// operation, in `graphql::guard`.
+/// A REST request that changes or computes something (every REST `POST`, `DELETE`, ...: all but
+/// reads); GraphQL decides by operation, in `graphql::guard`.
 fn writes(request: &Request) -> bool {
-    request.method() == Method::POST && !request.uri().path().starts_with("/graphql")
+    let reads = [Method::GET, Method::HEAD, Method::OPTIONS];
+    !reads.contains(request.method()) && !request.uri().path().starts_with("/graphql")
 }
 
 fn is_public(request: &Request) -> bool {

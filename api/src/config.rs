@@ -76,6 +76,8 @@ pub struct Config {
     pub remote_write: crate::remote_write::RemoteWriteConfig,
     /// Where alerts are sent (Alertmanager's v2 API); none: nowhere.
     pub alertmanager: Option<crate::alertmanager::AlertmanagerSettings>,
+    /// How alerts are delivered to the registered webhook endpoints.
+    pub webhooks: crate::webhooks::WebhookSettings,
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/anomaly.db?mode=rwc";
@@ -241,6 +243,28 @@ impl Config {
                     resend: secs(&get, "ALERTMANAGER_RESEND_SECS", 60)?,
                     queue: parse_or(&get, "ALERTMANAGER_QUEUE", 10_000)?.max(1),
                 }),
+            },
+            webhooks: {
+                let defaults = crate::webhooks::WebhookSettings::default();
+                crate::webhooks::WebhookSettings {
+                    max_attempts: parse_or(&get, "WEBHOOK_MAX_ATTEMPTS", defaults.max_attempts)?
+                        .max(1),
+                    first_backoff: Duration::from_millis(parse_or(
+                        &get,
+                        "WEBHOOK_FIRST_BACKOFF_MS",
+                        defaults.first_backoff.as_millis() as u64,
+                    )?),
+                    max_backoff: secs(
+                        &get,
+                        "WEBHOOK_MAX_BACKOFF_SECS",
+                        defaults.max_backoff.as_secs(),
+                    )?,
+                    timeout: secs(&get, "WEBHOOK_TIMEOUT_SECS", defaults.timeout.as_secs())?,
+                    queue: parse_or(&get, "WEBHOOK_QUEUE", defaults.queue)?.max(1),
+                    concurrency: parse_or(&get, "WEBHOOK_CONCURRENCY", defaults.concurrency)?
+                        .max(1),
+                    max_endpoints: parse_or(&get, "WEBHOOK_MAX_ENDPOINTS", defaults.max_endpoints)?,
+                }
             },
             log_format: match get("LOG_FORMAT").as_deref() {
                 None | Some("text") => LogFormat::Text,

@@ -20,6 +20,7 @@ pub mod graphiql;
 pub mod graphql;
 pub mod listen;
 pub mod nab;
+pub mod notifiers;
 pub mod openapi;
 pub mod plot;
 pub mod probes;
@@ -31,6 +32,7 @@ pub(crate) mod routed;
 pub mod serve;
 pub mod state;
 pub mod telemetry;
+pub mod webhooks;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -65,6 +67,8 @@ pub struct EdgeLimits {
     pub shutdown: tokio_util::sync::CancellationToken,
     /// What Prometheus remote write models and bounds, and where results are pushed.
     pub remote_write: remote_write::RemoteWriteConfig,
+    /// How webhook deliveries are retried and bounded.
+    pub webhooks: webhooks::WebhookSettings,
 }
 
 impl EdgeLimits {
@@ -83,6 +87,7 @@ impl EdgeLimits {
             ws: config.ws.clone(),
             shutdown: tokio_util::sync::CancellationToken::new(),
             remote_write: config.remote_write.clone(),
+            webhooks: config.webhooks.clone(),
         }
     }
 }
@@ -98,6 +103,7 @@ pub fn app(state: AppState, edge: &EdgeLimits) -> Router {
         state.scoring.clone(),
         &edge.remote_write,
     );
+    let webhook_routes = webhooks::routes(state.store.clone(), &edge.webhooks);
     let routes = rest::routes()
         .with_state(state)
         .merge(graphql::routes(
@@ -117,6 +123,7 @@ pub fn app(state: AppState, edge: &EdgeLimits) -> Router {
         .merge(probes)
         .merge(prometheus::routes())
         .merge(remote_write::routes(receiver))
+        .merge(webhook_routes)
         .merge(openapi::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

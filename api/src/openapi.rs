@@ -103,6 +103,13 @@ fn ok(description: &str, schema: &str) -> Value {
     })
 }
 
+fn uuid_parameter(name: &str) -> Value {
+    json!({
+        "name": name, "in": "path", "required": true,
+        "schema": { "type": "string", "format": "uuid" }
+    })
+}
+
 fn series_id_parameter() -> Value {
     json!({
         "name": "series_id", "in": "path", "required": true,
@@ -236,6 +243,22 @@ pub fn document() -> Value {
                         "version": { "type": "string", "examples": ["v1"] },
                         "points_used": { "type": "integer" },
                         "detector": { "type": "string" }
+                    }
+                },
+                "WebhookRegistration": {
+                    "type": "object", "required": ["url"], "additionalProperties": false,
+                    "properties": {
+                        "url": { "type": "string", "maxLength": 2048, "description": "http:// or https://" },
+                        "secret": { "type": "string", "description": "`whsec_` and the base64 of 24 to 64 bytes; made up when left out." }
+                    }
+                },
+                "RegisteredWebhook": {
+                    "type": "object", "required": ["id", "url", "secret", "created_at_ms"],
+                    "properties": {
+                        "id": { "type": "string", "format": "uuid" },
+                        "url": { "type": "string" },
+                        "secret": { "type": "string" },
+                        "created_at_ms": { "type": "integer", "format": "int64" }
                     }
                 },
                 "PredictBatchBody": {
@@ -374,6 +397,60 @@ pub fn document() -> Value {
                 "responses": {
                     "200": { "description": "`anomaly_score`, `anomaly_expected`, `anomaly_lower`, `anomaly_upper` and `anomaly_alert`, with the source labels plus `for` and `series_id`, at each sample's own timestamp.", "content": { "text/plain": { "schema": { "type": "string" } } } },
                     "401": error_response("API_TOKEN is set and the request carries no valid token.")
+                }
+            } },
+            "/webhooks": {
+                "post": {
+                    "operationId": "registerWebhook",
+                    "summary": "Register a webhook endpoint: every alert is POSTed to it, signed (Standard Webhooks)",
+                    "requestBody": json_body("WebhookRegistration"),
+                    "responses": merged(json!({ "201": ok("Registered; the secret is shown this once.", "RegisteredWebhook") }), body_errors())
+                },
+                "get": {
+                    "operationId": "webhooks",
+                    "summary": "The registered webhook endpoints (without their secrets)",
+                    "responses": {
+                        "200": { "description": "Every endpoint, oldest first.", "content": { "application/json": { "schema": { "type": "object" } } } },
+                        "401": error_response("API_TOKEN is set and the request carries no valid token.")
+                    }
+                }
+            },
+            "/webhooks/{webhook_id}": { "delete": {
+                "operationId": "deleteWebhook",
+                "summary": "Remove a webhook endpoint and its delivery log",
+                "parameters": [uuid_parameter("webhook_id")],
+                "responses": {
+                    "204": { "description": "Removed." },
+                    "400": error_response("Not a webhook id."),
+                    "401": error_response("API_TOKEN is set and the request carries no valid token."),
+                    "403": error_response("The read-only token (API_READ_TOKEN) may not call this route."),
+                    "404": error_response("No such webhook: `Webhook not found`.")
+                }
+            } },
+            "/webhooks/{webhook_id}/deliveries": { "get": {
+                "operationId": "webhookDeliveries",
+                "summary": "An endpoint's delivery log, newest first: each message and every attempt's status",
+                "parameters": [
+                    uuid_parameter("webhook_id"),
+                    { "name": "limit", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 1, "maximum": 1000, "default": 20 } }
+                ],
+                "responses": {
+                    "200": { "description": "The newest deliveries.", "content": { "application/json": { "schema": { "type": "object" } } } },
+                    "400": error_response("A parameter is malformed."),
+                    "401": error_response("API_TOKEN is set and the request carries no valid token."),
+                    "404": error_response("No such webhook.")
+                }
+            } },
+            "/webhooks/{webhook_id}/deliveries/{delivery_id}/replay": { "post": {
+                "operationId": "replayWebhookDelivery",
+                "summary": "Send a delivery again now (same webhook-id, a new signature); the attempt is logged and answered",
+                "parameters": [uuid_parameter("webhook_id"), uuid_parameter("delivery_id")],
+                "responses": {
+                    "200": { "description": "The delivery with the new attempt.", "content": { "application/json": { "schema": { "type": "object" } } } },
+                    "400": error_response("An id is malformed."),
+                    "401": error_response("API_TOKEN is set and the request carries no valid token."),
+                    "403": error_response("The read-only token (API_READ_TOKEN) may not call this route."),
+                    "404": error_response("No such webhook or delivery.")
                 }
             } },
             "/detect": { "post": {

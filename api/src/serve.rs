@@ -96,7 +96,7 @@ pub async fn run(
 
     let state = AppState::new(Services {
         training: Arc::new(trainer),
-        scoring: crate::alertmanager::notifying(predictor.clone(), config.alertmanager.as_ref()),
+        scoring: crate::notifiers::around(predictor.clone(), store.clone(), &config),
         store,
         metrics,
         feed: backends::live_feed(events.clone(), &config).await?,

@@ -5,3 +5,5 @@ pub mod alert;
 pub mod model;
 pub mod model_state;
 pub mod training_point;
+pub mod webhook;
+pub mod webhook_delivery;

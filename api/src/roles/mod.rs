@@ -109,13 +109,15 @@ async fn gateway(
         );
     }
     let metrics = backends::shared_metrics(config, Role::Gateway).await?;
+    let store = backends::store(config).await?;
     let state = AppState::new(Services {
         training: Arc::new(remote::RemoteTrainer::new(trainer_url)),
-        scoring: crate::alertmanager::notifying(
+        scoring: crate::notifiers::around(
             Arc::new(remote::RemotePredictors::new(&config.predictor_urls)),
-            config.alertmanager.as_ref(),
+            store.clone(),
+            config,
         ),
-        store: backends::store(config).await?,
+        store,
         metrics,
         feed: backends::live_feed(bus, config).await?,
     });

@@ -29,6 +29,7 @@ mod subscriptions;
 mod support;
 mod traces;
 mod unreachable_roles;
+mod webhooks;
 mod whole_series;
 mod ws_client;
 mod ws_rules;

@@ -14,6 +14,7 @@ fn declared_routes() -> Vec<String> {
         "src/probes.rs",
         "src/prometheus.rs",
         "src/remote_write/mod.rs",
+        "src/webhooks/routes.rs",
         "src/openapi.rs",
         "src/graphql/mod.rs",
         "src/dashboard.rs",
@@ -62,6 +63,7 @@ async fn every_route_is_documented_and_every_documented_operation_exists() {
             let request = match method.as_str() {
                 "get" => app.client.get(&url),
                 "post" => app.client.post(&url).json(&json!({})),
+                "delete" => app.client.delete(&url),
                 other => panic!("{other} {path}"),
             };
             let answer = app.answer(request.bearer_auth("t")).await;

@@ -359,3 +359,80 @@ async fn writing_needs_the_token_and_results_need_a_reader() {
         .await;
     assert_eq!(read.status, 200);
 }
+
+/// Serves `router` on a free port; its URL.
+async fn serve(router: axum::Router) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    url
+}
+
+/// In the distributed deployment the gateway takes remote write: it fits through the trainer
+/// and scores through the predictors, over HTTP.
+#[tokio::test]
+async fn a_distributed_gateway_fits_and_scores_remote_written_series() {
+    use anomaly_api::roles::internal::{predictor_routes, trainer_routes};
+    use anomaly_api::roles::remote::{RemotePredictors, RemoteTrainer};
+    use anomaly_api::state::{AppState, Services};
+    use anomaly_workers::bus::MemoryBus;
+    use anomaly_workers::metrics::MemoryMetrics;
+    use anomaly_workers::predictor::Predictor;
+    use anomaly_workers::store::SqlStore;
+    use anomaly_workers::trainer::Trainer;
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("d.db").display());
+    let store = Arc::new(SqlStore::connect(&url).await.unwrap());
+    let bus = Arc::new(MemoryBus::new(1024));
+    let trainer = Arc::new(Trainer::storing_points(store.clone(), bus.clone()));
+    let trainer_url = serve(trainer_routes(trainer, 1 << 20)).await;
+    let predictor = Arc::new(Predictor::new(store.clone(), bus.clone(), 100));
+    let predictor_url = serve(predictor_routes(predictor, 1 << 20)).await;
+    let config = anomaly_api::config::Config::from_lookup(|name| {
+        (name == "REMOTE_WRITE_WARMUP_POINTS").then(|| "30".to_owned())
+    })
+    .unwrap();
+    let gateway = anomaly_api::app(
+        AppState::new(Services {
+            training: Arc::new(RemoteTrainer::new(&trainer_url)),
+            scoring: Arc::new(RemotePredictors::new(&[predictor_url])),
+            store: store.clone(),
+            metrics: Arc::new(MemoryMetrics::new()),
+            feed: anomaly_workers::fanout::LiveFeed::new(bus, Default::default()),
+        }),
+        &anomaly_api::EdgeLimits::from_config(&config),
+    );
+    let gateway = crate::support::Http::new(serve(gateway).await);
+
+    let hosts: Vec<String> = (0..20).map(|i| format!("host-{i}")).collect();
+    let request = |from, to| WriteRequest {
+        timeseries: hosts
+            .iter()
+            .map(|host| {
+                series(
+                    &[("__name__", "node_load1"), ("instance", host)],
+                    &signal(from, to),
+                )
+            })
+            .collect(),
+    };
+    let write = |request: WriteRequest| {
+        gateway.answer(
+            gateway
+                .client
+                .post(format!("{}/api/v1/write", gateway.base))
+                .header("Content-Encoding", "snappy")
+                .header("Content-Type", "application/x-protobuf")
+                .body(wire::encode(&request)),
+        )
+    };
+    assert_eq!(write(request(0, 30)).await.status, 204);
+    assert_eq!(write(request(30, 40)).await.status, 204);
+    let federated = String::from_utf8(gateway.get("/federate").await.bytes).unwrap();
+    let scored = federated
+        .lines()
+        .filter(|l| l.starts_with("anomaly_score{"))
+        .count();
+    assert_eq!(scored, 20, "{federated}");
+}

@@ -57,6 +57,7 @@ async fn a_missing_trainer_or_predictor_gets_503_and_recovery_is_automatic() {
                 cors_origins: Vec::new(),
                 ws: Default::default(),
                 remote_write: Default::default(),
+                webhooks: Default::default(),
                 shutdown: Default::default(),
             },
         ),

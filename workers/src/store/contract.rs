@@ -370,6 +370,56 @@ pub async fn an_alert_is_stored_once_however_often_it_is_delivered(store: impl M
     assert_eq!(newest_alerts(&store).await, vec![raised]);
 }
 
+pub async fn webhooks_and_their_delivery_log_are_kept(store: impl ModelStore) {
+    use super::{Attempt, Delivery, Webhook};
+    let hook = |i: u128| Webhook {
+        id: uuid::Uuid::from_u128(i),
+        url: format!("http://receiver-{i}.example/hook"),
+        secret: format!("whsec_c2VjcmV0LXtpfQ=={i}"),
+        created_at_ms: 1_000 + i as i64,
+    };
+    let (a, b) = (hook(1), hook(2));
+    store.create_webhook(&b).await.unwrap();
+    store.create_webhook(&a).await.unwrap();
+    assert_eq!(store.webhooks().await.unwrap(), vec![a.clone(), b.clone()]);
+    let delivery = |i: u128, webhook: &Webhook| Delivery {
+        id: uuid::Uuid::from_u128(100 + i),
+        webhook_id: webhook.id,
+        created_at_ms: 5_000 + i as i64,
+        delivered: false,
+        payload: format!("{{\"n\":{i}}}"),
+        attempts: vec![Attempt {
+            at_ms: 5_000,
+            status: Some(503),
+            error: None,
+        }],
+    };
+    let mut first = delivery(1, &a);
+    store.save_delivery(&first).await.unwrap();
+    store.save_delivery(&delivery(2, &a)).await.unwrap();
+    store.save_delivery(&delivery(3, &b)).await.unwrap();
+    first.attempts.push(Attempt {
+        at_ms: 6_000,
+        status: Some(200),
+        error: None,
+    });
+    first.delivered = true;
+    store.save_delivery(&first).await.unwrap();
+    assert_eq!(store.delivery(first.id).await.unwrap(), Some(first.clone()));
+    let log = store.deliveries(a.id, 10).await.unwrap();
+    assert_eq!(log, vec![delivery(2, &a), first.clone()], "newest first");
+    assert_eq!(store.deliveries(a.id, 1).await.unwrap().len(), 1);
+    assert!(store.delete_webhook(a.id).await.unwrap());
+    assert!(!store.delete_webhook(a.id).await.unwrap());
+    assert_eq!(store.webhooks().await.unwrap(), vec![b.clone()]);
+    assert_eq!(
+        store.delivery(first.id).await.unwrap(),
+        None,
+        "its log goes with it"
+    );
+    assert_eq!(store.deliveries(b.id, 10).await.unwrap().len(), 1);
+}
+
 /// The ten newest stored alerts of every series.
 pub async fn newest_alerts(store: &(impl ModelStore + ?Sized)) -> Vec<crate::events::Scored> {
     store
@@ -534,6 +584,12 @@ macro_rules! store_contract {
             async fn alerts_page_newest_first_and_replay_oldest_first() {
                 let (store, _guard) = $make;
                 contract::alerts_page_newest_first_and_replay_oldest_first(store).await;
+            }
+            #[tokio::test]
+            $(#[$attr])*
+            async fn webhooks_and_their_delivery_log_are_kept() {
+                let (store, _guard) = $make;
+                contract::webhooks_and_their_delivery_log_are_kept(store).await;
             }
         }
     };

@@ -4,6 +4,7 @@
 
 mod pg_copy;
 mod sql;
+mod sql_webhooks;
 
 #[cfg(test)]
 pub(crate) mod contract;
@@ -52,6 +53,38 @@ pub enum AlertOrder {
     NewestBefore(Option<uuid::Uuid>),
     /// Oldest first, newer than the cursor (replaying what a subscriber missed).
     OldestAfter(uuid::Uuid),
+}
+
+/// A registered webhook endpoint (Standard Webhooks): where alerts are POSTed, signed with
+/// `secret` (`whsec_<base64 of the key>`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Webhook {
+    pub id: uuid::Uuid,
+    pub url: String,
+    pub secret: String,
+    pub created_at_ms: i64,
+}
+
+/// One message to one endpoint and every attempt to deliver it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Delivery {
+    /// The message id (UUIDv7), sent as `webhook-id` with every attempt.
+    pub id: uuid::Uuid,
+    pub webhook_id: uuid::Uuid,
+    pub created_at_ms: i64,
+    /// Whether an attempt was answered 2xx.
+    pub delivered: bool,
+    /// The JSON body.
+    pub payload: String,
+    pub attempts: Vec<Attempt>,
+}
+
+/// One delivery attempt: its HTTP status, or why there was none.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Attempt {
+    pub at_ms: i64,
+    pub status: Option<u16>,
+    pub error: Option<String>,
 }
 
 #[async_trait]
@@ -133,4 +166,26 @@ pub trait ModelStore: Send + Sync + 'static {
         series: &SeriesId,
         version: Version,
     ) -> Result<Vec<Point>, StoreError>;
+
+    /// Registers a webhook endpoint.
+    async fn create_webhook(&self, webhook: &Webhook) -> Result<(), StoreError>;
+
+    /// Every registered endpoint, oldest first.
+    async fn webhooks(&self) -> Result<Vec<Webhook>, StoreError>;
+
+    /// Removes an endpoint and its delivery log; whether it existed.
+    async fn delete_webhook(&self, id: uuid::Uuid) -> Result<bool, StoreError>;
+
+    /// Stores a delivery as it is now (its attempts so far).
+    async fn save_delivery(&self, delivery: &Delivery) -> Result<(), StoreError>;
+
+    /// An endpoint's deliveries, newest first, at most `limit`.
+    async fn deliveries(
+        &self,
+        webhook: uuid::Uuid,
+        limit: u64,
+    ) -> Result<Vec<Delivery>, StoreError>;
+
+    /// One delivery.
+    async fn delivery(&self, id: uuid::Uuid) -> Result<Option<Delivery>, StoreError>;
 }

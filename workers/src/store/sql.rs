@@ -13,7 +13,10 @@ use sea_orm::{
     TransactionTrait,
 };
 
-use super::{AlertOrder, AlertQuery, ModelStore, NewModel, StoreError, pg_copy};
+use super::{
+    AlertOrder, AlertQuery, Delivery, ModelStore, NewModel, StoreError, Webhook, pg_copy,
+    sql_webhooks,
+};
 use crate::domain::{Point, SeriesId, Version};
 use crate::events::Scored;
 use crate::live::LiveState;
@@ -646,6 +649,34 @@ impl ModelStore for SqlStore {
                 value: row.value,
             })
             .collect())
+    }
+
+    async fn create_webhook(&self, webhook: &Webhook) -> Result<(), StoreError> {
+        sql_webhooks::create(&self.db, webhook).await
+    }
+
+    async fn webhooks(&self) -> Result<Vec<Webhook>, StoreError> {
+        sql_webhooks::all(&self.db).await
+    }
+
+    async fn delete_webhook(&self, id: uuid::Uuid) -> Result<bool, StoreError> {
+        sql_webhooks::delete(&self.db, id).await
+    }
+
+    async fn save_delivery(&self, delivery: &Delivery) -> Result<(), StoreError> {
+        sql_webhooks::save_delivery(&self.db, delivery).await
+    }
+
+    async fn deliveries(
+        &self,
+        webhook: uuid::Uuid,
+        limit: u64,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        sql_webhooks::deliveries(&self.db, webhook, limit).await
+    }
+
+    async fn delivery(&self, id: uuid::Uuid) -> Result<Option<Delivery>, StoreError> {
+        sql_webhooks::delivery(&self.db, id).await
     }
 }
 

@@ -1,0 +1,10 @@
+//! Signed webhooks (the Standard Webhooks specification): endpoints registered over REST with a
+//! secret, every alert POSTed to each of them signed (`signature`), retried with exponential
+//! backoff, each attempt kept in a delivery log that can be read and replayed (`routes`).
+
+pub mod dispatch;
+pub mod routes;
+pub mod signature;
+
+pub use dispatch::{WebhookSettings, notifying};
+pub use routes::routes;
