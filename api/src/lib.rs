@@ -94,7 +94,11 @@ impl EdgeLimits {
 
 /// The gateway's HTTP surface: the REST routes, GraphQL and the dashboard.
 pub fn app(state: AppState, edge: &EdgeLimits) -> Router {
-    let schema = graphql::schema(state.clone(), &edge.graphql);
+    let webhook_endpoints = std::sync::Arc::new(webhooks::Endpoints::new(
+        state.store.clone(),
+        &edge.webhooks,
+    ));
+    let schema = graphql::schema_with(state.clone(), &edge.graphql, webhook_endpoints.clone());
     let probes = probes::routes(vec![probes::Check::database(state.store.clone())]);
     prometheus::handle();
     let max_body_bytes = edge.max_body_bytes;
@@ -103,7 +107,7 @@ pub fn app(state: AppState, edge: &EdgeLimits) -> Router {
         state.scoring.clone(),
         &edge.remote_write,
     );
-    let webhook_routes = webhooks::routes(state.store.clone(), &edge.webhooks);
+    let webhook_routes = webhooks::routes(webhook_endpoints);
     let routes = rest::routes()
         .with_state(state)
         .merge(graphql::routes(

@@ -496,7 +496,10 @@ impl Pricer<'_> {
                 Some(Value::List(points)) => points.len() as u64,
                 _ => 1,
             },
-            "modelUsage" | "instances" => 100,
+            "modelUsage" | "instances" | "webhooks" => 100,
+            "webhookDeliveries" => first()
+                .unwrap_or(20)
+                .min(crate::webhooks::endpoints::MAX_PAGE),
             _ => 1,
         }
     }

@@ -14,8 +14,11 @@ mod socket;
 mod streaming;
 mod subscription;
 mod types;
+mod webhooks;
 mod ws;
 pub mod ws_rules;
+
+use std::sync::Arc;
 
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{Schema, SchemaBuilder};
@@ -59,7 +62,21 @@ fn windowed<T: Send + Sync + 'static>(loader: T) -> DataLoader<T> {
 
 /// The schema serving `state`, within `limits`.
 pub fn schema(state: AppState, limits: &QueryLimits) -> AnomalySchema {
+    let webhooks = Arc::new(crate::webhooks::Endpoints::new(
+        state.store.clone(),
+        &Default::default(),
+    ));
+    schema_with(state, limits, webhooks)
+}
+
+/// The schema, with the webhook endpoints its webhook fields manage.
+pub fn schema_with(
+    state: AppState,
+    limits: &QueryLimits,
+    webhooks: Arc<crate::webhooks::Endpoints>,
+) -> AnomalySchema {
     builder(limits)
+        .data(webhooks)
         .data(windowed(loaders::ModelsLoader(state.store.clone())))
         .data(windowed(loaders::TrainingDataLoader(state.store.clone())))
         .data(state)

@@ -1,6 +1,7 @@
-//! Mutations: fit, predict, and a batch predict that scores many points of one series in order.
+//! Mutations: fit, predict, a batch predict that scores many points of one series in order, and
+//! the webhook endpoints'.
 
-use async_graphql::{Context, Object};
+use async_graphql::{Context, ID, Object};
 
 use anomaly_workers::detector::ModelSpec;
 use anomaly_workers::domain::{SeriesId, TrainingSet};
@@ -18,8 +19,50 @@ fn series_id(raw: &str) -> async_graphql::Result<SeriesId> {
     SeriesId::parse(raw).map_err(|e| ApiError::from(e).into_graphql())
 }
 
+fn endpoints<'a>(ctx: &Context<'a>) -> &'a crate::webhooks::Endpoints {
+    ctx.data_unchecked::<std::sync::Arc<crate::webhooks::Endpoints>>()
+}
+
 #[Object]
 impl MutationRoot {
+    /// Registers a webhook endpoint: every alert is POSTed to `url`, signed (Standard
+    /// Webhooks) with `secret` (`whsec_<base64>`; made up when left out, and shown only here).
+    async fn register_webhook(
+        &self,
+        ctx: &Context<'_>,
+        url: String,
+        secret: Option<String>,
+    ) -> async_graphql::Result<super::webhooks::RegisteredWebhook> {
+        endpoints(ctx)
+            .register(&url, secret)
+            .await
+            .map(Into::into)
+            .map_err(ApiError::into_graphql)
+    }
+
+    /// Removes a webhook endpoint and its delivery log.
+    async fn delete_webhook(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<bool> {
+        endpoints(ctx)
+            .remove(&id)
+            .await
+            .map(|()| true)
+            .map_err(ApiError::into_graphql)
+    }
+
+    /// Sends a delivery again now (same message id, a new signature); its attempt is logged.
+    async fn replay_webhook_delivery(
+        &self,
+        ctx: &Context<'_>,
+        webhook_id: ID,
+        delivery_id: ID,
+    ) -> async_graphql::Result<super::webhooks::WebhookDelivery> {
+        endpoints(ctx)
+            .replay(&webhook_id, &delivery_id)
+            .await
+            .map(Into::into)
+            .map_err(ApiError::into_graphql)
+    }
+
     /// Trains the series' next model version on `points` (at least 3, not all equal).
     async fn fit(
         &self,

@@ -32,6 +32,32 @@ fn page_size(first: i32) -> async_graphql::Result<i32> {
 
 #[Object]
 impl QueryRoot {
+    /// The registered webhook endpoints, oldest first.
+    async fn webhooks(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<super::webhooks::Webhook>> {
+        let endpoints = ctx.data_unchecked::<std::sync::Arc<crate::webhooks::Endpoints>>();
+        let listed = endpoints.list().await.map_err(ApiError::into_graphql)?;
+        Ok(listed.into_iter().map(Into::into).collect())
+    }
+
+    /// A webhook endpoint's delivery log, newest first (`first` at most 1000).
+    async fn webhook_deliveries(
+        &self,
+        ctx: &Context<'_>,
+        webhook_id: async_graphql::ID,
+        #[graphql(default = 20)] first: i32,
+    ) -> async_graphql::Result<Vec<super::webhooks::WebhookDelivery>> {
+        let endpoints = ctx.data_unchecked::<std::sync::Arc<crate::webhooks::Endpoints>>();
+        let first = u64::try_from(first).unwrap_or(0);
+        let log = endpoints
+            .deliveries(&webhook_id, first)
+            .await
+            .map_err(ApiError::into_graphql)?;
+        Ok(log.into_iter().map(Into::into).collect())
+    }
+
     /// A trained series, or null if it has no model.
     async fn series(&self, ctx: &Context<'_>, id: String) -> async_graphql::Result<Option<Series>> {
         let series = SeriesId::parse(&id).map_err(|e| ApiError::from(e).into_graphql())?;

@@ -253,3 +253,76 @@ async fn bad_registrations_and_ids_get_clear_answers() {
     assert_eq!(replay.status, 404);
     assert_eq!(delete(format!("/webhooks/{id}"), "full").await.status, 204);
 }
+
+/// The same endpoints over GraphQL: register (the secret shown once), list, read the log,
+/// remove; the read-only token may list but not register.
+#[tokio::test]
+async fn endpoints_are_managed_over_graphql_too() {
+    let app = spawn_app_with(&[("API_TOKEN", "full"), ("API_READ_TOKEN", "viewer")]).await;
+    let graphql = |query: String, token: &'static str| {
+        app.answer(
+            app.client
+                .post(format!("{}/graphql", app.base))
+                .bearer_auth(token)
+                .json(&json!({ "query": query })),
+        )
+    };
+    let registered = graphql(
+        r#"mutation { registerWebhook(url: "http://127.0.0.1:9/hook") { id url secret createdAt } }"#.into(),
+        "full",
+    )
+    .await
+    .json();
+    let hook = &registered["data"]["registerWebhook"];
+    assert!(
+        hook["secret"].as_str().unwrap().starts_with("whsec_"),
+        "{registered}"
+    );
+    assert!(
+        hook["createdAt"].as_str().unwrap().ends_with('Z'),
+        "{registered}"
+    );
+    let id = hook["id"].as_str().unwrap().to_owned();
+    let refused = graphql(
+        r#"mutation { registerWebhook(url: "http://127.0.0.1:9/other") { id } }"#.into(),
+        "viewer",
+    )
+    .await
+    .json();
+    assert!(refused["errors"].is_array(), "{refused}");
+    let listed = graphql(
+        format!(r#"{{ webhooks {{ id url }} webhookDeliveries(webhookId: "{id}") {{ id }} }}"#),
+        "viewer",
+    )
+    .await
+    .json();
+    assert_eq!(listed["data"]["webhooks"][0]["id"], id.as_str(), "{listed}");
+    assert_eq!(listed["data"]["webhookDeliveries"], json!([]), "{listed}");
+    let bad = graphql(
+        r#"mutation { registerWebhook(url: "nope") { id } }"#.into(),
+        "full",
+    )
+    .await
+    .json();
+    assert_eq!(
+        bad["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{bad}"
+    );
+    let deleted = graphql(
+        format!(r#"mutation {{ deleteWebhook(id: "{id}") }}"#),
+        "full",
+    )
+    .await
+    .json();
+    assert_eq!(deleted["data"]["deleteWebhook"], true, "{deleted}");
+    let again = graphql(
+        format!(r#"mutation {{ deleteWebhook(id: "{id}") }}"#),
+        "full",
+    )
+    .await
+    .json();
+    assert_eq!(
+        again["errors"][0]["extensions"]["code"], "NOT_FOUND",
+        "{again}"
+    );
+}

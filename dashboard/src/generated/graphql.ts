@@ -107,12 +107,26 @@ export type ModelTrainingDataArgs = {
 };
 
 export type MutationRoot = {
+  /** Removes a webhook endpoint and its delivery log. */
+  deleteWebhook: Scalars['Boolean']['output'];
   /** Trains the series' next model version on `points` (at least 3, not all equal). */
   fit: FitResult;
   /** Scores one point against the series' newest model (and learns from it). */
   predict: Prediction;
   /** Scores `points` of one series in the order given, each learning from the ones before. */
   predictBatch: Array<Prediction>;
+  /**
+   * Registers a webhook endpoint: every alert is POSTed to `url`, signed (Standard
+   * Webhooks) with `secret` (`whsec_<base64>`; made up when left out, and shown only here).
+   */
+  registerWebhook: RegisteredWebhook;
+  /** Sends a delivery again now (same message id, a new signature); its attempt is logged. */
+  replayWebhookDelivery: WebhookDelivery;
+};
+
+
+export type MutationRootDeleteWebhookArgs = {
+  id: Scalars['ID']['input'];
 };
 
 
@@ -133,6 +147,18 @@ export type MutationRootPredictArgs = {
 export type MutationRootPredictBatchArgs = {
   points: Array<PointInput>;
   seriesId: Scalars['String']['input'];
+};
+
+
+export type MutationRootRegisterWebhookArgs = {
+  secret: InputMaybe<Scalars['String']['input']>;
+  url: Scalars['String']['input'];
+};
+
+
+export type MutationRootReplayWebhookDeliveryArgs = {
+  deliveryId: Scalars['ID']['input'];
+  webhookId: Scalars['ID']['input'];
 };
 
 /** Information about pagination in a connection */
@@ -219,6 +245,10 @@ export type QueryRoot = {
   series: Maybe<Series>;
   /** Trained series in id order, a page at a time (`first` at most 100; `after` a cursor). */
   seriesList: SeriesConnection;
+  /** A webhook endpoint's delivery log, newest first (`first` at most 1000). */
+  webhookDeliveries: Array<WebhookDelivery>;
+  /** The registered webhook endpoints, oldest first. */
+  webhooks: Array<Webhook>;
 };
 
 
@@ -250,6 +280,22 @@ export type QueryRootSeriesArgs = {
 export type QueryRootSeriesListArgs = {
   after: InputMaybe<Scalars['String']['input']>;
   first?: Scalars['Int']['input'];
+};
+
+
+export type QueryRootWebhookDeliveriesArgs = {
+  first?: Scalars['Int']['input'];
+  webhookId: Scalars['ID']['input'];
+};
+
+/** A newly registered endpoint, with the secret its receiver verifies signatures with. */
+export type RegisteredWebhook = {
+  /** When it was registered (RFC 3339). */
+  createdAt: Scalars['String']['output'];
+  id: Scalars['ID']['output'];
+  /** `whsec_` and the base64 of the key: shown this once. */
+  secret: Scalars['String']['output'];
+  url: Scalars['String']['output'];
 };
 
 /** A series and its model versions. */
@@ -305,6 +351,36 @@ export type SubscriptionRootAnomaliesArgs = {
 
 export type SubscriptionRootPredictionsArgs = {
   seriesId: Scalars['String']['input'];
+};
+
+/** A registered webhook endpoint (its secret is shown only when it is registered). */
+export type Webhook = {
+  /** When it was registered (RFC 3339). */
+  createdAt: Scalars['String']['output'];
+  id: Scalars['ID']['output'];
+  url: Scalars['String']['output'];
+};
+
+/** One delivery attempt: the HTTP status it was answered with, or why there was none. */
+export type WebhookAttempt = {
+  /** When it was sent (RFC 3339). */
+  at: Scalars['String']['output'];
+  error: Maybe<Scalars['String']['output']>;
+  status: Maybe<Scalars['Int']['output']>;
+};
+
+/** One message to one endpoint and every attempt to deliver it. */
+export type WebhookDelivery = {
+  attempts: Array<WebhookAttempt>;
+  /** When the alert was handed to the endpoint (RFC 3339). */
+  createdAt: Scalars['String']['output'];
+  /** Whether an attempt was answered 2xx. */
+  delivered: Scalars['Boolean']['output'];
+  /** The message id: the `webhook-id` header of every attempt. */
+  id: Scalars['ID']['output'];
+  /** The JSON body sent. */
+  payload: Scalars['String']['output'];
+  webhookId: Scalars['ID']['output'];
 };
 
 export type ScoredPointFragment = { cursor: string, seriesId: string, timestamp: number, value: number, expected: number, lower: number | null, upper: number | null, score: number, anomaly: boolean, alert: boolean, detector: string, modelVersion: string };
