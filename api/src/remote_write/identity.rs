@@ -30,6 +30,8 @@ pub enum BadLabels {
     NotUtf8,
     #[error("a label has an empty name")]
     EmptyName,
+    #[error("label name {0:?} is not [a-zA-Z_][a-zA-Z0-9_]*")]
+    BadName(String),
     #[error("label {0:?} appears twice in one series")]
     Repeated(String),
     #[error("a series has more than {MAX_LABELS} labels or {MAX_LABEL_BYTES} bytes of them")]
@@ -56,6 +58,18 @@ pub fn canonical(labels: &[Label], into: &mut Vec<u8>) -> Result<(), BadLabels> 
     for label in order {
         if label.name.is_empty() {
             return Err(BadLabels::EmptyName);
+        }
+        // The names appear unquoted in the results' exposition and Alertmanager's labels.
+        let name_char = |(i, b): (usize, &u8)| {
+            b.is_ascii_alphabetic() || *b == b'_' || (i > 0 && b.is_ascii_digit())
+        };
+        if !label.name.iter().enumerate().all(name_char) {
+            return Err(BadLabels::BadName(
+                String::from_utf8_lossy(&label.name)
+                    .chars()
+                    .take(64)
+                    .collect(),
+            ));
         }
         into.extend_from_slice(&label.name);
         into.push(0xff);

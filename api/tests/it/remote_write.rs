@@ -291,6 +291,20 @@ async fn bad_requests_get_the_answers_prometheus_does_not_retry() {
         2,
         "node_load1 and fine"
     );
+    // A label name that would break the results' exposition is refused.
+    let injected = WriteRequest {
+        timeseries: vec![series(
+            &[("__name__", "x"), ("a=\"1\"} 9\n#", "v")],
+            &signal(0, 3),
+        )],
+    };
+    let answer = remote_write(&app, &injected).await;
+    assert_eq!(answer.status, 400);
+    assert!(
+        answer.detail().contains("label name"),
+        "{}",
+        answer.detail()
+    );
     // Staleness markers (a NaN) are skipped quietly.
     let stale = WriteRequest {
         timeseries: vec![series(
