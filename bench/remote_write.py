@@ -166,6 +166,12 @@ def main():
                     print("  " + line)
             if err.strip():
                 print("  wrk: " + err.strip()[:400])
+            # The server's own view of the same requests: how many took longer than 100 ms, 1 s.
+            text = urllib.request.urlopen(f"{base}/metrics", timeout=10).read().decode()
+            buckets = dict(re.findall(r'anomaly_http_request_duration_seconds_bucket\{[^}]*route="' + re.escape(path) + r'"[^}]*le="([^"]+)"\} (\S+)', text))
+            if buckets:
+                total = float(buckets.get("+Inf", 0))
+                print(f"  server: {total:.0f} requests, {total - float(buckets.get('0.1', total)):.0f} over 100 ms, {total - float(buckets.get('1', total)):.0f} over 1 s")
         text = urllib.request.urlopen(f"{base}/metrics", timeout=10).read().decode()
         for line in text.splitlines():
             if line.startswith("anomaly_remote_write_samples_total"):
