@@ -260,7 +260,6 @@ impl Config {
                         defaults.max_backoff.as_secs(),
                     )?,
                     timeout: secs(&get, "WEBHOOK_TIMEOUT_SECS", defaults.timeout.as_secs())?,
-                    queue: parse_or(&get, "WEBHOOK_QUEUE", defaults.queue)?.max(1),
                     concurrency: parse_or(&get, "WEBHOOK_CONCURRENCY", defaults.concurrency)?
                         .max(1),
                     max_endpoints: parse_or(&get, "WEBHOOK_MAX_ENDPOINTS", defaults.max_endpoints)?,

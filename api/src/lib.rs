@@ -20,7 +20,6 @@ pub mod graphiql;
 pub mod graphql;
 pub mod listen;
 pub mod nab;
-pub mod notifiers;
 pub mod openapi;
 pub mod plot;
 pub mod probes;

@@ -22,6 +22,7 @@ use anomaly_workers::trainer::Trainer;
 use crate::backends;
 use crate::config::Config;
 use crate::state::{AppState, Services};
+use crate::webhooks::{Deliverer, WebhookOutbox};
 
 /// How long consumers may take to write what they already accepted once HTTP has drained.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -76,6 +77,15 @@ pub async fn run(
     let writer = Arc::new(AlertWriter::new(store.clone()));
     let stop = consumers.clone();
     tasks.spawn(async move { consume("alerts", alerts, &*writer, stop).await });
+    // And made into webhook deliveries by their own group.
+    let webhook_alerts = events
+        .join_group(Topic::Anomalies, WebhookOutbox::GROUP)
+        .await?;
+    let deliverer = Deliverer::new(store.clone(), &config.webhooks, background.clone());
+    deliverer.resume().await;
+    let outbox = Arc::new(WebhookOutbox::new(deliverer));
+    let stop = consumers.clone();
+    tasks.spawn(async move { consume("webhooks", webhook_alerts, &*outbox, stop).await });
 
     let predictor = Arc::new(Predictor::with_cache(
         store.clone(),
@@ -96,7 +106,7 @@ pub async fn run(
 
     let state = AppState::new(Services {
         training: Arc::new(trainer),
-        scoring: crate::notifiers::around(predictor.clone(), store.clone(), &config),
+        scoring: crate::alertmanager::notifying(predictor.clone(), config.alertmanager.as_ref()),
         store,
         metrics,
         feed: backends::live_feed(events.clone(), &config).await?,

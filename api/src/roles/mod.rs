@@ -25,6 +25,7 @@ use anomaly_workers::trainer::Trainer;
 use crate::backends;
 use crate::config::Config;
 use crate::state::{AppState, Services};
+use crate::webhooks::{Deliverer, WebhookOutbox};
 
 /// How long a stopping role waits for its background tasks.
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -112,10 +113,9 @@ async fn gateway(
     let store = backends::store(config).await?;
     let state = AppState::new(Services {
         training: Arc::new(remote::RemoteTrainer::new(trainer_url)),
-        scoring: crate::notifiers::around(
+        scoring: crate::alertmanager::notifying(
             Arc::new(remote::RemotePredictors::new(&config.predictor_urls)),
-            store.clone(),
-            config,
+            config.alertmanager.as_ref(),
         ),
         store,
         metrics,
@@ -217,11 +217,17 @@ async fn training_data_consumer(
         probes,
         &shutdown,
     );
-    // The same role stores alerts: both are Kafka → database writes.
+    // The same role stores alerts and makes their webhook deliveries: all Kafka → database.
     let training_data = bus.join_group(Topic::TrainingData, group).await?;
     let alerts = bus.join_group(Topic::Anomalies, AlertWriter::GROUP).await?;
+    let webhook_alerts = bus
+        .join_group(Topic::Anomalies, WebhookOutbox::GROUP)
+        .await?;
     let training_writer = TrainingDataWriter::new(store.clone());
-    let alert_writer = AlertWriter::new(store);
+    let alert_writer = AlertWriter::new(store.clone());
+    let deliverer = Deliverer::new(store, &config.webhooks, shutdown.clone());
+    deliverer.resume().await;
+    let outbox = WebhookOutbox::new(deliverer);
     tracing::info!(role = group, "consuming");
     tokio::join!(
         consume(
@@ -230,7 +236,8 @@ async fn training_data_consumer(
             &training_writer,
             shutdown.clone()
         ),
-        consume("alerts", alerts, &alert_writer, shutdown),
+        consume("alerts", alerts, &alert_writer, shutdown.clone()),
+        consume("webhooks", webhook_alerts, &outbox, shutdown),
     );
     http.await
 }

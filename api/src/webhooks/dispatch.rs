@@ -1,28 +1,20 @@
-//! Alerts to the registered webhook endpoints: a decorator around the predictor hands every
-//! alert a prediction raises (through any API) to a background dispatcher through a bounded
-//! queue, so predict never waits on a receiver. For each endpoint the dispatcher stores a
-//! delivery (the message and its attempts) before the first attempt, signs every attempt
-//! (`signature`), and retries what is not answered 2xx with exponential backoff, recording each
-//! attempt's status in the delivery log. Endpoints are read from the database, at most
-//! `REFRESH` old, so one registered through any gateway is served by all of them.
+//! Delivering a message to a webhook endpoint: each attempt signed (`signature`), what is not
+//! answered 2xx retried with exponential backoff, every attempt's status written to the
+//! delivery log; deliveries a stopped process left undelivered are resumed at start. Endpoints
+//! are read from the database for every alert, so one registered through any gateway is served
+//! from the next alert on.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use async_trait::async_trait;
 use serde_json::json;
-use tokio::sync::{Mutex, Semaphore, mpsc};
-use uuid::Uuid;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
-use anomaly_workers::domain::{Point, SeriesId};
-use anomaly_workers::events::now_ms;
-use anomaly_workers::predictor::{PredictError, Prediction, Scoring};
+use anomaly_workers::events::{Scored, now_ms};
 use anomaly_workers::store::{Attempt, Delivery, ModelStore, StoreError, Webhook};
 
 use super::signature::Secret;
-
-/// How stale the dispatcher's list of endpoints may be.
-const REFRESH: Duration = Duration::from_secs(2);
 
 /// How deliveries are retried and bounded.
 #[derive(Debug, Clone)]
@@ -34,8 +26,6 @@ pub struct WebhookSettings {
     pub max_backoff: Duration,
     /// Longest an attempt may wait for its answer.
     pub timeout: Duration,
-    /// Alerts waiting for the dispatcher, at most (more are dropped and counted).
-    pub queue: usize,
     /// Deliveries in progress at once, at most.
     pub concurrency: usize,
     /// Endpoints that may be registered.
@@ -49,7 +39,6 @@ impl Default for WebhookSettings {
             first_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(300),
             timeout: Duration::from_secs(10),
-            queue: 10_000,
             concurrency: 32,
             max_endpoints: 100,
         }
@@ -109,95 +98,70 @@ pub fn client(settings: &WebhookSettings) -> reqwest::Client {
         .expect("a client with a timeout builds")
 }
 
-/// `inner`, with its alerts delivered to the webhook endpoints registered in `store`.
-pub fn notifying(
-    inner: Arc<dyn Scoring>,
-    store: Arc<dyn ModelStore>,
-    settings: &WebhookSettings,
-) -> Arc<dyn Scoring> {
-    let (alerts, pending) = mpsc::channel(settings.queue.max(1));
-    let dispatcher = Arc::new(Dispatcher {
-        store,
-        client: client(settings),
-        settings: settings.clone(),
-        endpoints: Mutex::new((Vec::new(), None)),
-        running: Arc::new(Semaphore::new(settings.concurrency.max(1))),
-    });
-    tokio::spawn(dispatcher.run(pending));
-    Arc::new(Notifying { inner, alerts })
-}
-
-struct Notifying {
-    inner: Arc<dyn Scoring>,
-    alerts: mpsc::Sender<Prediction>,
-}
-
-#[async_trait]
-impl Scoring for Notifying {
-    async fn predict(&self, series: &SeriesId, point: Point) -> Result<Prediction, PredictError> {
-        let prediction = self.inner.predict(series, point).await?;
-        if prediction.alert && self.alerts.try_send(prediction.clone()).is_err() {
-            metrics::counter!("anomaly_webhook_dropped_total").increment(1);
-        }
-        Ok(prediction)
-    }
-}
-
-struct Dispatcher {
+/// Runs deliveries: at most `concurrency` at once, each retried until delivered or out of
+/// attempts, every attempt written to the delivery log.
+pub struct Deliverer {
     store: Arc<dyn ModelStore>,
     client: reqwest::Client,
     settings: WebhookSettings,
-    /// The endpoints and when they were read.
-    endpoints: Mutex<(Vec<Webhook>, Option<Instant>)>,
     running: Arc<Semaphore>,
+    /// Ends deliveries in progress (they stay undelivered in the log, resumed by the next start).
+    stop: CancellationToken,
 }
 
-impl Dispatcher {
-    async fn run(self: Arc<Self>, mut alerts: mpsc::Receiver<Prediction>) {
-        while let Some(prediction) = alerts.recv().await {
-            let endpoints = match self.endpoints().await {
-                Ok(endpoints) => endpoints,
-                Err(err) => {
-                    tracing::warn!(error = %err, "webhook endpoints unreadable; alert not delivered");
-                    metrics::counter!("anomaly_webhook_dropped_total").increment(1);
-                    continue;
-                }
-            };
-            for hook in endpoints {
-                let payload = payload(&prediction);
-                let delivery = Delivery {
-                    id: Uuid::now_v7(),
-                    webhook_id: hook.id,
-                    created_at_ms: now_ms(),
-                    delivered: false,
-                    payload,
-                    attempts: Vec::new(),
-                };
-                // Waits for a free slot: a slow receiver backs the queue up, not memory.
-                let Ok(slot) = self.running.clone().acquire_owned().await else {
-                    return;
-                };
-                let this = self.clone();
-                tokio::spawn(async move {
-                    this.deliver(hook, delivery).await;
-                    drop(slot);
-                });
-            }
-        }
+impl Deliverer {
+    pub fn new(
+        store: Arc<dyn ModelStore>,
+        settings: &WebhookSettings,
+        stop: CancellationToken,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            client: client(settings),
+            settings: settings.clone(),
+            running: Arc::new(Semaphore::new(settings.concurrency.max(1))),
+            stop,
+        })
     }
 
-    async fn endpoints(&self) -> Result<Vec<Webhook>, StoreError> {
-        let mut cached = self.endpoints.lock().await;
-        if cached.1.is_none_or(|at| at.elapsed() > REFRESH) {
-            *cached = (self.store.webhooks().await?, Some(Instant::now()));
-        }
-        Ok(cached.0.clone())
+    pub fn store(&self) -> &Arc<dyn ModelStore> {
+        &self.store
+    }
+
+    /// The registered endpoints, read now: one registered a moment ago gets the next alert
+    /// (alerts are rare next to predictions, so one small query each costs little).
+    pub async fn endpoints(&self) -> Result<Vec<Webhook>, StoreError> {
+        self.store.webhooks().await
+    }
+
+    /// Starts delivering `delivery` to `hook` once a slot is free (waiting for one: a slow
+    /// receiver slows the alerts' consumer down, it does not pile up tasks).
+    pub async fn start(self: &Arc<Self>, hook: Webhook, delivery: Delivery) {
+        let Ok(slot) = self.running.clone().acquire_owned().await else {
+            return;
+        };
+        let this = self.clone();
+        tokio::spawn(async move {
+            let stop = this.stop.clone();
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = this.deliver(hook, delivery) => {}
+            }
+            drop(slot);
+        });
     }
 
     /// Attempts a delivery until it is delivered or out of attempts, logging every attempt.
     async fn deliver(&self, hook: Webhook, mut delivery: Delivery) {
         let mut backoff = self.settings.first_backoff;
+        for _ in 1..delivery.attempts.len().max(1) {
+            backoff = (backoff * 2).min(self.settings.max_backoff);
+        }
         loop {
+            if !delivery.attempts.is_empty() {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(self.settings.max_backoff);
+            }
             let attempt = attempt(&self.client, &hook, &delivery).await;
             delivery.delivered = delivered(&attempt);
             delivery.attempts.push(attempt);
@@ -213,25 +177,53 @@ impl Dispatcher {
                 metrics::counter!("anomaly_webhook_failed_total").increment(1);
                 return;
             }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(self.settings.max_backoff);
+        }
+    }
+
+    /// Resumes the deliveries a stopped process left undelivered with attempts to spare.
+    pub async fn resume(self: &Arc<Self>) {
+        let pending = match self.store.undelivered(RESUME_AT_MOST).await {
+            Ok(pending) => pending,
+            Err(err) => {
+                tracing::warn!(error = %err, "undelivered webhook deliveries not read; not resumed");
+                return;
+            }
+        };
+        let Ok(endpoints) = self.endpoints().await else {
+            return;
+        };
+        let mut resumed = 0;
+        for delivery in pending {
+            if delivery.attempts.len() >= self.settings.max_attempts as usize {
+                continue;
+            }
+            if let Some(hook) = endpoints.iter().find(|h| h.id == delivery.webhook_id) {
+                self.start(hook.clone(), delivery).await;
+                resumed += 1;
+            }
+        }
+        if resumed > 0 {
+            tracing::info!(resumed, "undelivered webhook deliveries resumed");
         }
     }
 }
 
+/// Most undelivered deliveries a process resumes when it starts.
+const RESUME_AT_MOST: u64 = 10_000;
+
 /// The message of an alert: `{"type": "anomaly.alert", "timestamp": ..., "data": {...}}`.
-fn payload(prediction: &Prediction) -> String {
-    let verdict = &prediction.verdict;
+pub fn payload(alert: &Scored) -> String {
+    let verdict = &alert.verdict;
     json!({
         "type": "anomaly.alert",
-        "timestamp": crate::alertmanager::rfc3339(std::time::SystemTime::now()),
+        "timestamp": crate::alertmanager::rfc3339(std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(alert.at_ms).unwrap_or(0))),
         "data": {
-            "event_id": prediction.event_id,
-            "series_id": prediction.series_id.as_str(),
-            "model_version": prediction.model_version.to_string(),
-            "detector": &*prediction.detector,
-            "timestamp": prediction.point.timestamp,
-            "value": prediction.point.value,
+            "event_id": alert.id,
+            "series_id": alert.series_id.as_str(),
+            "model_version": alert.model_version.to_string(),
+            "detector": &*alert.detector,
+            "timestamp": alert.point.timestamp,
+            "value": alert.point.value,
             "score": verdict.score,
             "expected": verdict.expected,
             "lower": verdict.lower,

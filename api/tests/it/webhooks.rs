@@ -326,3 +326,57 @@ async fn endpoints_are_managed_over_graphql_too() {
         "{again}"
     );
 }
+
+/// A delivery its process could not finish (the receiver was down, then the process stopped)
+/// is resumed by the next start and reaches the receiver once it is up.
+#[tokio::test]
+async fn an_undelivered_message_is_resumed_after_a_restart() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // Nothing listens on `port` yet: the first attempt is refused, the next one waits a while.
+    let app = spawn_app_with(&[("WEBHOOK_FIRST_BACKOFF_MS", "1500")]).await;
+    let url = format!("http://127.0.0.1:{port}/hook");
+    let registered = app.post("/webhooks", &json!({ "url": url })).await.json();
+    let webhook_id = registered["id"].as_str().unwrap().to_owned();
+    assert_eq!(app.fit("resumed", &fit_body(1)).await.status, 200);
+    assert_eq!(
+        app.predict("resumed", T0 + 600, 99.0).await.json()["alert"],
+        true
+    );
+    let log_path = format!("/webhooks/{webhook_id}/deliveries");
+    eventually("the refused attempt is logged", || async {
+        let log = app.get(&log_path).await.json();
+        log["deliveries"][0]["attempts"][0]["error"].is_string()
+    })
+    .await;
+    let app = app.restart().await;
+
+    let seen = Arc::new(Mutex::new(Vec::<Bytes>::new()));
+    let keep = seen.clone();
+    let receiver = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: Bytes| {
+            let keep = keep.clone();
+            async move {
+                keep.lock().unwrap().push(body);
+                StatusCode::OK
+            }
+        }),
+    );
+    let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    tokio::spawn(async move { axum::serve(listener, receiver).await });
+    eventually("the resumed delivery arrives", || async {
+        !seen.lock().unwrap().is_empty()
+    })
+    .await;
+    let body: Value = serde_json::from_slice(&seen.lock().unwrap()[0]).unwrap();
+    assert_eq!(body["data"]["series_id"], "resumed");
+    eventually("the log shows it delivered", || async {
+        app.get(&log_path).await.json()["deliveries"][0]["delivered"] == true
+    })
+    .await;
+}

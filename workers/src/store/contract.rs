@@ -395,9 +395,25 @@ pub async fn webhooks_and_their_delivery_log_are_kept(store: impl ModelStore) {
         }],
     };
     let mut first = delivery(1, &a);
-    store.save_delivery(&first).await.unwrap();
+    assert!(store.create_delivery(&first).await.unwrap());
+    assert!(
+        !store.create_delivery(&first).await.unwrap(),
+        "a redelivered alert"
+    );
     store.save_delivery(&delivery(2, &a)).await.unwrap();
     store.save_delivery(&delivery(3, &b)).await.unwrap();
+    let pending: Vec<_> = store
+        .undelivered(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(
+        pending,
+        [first.id, delivery(2, &a).id, delivery(3, &b).id],
+        "oldest first"
+    );
     first.attempts.push(Attempt {
         at_ms: 6_000,
         status: Some(200),
@@ -406,6 +422,11 @@ pub async fn webhooks_and_their_delivery_log_are_kept(store: impl ModelStore) {
     first.delivered = true;
     store.save_delivery(&first).await.unwrap();
     assert_eq!(store.delivery(first.id).await.unwrap(), Some(first.clone()));
+    assert_eq!(
+        store.undelivered(10).await.unwrap().len(),
+        2,
+        "the delivered one is done"
+    );
     let log = store.deliveries(a.id, 10).await.unwrap();
     assert_eq!(log, vec![delivery(2, &a), first.clone()], "newest first");
     assert_eq!(store.deliveries(a.id, 1).await.unwrap().len(), 1);

@@ -176,8 +176,15 @@ pub trait ModelStore: Send + Sync + 'static {
     /// Removes an endpoint and its delivery log; whether it existed.
     async fn delete_webhook(&self, id: uuid::Uuid) -> Result<bool, StoreError>;
 
+    /// Stores a new delivery unless one with its id is stored (a redelivered alert); whether it
+    /// was new.
+    async fn create_delivery(&self, delivery: &Delivery) -> Result<bool, StoreError>;
+
     /// Stores a delivery as it is now (its attempts so far).
     async fn save_delivery(&self, delivery: &Delivery) -> Result<(), StoreError>;
+
+    /// Deliveries not delivered yet, oldest first, at most `limit` (to resume after a restart).
+    async fn undelivered(&self, limit: u64) -> Result<Vec<Delivery>, StoreError>;
 
     /// An endpoint's deliveries, newest first, at most `limit`.
     async fn deliveries(

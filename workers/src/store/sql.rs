@@ -663,8 +663,16 @@ impl ModelStore for SqlStore {
         sql_webhooks::delete(&self.db, id).await
     }
 
+    async fn create_delivery(&self, delivery: &Delivery) -> Result<bool, StoreError> {
+        sql_webhooks::create_delivery(&self.db, delivery).await
+    }
+
     async fn save_delivery(&self, delivery: &Delivery) -> Result<(), StoreError> {
         sql_webhooks::save_delivery(&self.db, delivery).await
+    }
+
+    async fn undelivered(&self, limit: u64) -> Result<Vec<Delivery>, StoreError> {
+        sql_webhooks::undelivered(&self.db, limit).await
     }
 
     async fn deliveries(

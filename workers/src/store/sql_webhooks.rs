@@ -58,10 +58,10 @@ pub async fn delete(db: &DatabaseConnection, id: Uuid) -> Result<bool, StoreErro
     Ok(deleted > 0)
 }
 
-pub async fn save_delivery(db: &DatabaseConnection, delivery: &Delivery) -> Result<(), StoreError> {
+fn row(delivery: &Delivery) -> Result<webhook_delivery::ActiveModel, StoreError> {
     let attempts = serde_json::to_string(&delivery.attempts)
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    webhook_delivery::Entity::insert(webhook_delivery::ActiveModel {
+    Ok(webhook_delivery::ActiveModel {
         id: Set(delivery.id.to_string()),
         webhook_id: Set(delivery.webhook_id.to_string()),
         created_at_ms: Set(delivery.created_at_ms),
@@ -69,16 +69,47 @@ pub async fn save_delivery(db: &DatabaseConnection, delivery: &Delivery) -> Resu
         payload: Set(delivery.payload.clone()),
         attempts: Set(attempts),
     })
-    .on_conflict(
-        OnConflict::column(webhook_delivery::Column::Id)
-            .update_columns([
-                webhook_delivery::Column::Delivered,
-                webhook_delivery::Column::Attempts,
-            ])
-            .to_owned(),
-    )
-    .exec_without_returning(db)
-    .await?;
+}
+
+pub async fn create_delivery(
+    db: &DatabaseConnection,
+    delivery: &Delivery,
+) -> Result<bool, StoreError> {
+    let inserted = webhook_delivery::Entity::insert(row(delivery)?)
+        .on_conflict(
+            OnConflict::column(webhook_delivery::Column::Id)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await?;
+    Ok(inserted > 0)
+}
+
+pub async fn undelivered(db: &DatabaseConnection, limit: u64) -> Result<Vec<Delivery>, StoreError> {
+    webhook_delivery::Entity::find()
+        .filter(webhook_delivery::Column::Delivered.eq(false))
+        .order_by_asc(webhook_delivery::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(delivery_of)
+        .collect()
+}
+
+pub async fn save_delivery(db: &DatabaseConnection, delivery: &Delivery) -> Result<(), StoreError> {
+    webhook_delivery::Entity::insert(row(delivery)?)
+        .on_conflict(
+            OnConflict::column(webhook_delivery::Column::Id)
+                .update_columns([
+                    webhook_delivery::Column::Delivered,
+                    webhook_delivery::Column::Attempts,
+                ])
+                .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await?;
     Ok(())
 }
 
