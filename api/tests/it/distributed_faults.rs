@@ -2,14 +2,14 @@
 //! process on PostgreSQL, Redis and the tansu broker: a predictor of two SIGKILLed under predict
 //! load (its series go to the other; nothing but 200, or 503 with `Retry-After`), a rolling
 //! restart of both predictors, and the alert store's consumer SIGKILLed in the middle of a burst
-//! of alerts (every alert a client was told of is stored, once).
+//! of alerts (every alert a client was told of is stored, once, and reaches a webhook receiver).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anomaly_workers::bus::KafkaBus;
 use sea_orm::{ConnectionTrait, Statement};
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use crate::demo_scenario::T0;
@@ -183,7 +183,32 @@ async fn predictors_fail_over_and_acknowledged_alerts_are_all_stored() {
     }
     judge(&outcomes, 0).await;
 
-    // 3. 120 alerts; the alert store's consumer is SIGKILLed after the 60th and started again.
+    // 3. 120 alerts; the alert store's consumer (which also makes the webhook deliveries) is
+    // SIGKILLed after the 60th and started again.
+    let received = Arc::new(std::sync::Mutex::new(Vec::<Value>::new()));
+    let keep = received.clone();
+    let receiver = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let keep = keep.clone();
+            async move {
+                if let Ok(message) = serde_json::from_slice(&body) {
+                    keep.lock().unwrap().push(message);
+                }
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, receiver).await });
+    let registered = gateway.post("/webhooks", &json!({ "url": hook_url })).await;
+    assert_eq!(
+        registered.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&registered.bytes)
+    );
     let mut told = 0;
     let mut killed_at = Instant::now();
     for i in 0..120 {
@@ -219,6 +244,30 @@ async fn predictors_fail_over_and_acknowledged_alerts_are_all_stored() {
     )
     .await;
     assert_eq!(count(&database, stored).await, 120, "each alert once");
+    // Every one reached the webhook receiver (at least once), each with one delivery.
+    let distinct = || {
+        received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| m["data"]["series_id"] == "fo_0")
+            .filter_map(|m| m["data"]["event_id"].as_str().map(str::to_owned))
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+    };
+    eventually_within(
+        Duration::from_secs(60),
+        "the 120 alerts reach the webhook receiver",
+        || async { distinct() >= 120 },
+    )
+    .await;
+    assert_eq!(distinct(), 120);
+    let deliveries = "SELECT COUNT(*) AS n FROM webhook_delivery";
+    assert_eq!(
+        count(&database, deliveries).await,
+        120,
+        "one delivery per alert"
+    );
     alerts.terminate().await;
     drop((a, b, trainer));
     database.drop_now().await;
