@@ -516,3 +516,78 @@ fn count(taken: &Taken) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anomaly_workers::trainer::FitOutcome;
+    use async_trait::async_trait;
+
+    /// A predictor with no models and a trainer that refuses: every series stays warming.
+    struct Nothing;
+
+    #[async_trait]
+    impl Scoring for Nothing {
+        async fn predict(&self, series: &SeriesId, _: Point) -> Result<Prediction, PredictError> {
+            Err(PredictError::ModelNotFound(series.clone()))
+        }
+    }
+
+    #[async_trait]
+    impl Training for Nothing {
+        async fn fit(
+            &self,
+            _: SeriesId,
+            _: TrainingSet,
+            _: ModelSpec,
+        ) -> Result<FitOutcome, TrainError> {
+            Err(TrainError::Invalid(anomaly_workers::domain::InvalidInput(
+                "refused".into(),
+            )))
+        }
+    }
+
+    fn request(name: &str, values: impl Iterator<Item = f64>) -> WriteRequest {
+        use super::super::wire::Label;
+        WriteRequest {
+            timeseries: vec![TimeSeries {
+                labels: vec![Label::new("__name__", name)],
+                samples: values
+                    .enumerate()
+                    .map(|(i, value)| Sample {
+                        value,
+                        timestamp: 1000 * i as i64,
+                    })
+                    .collect(),
+            }],
+        }
+    }
+
+    async fn warming_points(receiver: &Receiver) -> usize {
+        let tracked = receiver.tracked();
+        let progress = tracked[0].progress.lock().await;
+        match &progress.phase {
+            Phase::Warming(points) => points.len(),
+            _ => panic!("not warming"),
+        }
+    }
+
+    /// A series that never fits (constant, or refused by the trainer) holds at most its
+    /// warm-up's worth of points, however long it is written.
+    #[tokio::test]
+    async fn a_series_that_never_fits_holds_at_most_its_warm_up() {
+        for values in [
+            Box::new(std::iter::repeat_n(1.0, 10_000)) as Box<dyn Iterator<Item = f64>>,
+            Box::new((0..10_000).map(|i| (i % 7) as f64)),
+        ] {
+            let settings = RemoteWriteSettings {
+                warmup_points: 50,
+                ..Default::default()
+            };
+            let receiver = Receiver::new(Arc::new(Nothing), Arc::new(Nothing), settings);
+            let taken = receiver.ingest(request("flat", values)).await.unwrap();
+            assert_eq!(taken.warming, 10_000);
+            assert!(warming_points(&receiver).await < 50);
+        }
+    }
+}
