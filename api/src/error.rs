@@ -26,10 +26,9 @@ pub enum ApiError {
     },
     NotFound(&'static str),
     PayloadTooLarge(usize),
-    /// 415: a body sent as something other than JSON.
-    UnsupportedMediaType,
-    /// 415: a body sent in another format than the route takes; the text says which it takes.
-    UnsupportedFormat(&'static str),
+    /// 415: a body sent in another format than the route takes; the text says which it takes
+    /// (`JSON_ONLY` for the JSON routes).
+    UnsupportedMediaType(&'static str),
     /// 403: the token presented may not do this (the read-only token and a mutation).
     Forbidden(&'static str),
     /// 408: the request (or the work it asked for) ran past its time limit; the text says which.
@@ -77,8 +76,7 @@ impl ApiError {
                 "BAD_USER_INPUT",
                 format!("Request body too large: the limit is {limit} bytes"),
             ),
-            ApiError::UnsupportedMediaType => ("BAD_USER_INPUT", JSON_ONLY.to_owned()),
-            ApiError::UnsupportedFormat(detail) => ("BAD_USER_INPUT", detail.to_owned()),
+            ApiError::UnsupportedMediaType(detail) => ("BAD_USER_INPUT", detail.to_owned()),
             ApiError::Forbidden(detail) => ("FORBIDDEN", detail.to_owned()),
             ApiError::RequestTimeout(detail) => ("TIMEOUT", detail),
             ApiError::Unavailable { what, cause } => {
@@ -114,11 +112,7 @@ impl IntoResponse for ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 json!({ "detail": format!("Request body too large: the limit is {limit} bytes") }),
             ),
-            ApiError::UnsupportedMediaType => (
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                json!({ "detail": JSON_ONLY }),
-            ),
-            ApiError::UnsupportedFormat(detail) => (
+            ApiError::UnsupportedMediaType(detail) => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 json!({ "detail": detail }),
             ),

@@ -39,19 +39,9 @@ where
         if let Some(content_type) = req.headers().get(axum::http::header::CONTENT_TYPE)
             && !content_type.to_str().is_ok_and(is_json)
         {
-            return Err(ApiError::UnsupportedMediaType);
+            return Err(ApiError::UnsupportedMediaType(crate::error::JSON_ONLY));
         }
-        let limit = req
-            .extensions()
-            .get::<BodyLimit>()
-            .map_or(usize::MAX, |l| l.0);
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge(limit)
-            } else {
-                ApiError::invalid_payload(rejection.body_text())
-            }
-        })?;
+        let bytes = body(req, state).await?;
         // serde would also read a struct from an array; every body of this API is an object.
         let starts_as_object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
         if !starts_as_object {
@@ -61,6 +51,21 @@ where
             .map(JsonBody)
             .map_err(|err| ApiError::invalid_payload(err.to_string()))
     }
+}
+
+/// A request's body, within the limit in force (413 naming it past that).
+pub async fn body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    let limit = req
+        .extensions()
+        .get::<BodyLimit>()
+        .map_or(usize::MAX, |l| l.0);
+    Bytes::from_request(req, state).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge(limit)
+        } else {
+            ApiError::invalid_payload(rejection.body_text())
+        }
+    })
 }
 
 /// The body limit in force, recorded in request extensions so rejections can name it.

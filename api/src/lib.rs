@@ -26,6 +26,7 @@ pub mod probes;
 pub mod prometheus;
 pub mod remote_write;
 pub mod rest;
+pub mod rfc3339;
 pub mod roles;
 pub(crate) mod routed;
 pub mod serve;

@@ -50,19 +50,12 @@ pub struct WebhookAttempt {
     pub error: Option<String>,
 }
 
-/// Milliseconds since the epoch as RFC 3339.
-fn time(ms: i64) -> String {
-    let at =
-        std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0));
-    crate::alertmanager::rfc3339(at)
-}
-
 impl From<Listed> for Webhook {
     fn from(listed: Listed) -> Self {
         Self {
             id: ID(listed.id.to_string()),
             url: listed.url,
-            created_at: time(listed.created_at_ms),
+            created_at: crate::rfc3339::from_ms(listed.created_at_ms),
         }
     }
 }
@@ -73,7 +66,7 @@ impl From<Registered> for RegisteredWebhook {
             id: ID(registered.id.to_string()),
             url: registered.url,
             secret: registered.secret,
-            created_at: time(registered.created_at_ms),
+            created_at: crate::rfc3339::from_ms(registered.created_at_ms),
         }
     }
 }
@@ -83,14 +76,14 @@ impl From<Delivery> for WebhookDelivery {
         Self {
             id: ID(delivery.id.to_string()),
             webhook_id: ID(delivery.webhook_id.to_string()),
-            created_at: time(delivery.created_at_ms),
+            created_at: crate::rfc3339::from_ms(delivery.created_at_ms),
             delivered: delivery.delivered,
             payload: delivery.payload,
             attempts: delivery
                 .attempts
                 .into_iter()
                 .map(|a| WebhookAttempt {
-                    at: time(a.at_ms),
+                    at: crate::rfc3339::from_ms(a.at_ms),
                     status: a.status.map(i32::from),
                     error: a.error,
                 })

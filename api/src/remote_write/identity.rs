@@ -45,16 +45,21 @@ pub fn canonical(labels: &[Label], into: &mut Vec<u8>) -> Result<(), BadLabels> 
     if labels.len() > MAX_LABELS {
         return Err(BadLabels::TooBig);
     }
-    let sorted = labels.windows(2).all(|w| w[0].name < w[1].name);
-    let mut order: Vec<&Label> = labels.iter().collect();
-    if !sorted {
-        order.sort_by(|a, b| a.name.cmp(&b.name));
-        if let Some(w) = order.windows(2).find(|w| w[0].name == w[1].name) {
+    // Prometheus sends labels sorted; only a set that is not is copied to sort it.
+    let sorted_copy;
+    let order: &[Label] = if labels.windows(2).all(|w| w[0].name < w[1].name) {
+        labels
+    } else {
+        let mut copy = labels.to_vec();
+        copy.sort_by(|a, b| a.name.cmp(&b.name));
+        if let Some(w) = copy.windows(2).find(|w| w[0].name == w[1].name) {
             return Err(BadLabels::Repeated(
                 String::from_utf8_lossy(&w[0].name).into_owned(),
             ));
         }
-    }
+        sorted_copy = copy;
+        &sorted_copy
+    };
     for label in order {
         if label.name.is_empty() {
             return Err(BadLabels::EmptyName);

@@ -15,8 +15,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -25,7 +24,6 @@ use anomaly_workers::predictor::Scoring;
 use anomaly_workers::trainer::Training;
 
 use crate::error::ApiError;
-use crate::extract::BodyLimit;
 
 pub use receiver::{Receiver, RemoteWriteSettings};
 pub use selector::Selector;
@@ -94,19 +92,7 @@ async fn write(
     request: Request,
 ) -> Result<StatusCode, ApiError> {
     check_format(request.headers())?;
-    let limit = request
-        .extensions()
-        .get::<BodyLimit>()
-        .map_or(usize::MAX, |l| l.0);
-    let body = Bytes::from_request(request, &())
-        .await
-        .map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge(limit)
-            } else {
-                ApiError::bad_request(rejection.body_text())
-            }
-        })?;
+    let body = crate::extract::body(request, &()).await?;
     let decoded = wire::decode(&body, receiver.settings().max_decoded_bytes)
         .map_err(|err| ApiError::bad_request(err.to_string()))?;
     let timeout = receiver.settings().timeout;
@@ -134,10 +120,10 @@ fn check_format(headers: &HeaderMap) -> Result<(), ApiError> {
     if let Some(content_type) = text(header::CONTENT_TYPE) {
         let content_type = content_type.to_ascii_lowercase();
         if content_type.contains("io.prometheus.write.v2") {
-            return Err(ApiError::UnsupportedFormat(REMOTE_WRITE_2));
+            return Err(ApiError::UnsupportedMediaType(REMOTE_WRITE_2));
         }
         if !content_type.starts_with("application/x-protobuf") {
-            return Err(ApiError::UnsupportedFormat(PROTOBUF_ONLY));
+            return Err(ApiError::UnsupportedMediaType(PROTOBUF_ONLY));
         }
     }
     if text(header::HeaderName::from_static(
@@ -145,11 +131,11 @@ fn check_format(headers: &HeaderMap) -> Result<(), ApiError> {
     ))
     .is_some_and(|v| v.trim().starts_with('2'))
     {
-        return Err(ApiError::UnsupportedFormat(REMOTE_WRITE_2));
+        return Err(ApiError::UnsupportedMediaType(REMOTE_WRITE_2));
     }
     match text(header::CONTENT_ENCODING) {
         Some(encoding) if encoding.trim().eq_ignore_ascii_case("snappy") => Ok(()),
-        _ => Err(ApiError::UnsupportedFormat(SNAPPY_ONLY)),
+        _ => Err(ApiError::UnsupportedMediaType(SNAPPY_ONLY)),
     }
 }
 

@@ -10,7 +10,9 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
+
+use metrics::Counter;
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{self, TryStreamExt};
@@ -109,7 +111,7 @@ pub struct Taken {
 }
 
 /// The newest scored sample of a series: what the results show.
-#[derive(Debug, Default, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Latest {
     pub timestamp_ms: i64,
     pub value: f64,
@@ -407,12 +409,13 @@ impl Receiver {
         tracked: &Tracked,
         mut points: Vec<Point>,
     ) -> Result<Phase, (Vec<Point>, IngestError)> {
-        let training = match TrainingSet::parse(points.clone()) {
-            Ok(training) => training,
-            Err(_) => {
-                points.drain(..points.len() / 2);
-                return Ok(Phase::Warming(points));
-            }
+        // Points no model takes: warm on with the newer half.
+        let warm_on = |mut points: Vec<Point>| {
+            points.drain(..points.len() / 2);
+            Phase::Warming(points)
+        };
+        let Ok(training) = TrainingSet::parse(points.clone()) else {
+            return Ok(warm_on(points));
         };
         match self
             .training
@@ -426,8 +429,7 @@ impl Receiver {
             }
             Err(TrainError::Invalid(invalid)) => {
                 tracing::debug!(series = %tracked.id, reason = %invalid.0, "warm-up points refused; warming on");
-                points.drain(..points.len() / 2);
-                Ok(Phase::Warming(points))
+                Ok(warm_on(points))
             }
             Err(err) => {
                 tracing::warn!(series = %tracked.id, error = %err, "fit of a remote-written series failed; retried with its next sample");
@@ -501,18 +503,33 @@ enum Refused {
     Bad(BadLabels),
 }
 
+/// Counts a request's samples by outcome (the labelled counters registered once, not looked up
+/// per request).
 fn count(taken: &Taken) {
-    for (outcome, n) in [
-        ("scored", taken.scored),
-        ("warming", taken.warming),
-        ("skipped", taken.skipped),
-        ("not_selected", taken.not_selected),
-        ("over_limit", taken.over_limit),
-        ("invalid", taken.invalid),
-    ] {
+    static SAMPLES: LazyLock<[Counter; 6]> = LazyLock::new(|| {
+        [
+            "scored",
+            "warming",
+            "skipped",
+            "not_selected",
+            "over_limit",
+            "invalid",
+        ]
+        .map(
+            |outcome| metrics::counter!("anomaly_remote_write_samples_total", "outcome" => outcome),
+        )
+    });
+    let by_outcome = [
+        taken.scored,
+        taken.warming,
+        taken.skipped,
+        taken.not_selected,
+        taken.over_limit,
+        taken.invalid,
+    ];
+    for (counter, n) in SAMPLES.iter().zip(by_outcome) {
         if n > 0 {
-            metrics::counter!("anomaly_remote_write_samples_total", "outcome" => outcome)
-                .increment(n as u64);
+            counter.increment(n as u64);
         }
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::receiver::{Latest, Receiver, Tracked};
+use super::receiver::{Latest, RESULT_METRICS, Receiver, Tracked};
 use super::wire::{self, Label, Sample, TimeSeries, WriteRequest};
 
 /// Scored samples per pushed request (each makes five series).
@@ -38,15 +38,17 @@ fn output_labels(tracked: &Tracked) -> Vec<(String, String)> {
     labels
 }
 
-/// The five result values of a scored sample; a missing band side is left out.
+/// The five result values of a scored sample by name (`RESULT_METRICS`); a missing band side
+/// is left out.
 fn values(latest: &Latest) -> [(&'static str, Option<f64>); 5] {
-    [
-        ("anomaly_score", Some(latest.score)),
-        ("anomaly_expected", Some(latest.expected)),
-        ("anomaly_lower", latest.lower),
-        ("anomaly_upper", latest.upper),
-        ("anomaly_alert", Some(if latest.alert { 1.0 } else { 0.0 })),
-    ]
+    let values = [
+        Some(latest.score),
+        Some(latest.expected),
+        latest.lower,
+        latest.upper,
+        Some(if latest.alert { 1.0 } else { 0.0 }),
+    ];
+    std::array::from_fn(|i| (RESULT_METRICS[i], values[i]))
 }
 
 /// The newest results of every tracked series in the Prometheus text format.
@@ -77,10 +79,7 @@ pub fn exposition(receiver: &Receiver) -> String {
         }
     }
     let mut out = String::new();
-    for ((name, _), (body, help)) in values(&Latest::default())
-        .iter()
-        .zip(families.iter().zip(help))
-    {
+    for (name, (body, help)) in RESULT_METRICS.iter().zip(families.iter().zip(help)) {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
         for line in body.lines() {
             let _ = writeln!(out, "{name}{line}");

@@ -153,14 +153,13 @@ impl Deliverer {
 
     /// Attempts a delivery until it is delivered or out of attempts, logging every attempt.
     async fn deliver(&self, hook: Webhook, mut delivery: Delivery) {
-        let mut backoff = self.settings.first_backoff;
-        for _ in 1..delivery.attempts.len().max(1) {
-            backoff = (backoff * 2).min(self.settings.max_backoff);
-        }
         loop {
-            if !delivery.attempts.is_empty() {
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(self.settings.max_backoff);
+            // After the n-th attempt: first_backoff * 2^(n-1), at most max_backoff (a resumed
+            // delivery goes on with its own schedule).
+            if let Some(done) = delivery.attempts.len().checked_sub(1) {
+                let doubled = 2u32.saturating_pow(done.min(31) as u32);
+                let wait = self.settings.first_backoff.saturating_mul(doubled);
+                tokio::time::sleep(wait.min(self.settings.max_backoff)).await;
             }
             let attempt = attempt(&self.client, &hook, &delivery).await;
             delivery.delivered = delivered(&attempt);
@@ -216,7 +215,7 @@ pub fn payload(alert: &Scored) -> String {
     let verdict = &alert.verdict;
     json!({
         "type": "anomaly.alert",
-        "timestamp": crate::alertmanager::rfc3339(std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(alert.at_ms).unwrap_or(0))),
+        "timestamp": crate::rfc3339::from_ms(alert.at_ms),
         "data": {
             "event_id": alert.id,
             "series_id": alert.series_id.as_str(),

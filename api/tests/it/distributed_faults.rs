@@ -15,18 +15,10 @@ use tokio::sync::Mutex;
 use crate::demo_scenario::T0;
 use crate::distributed::{FreshDatabase, env_with, migrate, role_env, uuid_like};
 use crate::processes::RoleProcess;
-use crate::support::{Http, eventually_within};
+use crate::support::{Http, eventually_within, free_port};
 
 const SERIES: usize = 40;
 const CLIENTS: usize = 8;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A predictor process on `port` (fixed, so the gateway finds it again after a restart).
 async fn predictor(name: &str, env: &[(String, String)], port: u16) -> RoleProcess {

@@ -14,14 +14,9 @@ use std::process::{Child, Command};
 use tokio::net::TcpListener;
 
 use crate::remote_write::normal;
-use crate::support::{eventually_within, spawn_app_with};
+use crate::support::{eventually_within, free_port, spawn_app_with};
 
 const STACK_DEADLINE: Duration = Duration::from_secs(90);
-
-async fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    listener.local_addr().unwrap().port()
-}
 
 /// A program of the stack, stopped when the test ends.
 struct Program(Child);
@@ -109,7 +104,7 @@ async fn active_alerts(client: &reqwest::Client, alertmanager: &str) -> Vec<Valu
 async fn prometheus_feeds_anomaly_and_alertmanager_hears_of_the_spike() {
     let dir = tempfile::tempdir().unwrap();
     let client = reqwest::Client::new();
-    let (prometheus_port, alertmanager_port) = (free_port().await, free_port().await);
+    let (prometheus_port, alertmanager_port) = (free_port(), free_port());
     let prometheus = format!("http://127.0.0.1:{prometheus_port}");
     let alertmanager = format!("http://127.0.0.1:{alertmanager_port}");
 

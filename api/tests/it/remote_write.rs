@@ -10,9 +10,8 @@ use anomaly_api::remote_write::wire::{self, Label, Sample, TimeSeries, WriteRequ
 use axum::body::Bytes;
 use axum::routing::post;
 use serde_json::Value;
-use tokio::net::TcpListener;
 
-use crate::support::{Answer, TestApp, eventually, spawn_app_with};
+use crate::support::{Answer, TestApp, eventually, serve, spawn_app_with};
 
 /// Milliseconds of the first sample.
 pub const T0_MS: i64 = 1_764_000_000_000;
@@ -73,10 +72,7 @@ async fn recorder(path: &'static str) -> (String, Arc<Mutex<Vec<Bytes>>>) {
             }
         }),
     );
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, seen)
+    (serve(app).await, seen)
 }
 
 /// The value of `name{...}` lines containing `label` in a text exposition.
@@ -372,14 +368,6 @@ async fn writing_needs_the_token_and_results_need_a_reader() {
         )
         .await;
     assert_eq!(read.status, 200);
-}
-
-/// Serves `router` on a free port; its URL.
-async fn serve(router: axum::Router) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    url
 }
 
 /// In the distributed deployment the gateway takes remote write: it fits through the trainer

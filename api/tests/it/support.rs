@@ -198,6 +198,23 @@ impl Http {
     }
 }
 
+/// Serves `router` on a free port of 127.0.0.1; its URL.
+pub async fn serve(router: axum::Router) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    url
+}
+
+/// A port nothing listens on now, for a program that must be told its port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind port 0")
+        .local_addr()
+        .expect("address")
+        .port()
+}
+
 /// Polls `check` until it holds, failing after `DEADLINE`.
 pub async fn eventually<F, Fut>(what: &str, check: F)
 where

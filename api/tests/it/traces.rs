@@ -16,10 +16,9 @@ use anomaly_workers::store::SqlStore;
 use anomaly_workers::trainer::Trainer;
 use opentelemetry::Value;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
-use tokio::net::TcpListener;
 
 use crate::demo_scenario::{T0, fit_body};
-use crate::support::{Http, eventually};
+use crate::support::{Http, eventually, serve};
 
 fn path_of(span: &SpanData) -> Option<String> {
     span.attributes
@@ -47,14 +46,6 @@ async fn store_and_bus() -> (Arc<SqlStore>, Arc<MemoryBus>, tempfile::TempDir) {
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
     let store = Arc::new(SqlStore::connect(&url).await.unwrap());
     (store, Arc::new(MemoryBus::new(64)), dir)
-}
-
-/// Serves `router` on a free port; its URL.
-async fn serve(router: axum::Router) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    url
 }
 
 /// A gateway on `services` with the default limits.

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 use crate::demo_scenario::{T0, fit_body};
-use crate::support::{eventually, spawn_app_with};
+use crate::support::{eventually, serve, spawn_app_with};
 
 /// What a receiver saw: the Standard Webhooks headers and the body.
 #[derive(Clone, Debug)]
@@ -55,10 +55,7 @@ async fn receiver(failures: usize) -> (String, Arc<Mutex<Vec<Received>>>) {
             }
         }),
     );
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, seen)
+    (format!("{}/hook", serve(app).await), seen)
 }
 
 /// Whether `received` is signed with `secret`, checked as a receiver would (not with anomaly's
