@@ -40,8 +40,11 @@ pub struct Config {
     pub redis_prefix: String,
     /// Where the gateway reaches the trainer (distributed deployment).
     pub trainer_url: Option<String>,
-    /// Where the gateway reaches the predictors; a series always goes to the same one.
+    /// Predictors the gateway calls before (and besides) those that announce themselves.
     pub predictor_urls: Vec<String>,
+    /// Where this predictor tells gateways to reach it (`ADVERTISED_URL`); unset,
+    /// `http://<host name>:<port>`.
+    pub advertised_url: Option<String>,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
     /// Most operations one GraphQL batch request may hold.
@@ -132,6 +135,18 @@ impl Config {
             redis_url: redis_url(&get)?,
             redis_prefix: get("REDIS_PREFIX").unwrap_or_else(|| "anomaly:".into()),
             trainer_url: get("TRAINER_URL"),
+            advertised_url: get("ADVERTISED_URL")
+                .map(|url| {
+                    let url = url.trim_end_matches('/').to_owned();
+                    if url.starts_with("http://") || url.starts_with("https://") {
+                        Ok(url)
+                    } else {
+                        Err(ConfigError(format!(
+                            "ADVERTISED_URL must be an http:// or https:// URL, not {url:?}"
+                        )))
+                    }
+                })
+                .transpose()?,
             predictor_urls: get("PREDICTOR_URL")
                 .map(|urls| {
                     urls.split(',')
@@ -506,6 +521,14 @@ mod tests {
         let c = config(&[("PREDICTOR_URL", "http://p1:8000, http://p2:8000,")]).unwrap();
         assert_eq!(c.predictor_urls, ["http://p1:8000", "http://p2:8000"]);
         assert!(config(&[]).unwrap().predictor_urls.is_empty());
+    }
+
+    #[test]
+    fn an_advertised_url_is_an_http_url() {
+        let c = config(&[("ADVERTISED_URL", "http://p1:8002/")]).unwrap();
+        assert_eq!(c.advertised_url.as_deref(), Some("http://p1:8002"));
+        let err = config(&[("ADVERTISED_URL", "p1:8002")]).unwrap_err().to_string();
+        assert!(err.contains("ADVERTISED_URL"), "{err}");
     }
 
     #[test]

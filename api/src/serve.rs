@@ -13,7 +13,9 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use anomaly_workers::consumers::{AlertWriter, MetricsWriter, TrainingDataWriter, consume};
+use anomaly_workers::consumers::{
+    AlertWriter, MetricsWriter, PointScorer, TrainingDataWriter, consume,
+};
 use anomaly_workers::events::{Role, Topic};
 use anomaly_workers::heartbeat::{instance_name, send_heartbeats};
 use anomaly_workers::predictor::Predictor;
@@ -96,17 +98,27 @@ pub async fn run(
     let announcements = events.follow(Topic::Models).await?;
     let (follower, stop) = (predictor.clone(), background.clone());
     tasks.spawn(async move { follower.follow_models(announcements, stop).await });
+    let scoring = crate::alertmanager::notifying(predictor.clone(), config.alertmanager.as_ref());
+    // On Kafka, points any producer writes on `points` are scored as predicts are.
+    if bus.durable {
+        let points = events
+            .join_group(Topic::Points, PointScorer::GROUP)
+            .await?;
+        let (scorer, stop) = (PointScorer::new(scoring.clone()), consumers.clone());
+        tasks.spawn(async move { consume("points", points, &scorer, stop).await });
+    }
     tasks.spawn(send_heartbeats(
         Role::ALL.to_vec(),
         instance_name(),
         events.clone(),
         config.heartbeat_interval,
+        None,
         background.clone(),
     ));
 
     let state = AppState::new(Services {
         training: Arc::new(trainer),
-        scoring: crate::alertmanager::notifying(predictor.clone(), config.alertmanager.as_ref()),
+        scoring,
         store,
         metrics,
         feed: backends::live_feed(events.clone(), &config).await?,

@@ -20,16 +20,21 @@ pub enum Topic {
     Anomalies,
     Predictions,
     Heartbeats,
+    /// Points to score, written by any Kafka producer (`IngestedPoint`, plain JSON, keyed by
+    /// series): the predictors share it as one consumer group, and a series belongs to the
+    /// predictor holding its partition.
+    Points,
 }
 
 impl Topic {
-    pub const ALL: [Topic; 6] = [
+    pub const ALL: [Topic; 7] = [
         Topic::Metrics,
         Topic::TrainingData,
         Topic::Models,
         Topic::Anomalies,
         Topic::Predictions,
         Topic::Heartbeats,
+        Topic::Points,
     ];
 
     /// The Kafka topic name.
@@ -41,6 +46,7 @@ impl Topic {
             Topic::Anomalies => "anomalies",
             Topic::Predictions => "predictions",
             Topic::Heartbeats => "heartbeats",
+            Topic::Points => "points",
         }
     }
 }
@@ -166,6 +172,29 @@ pub struct Heartbeat {
     pub memory_percent: f64,
     pub load_avg: [f64; 3],
     pub at_ms: i64,
+    /// A predictor's claim on series: where it answers and the partitions of `points` it holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serves: Option<Serving>,
+}
+
+/// What a predictor announces so gateways route each series to it (see `Topic::Points`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Serving {
+    /// Where the predictor's internal routes answer (`ADVERTISED_URL`).
+    pub url: String,
+    /// The partitions of `points` this predictor's group member holds now.
+    pub partitions: Vec<i32>,
+    /// How many partitions `points` has.
+    pub partition_count: i32,
+}
+
+/// A point to score, as any Kafka producer writes it on `points`: plain JSON (no envelope),
+/// keyed by its series id. Checked when it is scored, as a `/predict` body is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IngestedPoint {
+    pub series_id: String,
+    pub timestamp: i64,
+    pub value: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -179,6 +208,8 @@ pub enum Event {
     Anomaly(Arc<Scored>),
     Prediction(Arc<Scored>),
     Heartbeat(Heartbeat),
+    /// On the wire as the bare `IngestedPoint`, not in this envelope.
+    Point(IngestedPoint),
 }
 
 impl Event {
@@ -190,6 +221,7 @@ impl Event {
             Event::Anomaly(_) => Topic::Anomalies,
             Event::Prediction(_) => Topic::Predictions,
             Event::Heartbeat(_) => Topic::Heartbeats,
+            Event::Point(_) => Topic::Points,
         }
     }
 
@@ -202,6 +234,7 @@ impl Event {
             Event::Model(m) => m.series_id.as_str(),
             Event::Anomaly(s) | Event::Prediction(s) => s.series_id.as_str(),
             Event::Heartbeat(h) => &h.instance,
+            Event::Point(p) => &p.series_id,
         }
     }
 }

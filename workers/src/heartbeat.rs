@@ -7,8 +7,8 @@ use std::time::Duration;
 use sysinfo::System;
 use tokio_util::sync::CancellationToken;
 
-use crate::bus::EventBus;
-use crate::events::{Event, Heartbeat, Role, now_ms};
+use crate::bus::{Assignment, EventBus};
+use crate::events::{Event, Heartbeat, Role, Serving, now_ms};
 
 /// System figures of this host, sampled with sysinfo. Where sysinfo cannot read the host, the
 /// figures are zeros rather than a failed heartbeat: liveness matters more than the numbers.
@@ -60,25 +60,63 @@ impl SystemSampler {
 
 /// A name for this process that is unique among the platform's instances.
 pub fn instance_name() -> String {
-    let host = System::host_name().unwrap_or_else(|_| "localhost".into());
-    format!("{host}-{}", std::process::id())
+    format!("{}-{}", host_name(), std::process::id())
 }
 
-/// Sends a heartbeat for each of `roles` now and then every `interval`, until `stop` fires.
+/// This host's name, as other hosts may know it ("localhost" where it cannot be read).
+pub fn host_name() -> String {
+    System::host_name().unwrap_or_else(|_| "localhost".into())
+}
+
+/// A predictor's claim, announced in its heartbeats: where it answers and the partitions of
+/// `points` its group member holds.
+#[derive(Clone)]
+pub struct Claim {
+    pub url: String,
+    pub assignment: Assignment,
+}
+
+impl Claim {
+    fn serving(&self) -> Serving {
+        let held = self.assignment.now();
+        Serving {
+            url: self.url.clone(),
+            partitions: held.partitions,
+            partition_count: held.partition_count,
+        }
+    }
+}
+
+/// Sends a heartbeat for each of `roles` now and then every `interval`, until `stop` fires; a
+/// predictor's (`claim`) also at once whenever its partitions change, so gateways route its
+/// series to it without waiting for the next beat.
 pub async fn send_heartbeats(
     roles: Vec<Role>,
     instance: String,
     bus: Arc<dyn EventBus>,
     interval: Duration,
+    claim: Option<Claim>,
     stop: CancellationToken,
 ) {
     let mut sampler = SystemSampler::new();
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut rebalances = claim.as_ref().map(|c| c.assignment.watch());
     loop {
+        let rebalanced = async {
+            match rebalances.as_mut() {
+                Some(watch) => {
+                    if watch.changed().await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                }
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = ticks.tick() => {}
+            () = rebalanced => {}
         }
         let (cpu_percent, memory_percent, load_avg) = sampler.sample();
         for role in &roles {
@@ -89,6 +127,7 @@ pub async fn send_heartbeats(
                 memory_percent,
                 load_avg,
                 at_ms: now_ms(),
+                serves: claim.as_ref().map(Claim::serving),
             };
             if let Err(err) = bus.emit(Event::Heartbeat(heartbeat)) {
                 tracing::warn!(error = %err, "heartbeat dropped");

@@ -13,6 +13,7 @@ pub mod live;
 pub mod metrics;
 pub mod model;
 pub mod nab;
+pub mod partitioner;
 pub mod predictor;
 pub mod store;
 pub mod trace_context;

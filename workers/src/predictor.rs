@@ -213,6 +213,14 @@ impl Predictor {
         }
     }
 
+    /// Lets go of the cached series `keep` refuses (a rebalance gave them to another predictor):
+    /// online ones save their state first, so their new owner goes on from where they were.
+    pub fn release(&self, keep: impl Fn(&SeriesId) -> bool) {
+        for departure in self.cache.release(keep) {
+            self.see_off(Some(departure));
+        }
+    }
+
     /// Saves the learning state of every cached online model: on shutdown.
     pub async fn checkpoint_all(&self) {
         for live in self.cache.all() {

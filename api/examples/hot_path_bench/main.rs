@@ -378,19 +378,29 @@ async fn main() {
         });
     }
 
-    let roles = match (&options.kafka, &options.redis, &options.database_url) {
+    // One deployment with one predictor, one with two (each series to its owner).
+    let mut deployments = Vec::new();
+    match (&options.kafka, &options.redis, &options.database_url) {
         (Some(kafka), Some(redis), Some(database)) if database.starts_with("postgres") => {
-            Some(distributed::Roles::start(&options.binary, database, kafka, redis).await)
+            for predictors in [1, 2] {
+                deployments.push(
+                    distributed::Roles::start(&options.binary, database, kafka, redis, predictors)
+                        .await,
+                );
+            }
         }
-        (None, None, _) => None,
+        (None, None, _) => {}
         _ => panic!(
             "the distributed scenario needs --kafka, --redis and a PostgreSQL --database-url"
         ),
-    };
-    if let Some(roles) = &roles {
+    }
+    for (roles, name) in deployments.iter().zip([
+        "REST predict, distributed (gateway → predictor over HTTP)",
+        "REST predict, distributed over 2 predictors",
+    ]) {
         fit_hot_series(roles.gateway_port, SERIES).await;
         scenarios.push(Scenario {
-            name: "REST predict, distributed (gateway → predictor over HTTP)".into(),
+            name: name.into(),
             port: roles.gateway_port,
             pids: roles.pids(),
             load: hot.clone(),

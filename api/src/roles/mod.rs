@@ -16,9 +16,11 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use anomaly_workers::bus::EventBus;
-use anomaly_workers::consumers::{AlertWriter, MetricsWriter, TrainingDataWriter, consume};
+use anomaly_workers::consumers::{
+    AlertWriter, MetricsWriter, PointScorer, TrainingDataWriter, consume,
+};
 use anomaly_workers::events::{Role, Topic};
-use anomaly_workers::heartbeat::{instance_name, send_heartbeats};
+use anomaly_workers::heartbeat::{Claim, instance_name, send_heartbeats};
 use anomaly_workers::predictor::Predictor;
 use anomaly_workers::trainer::Trainer;
 
@@ -42,13 +44,17 @@ pub async fn run(
     let bus = backends::shared_bus(&config, role).await?.events;
     let background = CancellationToken::new();
     let mut tasks = JoinSet::new();
-    tasks.spawn(send_heartbeats(
-        vec![role],
-        instance_name(),
-        bus.clone(),
-        config.heartbeat_interval,
-        background.clone(),
-    ));
+    // A predictor sends its own, carrying its claim on series.
+    if role != Role::Predictor {
+        tasks.spawn(send_heartbeats(
+            vec![role],
+            instance_name(),
+            bus.clone(),
+            config.heartbeat_interval,
+            None,
+            background.clone(),
+        ));
+    }
     let outcome = match role {
         Role::Gateway => gateway(&config, bus.clone(), listener, shutdown).await,
         Role::Trainer => trainer(&config, bus.clone(), listener, shutdown).await,
@@ -103,20 +109,24 @@ async fn gateway(
     let Some(trainer_url) = config.trainer_url.as_deref() else {
         bail!("the gateway calls the trainer over HTTP: set TRAINER_URL");
     };
-    if config.predictor_urls.is_empty() {
-        bail!(
-            "the gateway calls the predictors over HTTP: set PREDICTOR_URL \
-             (one URL, or several separated by commas)"
-        );
-    }
     let metrics = backends::shared_metrics(config, Role::Gateway).await?;
     let store = backends::store(config).await?;
+    // Which predictor owns which series: what the predictors announce in their heartbeats.
+    let predictors = Arc::new(remote::RemotePredictors::with_claim_ttl(
+        &config.predictor_urls,
+        config.heartbeat_interval * 3,
+    ));
+    let heartbeats = bus.follow(Topic::Heartbeats).await?;
+    let stop_following = CancellationToken::new();
+    let following = tokio::spawn(
+        predictors
+            .clone()
+            .follow_claims(heartbeats, stop_following.clone()),
+    );
+    let _stop_following = stop_following.drop_guard();
     let state = AppState::new(Services {
         training: Arc::new(remote::RemoteTrainer::new(trainer_url)),
-        scoring: crate::alertmanager::notifying(
-            Arc::new(remote::RemotePredictors::new(&config.predictor_urls)),
-            config.alertmanager.as_ref(),
-        ),
+        scoring: crate::alertmanager::notifying(predictors, config.alertmanager.as_ref()),
         store,
         metrics,
         feed: backends::live_feed(bus, config).await?,
@@ -124,7 +134,10 @@ async fn gateway(
     let mut edge = crate::EdgeLimits::from_config(config);
     edge.shutdown = shutdown.clone();
     let router = crate::app(state, &edge);
-    serve_http(Role::Gateway, &config.server, listener, router, shutdown).await
+    let served = serve_http(Role::Gateway, &config.server, listener, router, shutdown).await;
+    drop(_stop_following);
+    let _ = following.await;
+    served
 }
 
 async fn trainer(
@@ -159,21 +172,93 @@ async fn predictor(
     // Every predictor instance follows every model announcement.
     let announcements = bus.follow(Topic::Models).await?;
     let stop_following = CancellationToken::new();
-    let follower = {
+    let mut tasks = JoinSet::new();
+    {
         let (predictor, stop) = (predictor.clone(), stop_following.clone());
-        tokio::spawn(async move { predictor.follow_models(announcements, stop).await })
+        tasks.spawn(async move { predictor.follow_models(announcements, stop).await });
+    }
+    // The series it owns are those of its partitions of `points`, whose points it scores.
+    let points = bus.join_group(Topic::Points, PointScorer::GROUP).await?;
+    let assignment = points.assignment().unwrap_or_default();
+    let listener = listener.context("this role answers HTTP and needs a listener")?;
+    let address = listener.local_addr()?;
+    let url = match &config.advertised_url {
+        Some(url) => url.clone(),
+        // Listening on every interface: the host's name; on one address: that address.
+        None if address.ip().is_unspecified() => format!(
+            "http://{}:{}",
+            anomaly_workers::heartbeat::host_name(),
+            address.port()
+        ),
+        None => format!("http://{address}"),
     };
+    tracing::info!(role = "predictor", %url, "announcing itself at");
+    tasks.spawn(send_heartbeats(
+        vec![Role::Predictor],
+        instance_name(),
+        bus.clone(),
+        config.heartbeat_interval,
+        Some(Claim {
+            url,
+            assignment: assignment.clone(),
+        }),
+        stop_following.clone(),
+    ));
+    tasks.spawn(release_on_rebalance(
+        predictor.clone(),
+        assignment,
+        stop_following.clone(),
+    ));
+    {
+        let (scorer, stop) = (PointScorer::new(predictor.clone()), stop_following.clone());
+        tasks.spawn(async move { consume("points", points, &scorer, stop).await });
+    }
     let router = observed(
         internal::predictor_routes(predictor.clone(), config.max_body_bytes).merge(
             crate::probes::routes(vec![crate::probes::Check::database(store)]),
         ),
     );
-    let served = serve_http(Role::Predictor, &config.server, listener, router, shutdown).await;
+    let served = serve_http(
+        Role::Predictor,
+        &config.server,
+        Some(listener),
+        router,
+        shutdown,
+    )
+    .await;
     stop_following.cancel();
-    let _ = follower.await;
+    while tasks.join_next().await.is_some() {}
     predictor.publish_metrics();
     predictor.checkpoint_all().await;
     served
+}
+
+/// How long a predictor lets a rebalance settle (a revocation is followed by an assignment)
+/// before it lets go of the series it no longer owns.
+const REBALANCE_SETTLE: Duration = Duration::from_millis(500);
+
+/// After every rebalance, lets go of the cached series whose partitions went to another
+/// predictor, saving their state first, so their new owner goes on from it.
+async fn release_on_rebalance(
+    predictor: Arc<Predictor>,
+    assignment: anomaly_workers::bus::Assignment,
+    stop: CancellationToken,
+) {
+    let mut rebalances = assignment.watch();
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            changed = rebalances.changed() => if changed.is_err() { return },
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(REBALANCE_SETTLE) => {}
+        }
+        let held = rebalances.borrow_and_update().clone();
+        if held.partition_count > 0 {
+            predictor.release(|series| held.holds(series.as_str()));
+        }
+    }
 }
 
 async fn metrics_consumer(

@@ -15,13 +15,19 @@
 //! whose model the predictor is loading from a slow database, say) gives its place up, so it
 //! never holds back the points behind it.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use reqwest::StatusCode;
 use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use anomaly_workers::bus::{BusError, Subscription};
+use anomaly_workers::events::{Event, Heartbeat, Serving};
+use anomaly_workers::partitioner::partition_of;
 
 use anomaly_workers::detector::ModelSpec;
 use anomaly_workers::domain::{Point, SeriesId, TrainingSet};
@@ -120,44 +126,197 @@ impl Training for RemoteTrainer {
     }
 }
 
+/// The predictors as the gateway knows them: the links it calls (`PREDICTOR_URL`, and every
+/// predictor that announced itself) and, from the predictors' heartbeats, which one holds each
+/// partition of `points`: the owner of a series is the holder of its partition.
 pub struct RemotePredictors {
-    links: Vec<PredictorLink>,
+    client: reqwest::Client,
+    routes: RwLock<Arc<Routes>>,
+    /// The newest claim of each predictor (by URL) and when it arrived (gateway clock, ms).
+    claims: Mutex<HashMap<String, (Serving, u64)>>,
+    /// How long a claim holds without a heartbeat renewing it.
+    claim_ttl: Duration,
 }
 
+/// What a predict reads: replaced whole when a claim arrives or expires.
+#[derive(Default)]
+struct Routes {
+    links: Vec<Arc<PredictorLink>>,
+    /// The link holding each partition of `points` (index into `links`); empty while no
+    /// predictor has claimed any.
+    owners: Vec<Option<usize>>,
+}
+
+/// Predictors a gateway keeps links to at most (each announced one adds one).
+const MAX_LINKS: usize = 1024;
+/// Partitions of `points` a claim may describe at most.
+const MAX_PARTITIONS: i32 = 100_000;
+/// How long a claim holds by default: three heartbeats at the default interval.
+const DEFAULT_CLAIM_TTL: Duration = Duration::from_secs(15);
+
 impl RemotePredictors {
-    /// `urls` must not be empty (the configuration refuses an empty `PREDICTOR_URL`).
+    /// A gateway calling the predictors at `urls` (more may announce themselves).
     pub fn new(urls: &[String]) -> Self {
-        assert!(!urls.is_empty(), "at least one predictor URL");
+        Self::with_claim_ttl(urls, DEFAULT_CLAIM_TTL)
+    }
+
+    /// As `new`, a claim holding `claim_ttl` without a heartbeat (three heartbeat intervals).
+    pub fn with_claim_ttl(urls: &[String], claim_ttl: Duration) -> Self {
         let client = client();
+        let mut links: Vec<Arc<PredictorLink>> = Vec::new();
+        for url in urls {
+            let url = base(url);
+            if !links.iter().any(|l| l.url == url) {
+                links.push(Arc::new(PredictorLink::new(client.clone(), url)));
+            }
+        }
         Self {
-            links: urls
-                .iter()
-                .map(|url| PredictorLink::new(client.clone(), base(url)))
-                .collect(),
+            client,
+            routes: RwLock::new(Arc::new(Routes {
+                links,
+                owners: Vec::new(),
+            })),
+            claims: Mutex::default(),
+            claim_ttl,
         }
     }
 
-    /// The predictor that owns `series` now: the first of its ranking that is up.
-    pub fn owner(&self, series: &SeriesId) -> &str {
-        &self.first_choice(series, now_ms()).url
+    fn routes(&self) -> Arc<Routes> {
+        self.routes.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// The predictor that owns `series` now: the holder of its partition if it is up, else the
+    /// first of its rendezvous ranking that is up. None while no predictor is known.
+    pub fn owner(&self, series: &SeriesId) -> Option<String> {
+        let routes = self.routes();
+        routes
+            .first_choice(series, now_ms())
+            .map(|link| link.url.clone())
+    }
+
+    /// Takes a predictor's claim (from its heartbeat) into the routes.
+    pub fn learn(&self, serving: &Serving) {
+        let url = base(&serving.url);
+        if !(url.starts_with("http://") || url.starts_with("https://"))
+            || !(0..=MAX_PARTITIONS).contains(&serving.partition_count)
+        {
+            tracing::warn!(url = %serving.url, "ignoring a predictor's claim: bad URL or partition count");
+            return;
+        }
+        let mut claims = self.claims.lock().unwrap_or_else(|e| e.into_inner());
+        let unchanged = claims
+            .get(&url)
+            .is_some_and(|(known, _)| known.partitions == serving.partitions && known.partition_count == serving.partition_count);
+        claims.insert(url, (serving.clone(), now_ms()));
+        if !unchanged {
+            self.rebuild(&mut claims);
+        }
+    }
+
+    /// Drops the claims no heartbeat renewed within the claim TTL.
+    pub fn forget_stale(&self) {
+        let mut claims = self.claims.lock().unwrap_or_else(|e| e.into_inner());
+        let oldest = now_ms().saturating_sub(self.claim_ttl.as_millis() as u64);
+        let before = claims.len();
+        claims.retain(|_, (_, at)| *at >= oldest);
+        if claims.len() != before {
+            self.rebuild(&mut claims);
+        }
+    }
+
+    /// New routes from the claims: every link kept (with its queue and health), claimed URLs
+    /// added, and each partition given to its newest claimant.
+    fn rebuild(&self, claims: &mut HashMap<String, (Serving, u64)>) {
+        let old = self.routes();
+        let mut links = old.links.clone();
+        let mut ordered: Vec<(&String, &(Serving, u64))> = claims.iter().collect();
+        ordered.sort_by_key(|(url, (_, at))| (*at, (*url).clone()));
+        let count = ordered
+            .iter()
+            .map(|(_, (serving, _))| serving.partition_count)
+            .max()
+            .unwrap_or(0);
+        let mut owners = vec![None; usize::try_from(count).unwrap_or(0)];
+        for (url, (serving, _)) in ordered {
+            let at = match links.iter().position(|l| &l.url == url) {
+                Some(at) => at,
+                None if links.len() < MAX_LINKS => {
+                    links.push(Arc::new(PredictorLink::new(self.client.clone(), url.clone())));
+                    links.len() - 1
+                }
+                None => continue,
+            };
+            if serving.partition_count != count {
+                continue; // a claim on a topic of another size: stale, about to be renewed
+            }
+            for &partition in &serving.partitions {
+                if let Some(slot) = usize::try_from(partition).ok().and_then(|p| owners.get_mut(p)) {
+                    *slot = Some(at);
+                }
+            }
+        }
+        for (at, link) in links.iter().enumerate() {
+            let held = owners.iter().filter(|o| **o == Some(at)).count();
+            ::metrics::gauge!("anomaly_predictor_partitions", "predictor" => link.url.clone())
+                .set(held as f64);
+        }
+        *self.routes.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(Routes { links, owners });
+    }
+
+    /// Keeps the routes current from the predictors' heartbeats until `stop` fires.
+    pub async fn follow_claims(
+        self: Arc<Self>,
+        mut heartbeats: Box<dyn Subscription>,
+        stop: CancellationToken,
+    ) {
+        let mut expiry = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = expiry.tick() => self.forget_stale(),
+                next = heartbeats.next() => match next {
+                    Ok(Some(delivery)) => {
+                        if let Event::Heartbeat(Heartbeat { serves: Some(serving), .. }) = &delivery.event {
+                            self.learn(serving);
+                        }
+                    }
+                    Ok(None) => return,
+                    Err(BusError::Lagged(_)) => {}
+                    Err(err) => {
+                        tracing::warn!(error = %err, "reading predictors' heartbeats; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                },
+            }
+        }
+    }
+}
+
+impl Routes {
     /// The predictor `series` goes to first (found without allocating: this is on every predict):
-    /// the highest ranked that is up, else the highest ranked (it may be back).
-    fn first_choice(&self, series: &SeriesId, now_ms: u64) -> &PredictorLink {
-        let weight = |link: &&PredictorLink| link.weight(series);
+    /// the holder of its partition if it is up, else the highest ranked that is up, else the
+    /// highest ranked (it may be back).
+    fn first_choice(&self, series: &SeriesId, now_ms: u64) -> Option<&Arc<PredictorLink>> {
+        if !self.owners.is_empty() {
+            let partition = partition_of(series.as_str(), self.owners.len() as i32);
+            if let Some(link) = self.owners[partition as usize].map(|at| &self.links[at])
+                && link.health.is_up(now_ms)
+            {
+                return Some(link);
+            }
+        }
+        let weight = |link: &&Arc<PredictorLink>| link.weight(series);
         self.links
             .iter()
             .filter(|link| link.health.is_up(now_ms))
             .max_by_key(weight)
             .or_else(|| self.links.iter().max_by_key(weight))
-            .expect("at least one predictor")
     }
 
     /// Every predictor in the order `series` tries them (rendezvous hashing): those up first, in
     /// rank order, then those resting.
-    fn call_order(&self, series: &SeriesId, now_ms: u64) -> Vec<&PredictorLink> {
-        let mut order: Vec<&PredictorLink> = self.links.iter().collect();
+    fn call_order(&self, series: &SeriesId, now_ms: u64) -> Vec<&Arc<PredictorLink>> {
+        let mut order: Vec<&Arc<PredictorLink>> = self.links.iter().collect();
         order.sort_by_key(|link| {
             (
                 !link.health.is_up(now_ms),
@@ -203,14 +362,20 @@ impl Scoring for RemotePredictors {
             traceparent,
             tracestate,
         };
-        let first = self.first_choice(series, now_ms());
+        let routes = self.routes();
+        let Some(first) = routes.first_choice(series, now_ms()) else {
+            return Err(PredictError::Unreachable(
+                "no predictor is known yet: none is in PREDICTOR_URL and none has announced itself"
+                    .into(),
+            ));
+        };
         let mut refused = match first.score(item).await {
             Ok(answer) => return answer,
             Err(not_delivered) => not_delivered,
         };
         // Never connected, so never scored: the next predictors take it, in their order.
-        for link in self.call_order(series, now_ms()) {
-            if std::ptr::eq(link, first) {
+        for link in routes.call_order(series, now_ms()) {
+            if Arc::ptr_eq(link, first) {
                 continue;
             }
             refused = match link.score(refused.item).await {
@@ -432,8 +597,8 @@ mod tests {
         let mut used = std::collections::HashSet::new();
         for n in 0..100 {
             let series = SeriesId::parse(&format!("sensor_{n:02}")).unwrap();
-            let owner = predictors.owner(&series).to_owned();
-            assert_eq!(predictors.owner(&series), owner);
+            let owner = predictors.owner(&series).unwrap();
+            assert_eq!(predictors.owner(&series).unwrap(), owner);
             assert!(!owner.ends_with('/'));
             used.insert(owner);
         }
@@ -451,35 +616,94 @@ mod tests {
             .collect();
         let before: Vec<String> = series
             .iter()
-            .map(|s| predictors.owner(s).to_owned())
+            .map(|s| predictors.owner(s).unwrap())
             .collect();
         let share = before.iter().filter(|o| o.ends_with("p2:8002")).count();
         assert!((60..=140).contains(&share), "p2 owns {share} of 300");
-        predictors.links[1].health.refused();
+        predictors.routes().links[1].health.refused();
         for (s, owner) in series.iter().zip(&before) {
-            let now = predictors.owner(s);
+            let now = predictors.owner(s).unwrap();
             if owner.ends_with("p2:8002") {
                 assert!(!now.ends_with("p2:8002"), "{s} left the resting predictor");
             } else {
-                assert_eq!(now, owner, "{s} stayed where it was");
+                assert_eq!(&now, owner, "{s} stayed where it was");
             }
         }
-        predictors.links[1].health.answered();
+        predictors.routes().links[1].health.answered();
         let after: Vec<String> = series
             .iter()
-            .map(|s| predictors.owner(s).to_owned())
+            .map(|s| predictors.owner(s).unwrap())
             .collect();
         assert_eq!(after, before, "back once it answers");
 
         let more: Vec<String> = (1..=4).map(|n| format!("http://p{n}:8002")).collect();
         let grown = RemotePredictors::new(&more);
         for (s, owner) in series.iter().zip(&before) {
-            let now = grown.owner(s);
+            let now = grown.owner(s).unwrap();
             assert!(
-                now == owner || now.ends_with("p4:8002"),
+                &now == owner || now.ends_with("p4:8002"),
                 "{s}: {owner} -> {now}"
             );
         }
+    }
+
+    fn serving(url: &str, partitions: &[i32]) -> Serving {
+        Serving {
+            url: url.into(),
+            partitions: partitions.to_vec(),
+            partition_count: 4,
+        }
+    }
+
+    /// Ownership from the group: each series goes to the predictor claiming its partition
+    /// (announced ones need no `PREDICTOR_URL`), the newest claim of a partition wins, a resting
+    /// holder's series go by rendezvous meanwhile, and a claim not renewed expires.
+    #[test]
+    fn a_series_goes_to_the_predictor_holding_its_partition() {
+        let predictors = RemotePredictors::with_claim_ttl(&[], Duration::from_millis(200));
+        let series: Vec<SeriesId> = (0..100)
+            .map(|n| SeriesId::parse(&format!("s{n}")).unwrap())
+            .collect();
+        assert_eq!(predictors.owner(&series[0]), None, "nobody known yet");
+        predictors.learn(&serving("http://a:8002/", &[0, 1]));
+        predictors.learn(&serving("http://b:8002", &[2, 3]));
+        let holder = |s: &SeriesId| match partition_of(s.as_str(), 4) {
+            0 | 1 => "http://a:8002",
+            _ => "http://b:8002",
+        };
+        for s in &series {
+            assert_eq!(predictors.owner(s).unwrap(), holder(s), "{s}");
+        }
+        // b takes partition 1 over (a rebalance): the newest claim wins.
+        std::thread::sleep(Duration::from_millis(5));
+        predictors.learn(&serving("http://b:8002", &[1, 2, 3]));
+        for s in &series {
+            let expected = if partition_of(s.as_str(), 4) == 0 { "http://a:8002" } else { "http://b:8002" };
+            assert_eq!(predictors.owner(s).unwrap(), expected, "{s}");
+        }
+        // b stops answering: its series go to a until it is back.
+        predictors.routes().links[1].health.refused();
+        for s in &series {
+            assert_eq!(predictors.owner(s).unwrap(), "http://a:8002");
+        }
+        predictors.routes().links[1].health.answered();
+        // Claims that are not renewed expire; the links stay (rendezvous over both).
+        std::thread::sleep(Duration::from_millis(250));
+        predictors.forget_stale();
+        assert!(predictors.routes().owners.is_empty());
+        let spread: std::collections::HashSet<String> =
+            series.iter().filter_map(|s| predictors.owner(s)).collect();
+        assert_eq!(spread.len(), 2);
+    }
+
+    #[test]
+    fn a_claim_with_a_bad_url_or_size_is_ignored() {
+        let predictors = RemotePredictors::new(&[]);
+        predictors.learn(&serving("ftp://a", &[0]));
+        let mut huge = serving("http://a", &[0]);
+        huge.partition_count = i32::MAX;
+        predictors.learn(&huge);
+        assert!(predictors.routes().links.is_empty());
     }
 
     #[test]

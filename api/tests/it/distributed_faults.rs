@@ -3,11 +3,14 @@
 //! load (its series go to the other; nothing but 200, or 503 with `Retry-After`), a rolling
 //! restart of both predictors, and the alert store's consumer SIGKILLed in the middle of a burst
 //! of alerts (every alert a client was told of is stored, once, and reaches a webhook receiver).
+//! The gateway is given no predictor URL: it learns the predictors, and which series each owns,
+//! from their heartbeats; points written on `points` by a Kafka producer are scored and stored.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anomaly_workers::bus::KafkaBus;
+use anomaly_workers::bus::{EventBus, KafkaBus, KafkaOptions};
+use anomaly_workers::events::{Event, IngestedPoint};
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
@@ -20,7 +23,7 @@ use crate::support::{Http, eventually_within, free_port};
 const SERIES: usize = 40;
 const CLIENTS: usize = 8;
 
-/// A predictor process on `port` (fixed, so the gateway finds it again after a restart).
+/// A predictor process on `port` (fixed, so it is the same predictor after a restart).
 async fn predictor(name: &str, env: &[(String, String)], port: u16) -> RoleProcess {
     let port = port.to_string();
     let mut process =
@@ -116,16 +119,29 @@ async fn predictors_fail_over_and_acknowledged_alerts_are_all_stored() {
     let mut a = predictor("predictor-a", &env, port_a).await;
     let mut b = predictor("predictor-b", &env, port_b).await;
     let mut alerts = RoleProcess::start("alert-store", &["training-data-consumer"], &env);
-    let urls = format!("http://127.0.0.1:{port_a},http://127.0.0.1:{port_b}");
+    // No PREDICTOR_URL: the gateway knows the predictors, and which series each owns, from
+    // their heartbeats (the partitions of `points` their group members hold).
     let mut gateway = RoleProcess::start(
         "gateway",
         &["gateway"],
-        &env_with(
-            &env,
-            &[("TRAINER_URL", &trainer_url), ("PREDICTOR_URL", &urls)],
-        ),
+        &env_with(&env, &[("TRAINER_URL", &trainer_url)]),
     );
     let gateway = Arc::new(Http::new(gateway.base_url().await));
+    let (url_a, url_b) = (
+        format!("http://127.0.0.1:{port_a}"),
+        format!("http://127.0.0.1:{port_b}"),
+    );
+    eventually_within(
+        Duration::from_secs(60),
+        "the two predictors share the 3 partitions",
+        || async {
+            let held = owned_partitions(&gateway).await;
+            held.get(&url_a).copied().unwrap_or(0) > 0
+                && held.get(&url_b).copied().unwrap_or(0) > 0
+                && held.values().sum::<u32>() == 3
+        },
+    )
+    .await;
     for n in 0..SERIES {
         let values: Vec<f64> = (0..100).map(|i| 10.0 + (i % 5) as f64 * 0.1).collect();
         let timestamps: Vec<i64> = (0..100).map(|i| T0 + 60 * i).collect();
@@ -161,6 +177,13 @@ async fn predictors_fail_over_and_acknowledged_alerts_are_all_stored() {
         share >= 0.99,
         "{share} of the predicts answered 200 from 15 s after the kill"
     );
+    // The group gave the dead member's partitions to the survivor, which claimed them.
+    eventually_within(
+        Duration::from_secs(30),
+        "the survivor holds every partition",
+        || async { owned_partitions(&gateway).await.get(&url_a) == Some(&3) },
+    )
+    .await;
 
     // b is back: its series return to it, and every predict still answers.
     b = predictor("predictor-b2", &env, port_b).await;
@@ -260,7 +283,52 @@ async fn predictors_fail_over_and_acknowledged_alerts_are_all_stored() {
         120,
         "one delivery per alert"
     );
+
+    // 4. Streaming ingestion: points any Kafka producer writes on `points` (bare JSON, keyed by
+    // series) are scored by the series' owner, and their alerts stored as a predict's are.
+    let producer = KafkaBus::connect(KafkaOptions {
+        brokers: std::env::var("TEST_KAFKA_BROKERS").unwrap(),
+        prefix: format!("e2e-{run}-"),
+        partitions: 3,
+        replication: 1,
+        linger: Duration::from_millis(2),
+        create_topics: false,
+    })
+    .await
+    .unwrap();
+    for i in 0..20 {
+        let point = IngestedPoint {
+            series_id: "fo_1".into(),
+            timestamp: T0 + 60 * (200_000 + i),
+            value: 5000.0 + i as f64,
+        };
+        producer.publish(Event::Point(point)).await.unwrap();
+    }
+    // fo_1's predicts so far (10.2, its training mean) raised none.
+    let streamed = "SELECT COUNT(*) AS n FROM alert WHERE series_id = 'fo_1'";
+    eventually_within(
+        Duration::from_secs(60),
+        "the 20 streamed points' alerts are stored",
+        || async { count(&database, streamed).await >= 20 },
+    )
+    .await;
+    assert_eq!(count(&database, streamed).await, 20, "each once");
+    producer.close();
+
     alerts.terminate().await;
     drop((a, b, trainer));
     database.drop_now().await;
+}
+
+/// The partitions of `points` each predictor holds, as the gateway's `/metrics` says.
+async fn owned_partitions(gateway: &Http) -> std::collections::HashMap<String, u32> {
+    let answer = gateway.get("/metrics").await;
+    let text = String::from_utf8_lossy(&answer.bytes);
+    text.lines()
+        .filter_map(|line| line.strip_prefix("anomaly_predictor_partitions{predictor=\""))
+        .filter_map(|rest| {
+            let (url, value) = rest.split_once("\"} ")?;
+            Some((url.to_owned(), value.trim().parse::<f64>().ok()? as u32))
+        })
+        .collect()
 }

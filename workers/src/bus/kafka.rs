@@ -1,8 +1,12 @@
 //! The event bus on Kafka (rdkafka): JSON events keyed by series id, an idempotent producer, and
 //! consumers that store an offset only when `ack` says the work is done (at-least-once; the
 //! writes downstream are idempotent). Stored offsets are committed every second, on a rebalance
-//! (librdkafka commits before giving partitions up) and when a subscription ends. Poison messages are logged and skipped. Followers read every
-//! partition from the end, each on its own, so every follower sees every new event.
+//! (librdkafka commits before giving partitions up) and when a subscription ends. Poison messages
+//! are logged and skipped. Followers read every partition from the end, each on its own, so every
+//! follower sees every new event. Records are partitioned as the Java client does (murmur2), so
+//! a series lands where `partitioner::partition_of` says whoever produced it; `points` carries
+//! bare `IngestedPoint`s, not the event envelope, so any producer can write it. A group member
+//! keeps its `Assignment` current after every rebalance.
 //!
 //! Topic and group names get an optional prefix, so tests (and tenants) never share them.
 
@@ -14,7 +18,9 @@ use async_trait::async_trait;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
@@ -74,6 +80,7 @@ impl KafkaBus {
             .set("bootstrap.servers", &options.brokers)
             .set("enable.idempotence", "true")
             .set("acks", "all")
+            .set("partitioner", "murmur2_random")
             .set("linger.ms", options.linger.as_millis().to_string())
             .set(
                 "message.timeout.ms",
@@ -132,8 +139,11 @@ impl KafkaBus {
     }
 
     fn encode(event: &Event) -> Result<Vec<u8>, BusError> {
-        serde_json::to_vec(event)
-            .map_err(|e| BusError::Unavailable(format!("encoding an event: {e}")))
+        match event {
+            Event::Point(point) => serde_json::to_vec(point),
+            event => serde_json::to_vec(event),
+        }
+        .map_err(|e| BusError::Unavailable(format!("encoding an event: {e}")))
     }
 
     fn consumer_config(&self, group: &str) -> ClientConfig {
@@ -213,21 +223,40 @@ impl EventBus for KafkaBus {
         group: &str,
     ) -> Result<Box<dyn Subscription>, BusError> {
         self.check_open()?;
-        let consumer: StreamConsumer<LagReporter> = self
+        let name = self.topic_name(topic);
+        let assignment = super::Assignment::default();
+        let context = MemberContext {
+            topic: name.clone(),
+            assignment: Some(assignment.clone()),
+        };
+        let consumer: StreamConsumer<MemberContext> = self
             .consumer_config(group)
             .set("enable.auto.commit", "true")
             .set("auto.commit.interval.ms", "1000")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("statistics.interval.ms", LAG_INTERVAL_MS)
-            .create_with_context(LagReporter)
+            .create_with_context(context)
             .map_err(unavailable)?;
-        let name = self.topic_name(topic);
         consumer.subscribe(&[&name]).map_err(unavailable)?;
+        let consumer = Arc::new(consumer);
+        let counting = consumer.clone();
+        let topic_name = name.clone();
+        let count = tokio::task::spawn_blocking(move || {
+            counting
+                .fetch_metadata(Some(topic_name.as_str()), METADATA_TIMEOUT)
+                .map(|m| m.topics().first().map_or(0, |t| t.partitions().len()))
+        })
+        .await
+        .map_err(|e| BusError::Unavailable(format!("reading topic metadata: {e}")))?
+        .map_err(unavailable)?;
+        assignment.set_partition_count(i32::try_from(count).unwrap_or(i32::MAX));
         Ok(Box::new(KafkaSubscription {
             consumer,
             topic: name,
+            bare_points: topic == Topic::Points,
             commits: true,
+            assignment: Some(assignment),
             stop: self.stop.clone(),
         }))
     }
@@ -235,7 +264,11 @@ impl EventBus for KafkaBus {
     async fn follow(&self, topic: Topic) -> Result<Box<dyn Subscription>, BusError> {
         self.check_open()?;
         let group = format!("follower-{}", uuid::Uuid::new_v4().simple());
-        let consumer: StreamConsumer<LagReporter> = self
+        let context = MemberContext {
+            topic: self.topic_name(topic),
+            assignment: None,
+        };
+        let consumer: StreamConsumer<MemberContext> = self
             .consumer_config(&group)
             .set("enable.auto.commit", "false")
             // A live feed: a broker that answers an empty fetch only after this long (tansu
@@ -243,7 +276,7 @@ impl EventBus for KafkaBus {
             // it; librdkafka's default is 500 ms. A process follows few topics, so the extra
             // fetches cost little.
             .set("fetch.wait.max.ms", FOLLOWER_FETCH_WAIT_MS)
-            .create_with_context(LagReporter)
+            .create_with_context(context)
             .map_err(unavailable)?;
         let name = self.topic_name(topic);
         // "From now on": start every partition at its current end, without a group rebalance.
@@ -262,9 +295,11 @@ impl EventBus for KafkaBus {
         .map_err(|e| BusError::Unavailable(format!("following a topic: {e}")))?
         .map_err(unavailable)?;
         Ok(Box::new(KafkaSubscription {
-            consumer: consumer.0,
+            consumer: Arc::new(consumer.0),
             topic: consumer.1,
+            bare_points: topic == Topic::Points,
             commits: false,
+            assignment: None,
             stop: self.stop.clone(),
         }))
     }
@@ -315,11 +350,15 @@ fn trace_of(message: &impl Message) -> crate::trace_context::Carrier {
 /// How often librdkafka reports a group member's statistics, consumer lag among them.
 const LAG_INTERVAL_MS: &str = "5000";
 
-/// Turns librdkafka's periodic statistics into `anomaly_consumer_lag` (messages a group member
-/// is behind each partition's end). Followers ask for no statistics, so report none.
-struct LagReporter;
+/// A consumer's callbacks: librdkafka's periodic statistics become `anomaly_consumer_lag`
+/// (messages a group member is behind each partition's end; followers ask for no statistics, so
+/// report none), and a group member's partitions are recorded after every rebalance.
+struct MemberContext {
+    topic: String,
+    assignment: Option<super::Assignment>,
+}
 
-impl ClientContext for LagReporter {
+impl ClientContext for MemberContext {
     fn stats(&self, statistics: Statistics) {
         for (topic, figures) in &statistics.topics {
             for (partition, figures) in &figures.partitions {
@@ -338,13 +377,39 @@ impl ClientContext for LagReporter {
     }
 }
 
-impl ConsumerContext for LagReporter {}
+impl ConsumerContext for MemberContext {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Some(assignment) = &self.assignment else {
+            return;
+        };
+        if let Rebalance::Error(err) = rebalance {
+            tracing::warn!(topic = %self.topic, error = %err, "rebalance failed");
+            return;
+        }
+        match consumer.assignment() {
+            Ok(list) => {
+                let held: Vec<i32> = list
+                    .elements()
+                    .iter()
+                    .filter(|e| e.topic() == self.topic)
+                    .map(|e| e.partition())
+                    .collect();
+                tracing::info!(topic = %self.topic, partitions = ?held, "partitions assigned");
+                assignment.hold(held);
+            }
+            Err(err) => tracing::warn!(topic = %self.topic, error = %err, "assignment unreadable"),
+        }
+    }
+}
 
 struct KafkaSubscription {
-    consumer: StreamConsumer<LagReporter>,
+    consumer: Arc<StreamConsumer<MemberContext>>,
     topic: String,
+    /// `points`: bare `IngestedPoint`s, not event envelopes.
+    bare_points: bool,
     /// Group members commit what they acked; followers keep no offsets.
     commits: bool,
+    assignment: Option<super::Assignment>,
     stop: CancellationToken,
 }
 
@@ -380,7 +445,12 @@ impl Subscription for KafkaSubscription {
                 .payload()
                 .ok_or_else(|| "no payload".to_owned())
                 .and_then(|bytes| {
-                    serde_json::from_slice::<Event>(bytes).map_err(|e| e.to_string())
+                    if self.bare_points {
+                        serde_json::from_slice(bytes).map(Event::Point)
+                    } else {
+                        serde_json::from_slice::<Event>(bytes)
+                    }
+                    .map_err(|e| e.to_string())
                 });
             match event {
                 Ok(event) => {
@@ -403,6 +473,10 @@ impl Subscription for KafkaSubscription {
             Some(position) => self.store(position),
             None => Ok(()),
         }
+    }
+
+    fn assignment(&self) -> Option<super::Assignment> {
+        self.assignment.clone()
     }
 }
 
@@ -580,6 +654,90 @@ mod tests {
         drop(first);
         let mut second = bus.join_group(Topic::TrainingData, "crashy").await.unwrap();
         assert_eq!(next_event(&mut second).await, Some(training_data("s1", 2)));
+    }
+
+    /// `points` carries bare JSON any producer can write, and a series lands on the partition
+    /// `partitioner::partition_of` computes (what the gateway routes by).
+    #[tokio::test]
+    async fn points_are_bare_json_on_the_partition_the_gateway_computes() {
+        use super::super::EventBus;
+        use crate::events::{Event, IngestedPoint, Topic};
+        use crate::partitioner::partition_of;
+        use rdkafka::producer::FutureRecord;
+        let bus = mock().await;
+        let series: Vec<String> = (0..40).map(|n| format!("sensor_{n}")).collect();
+        for id in &series {
+            bus.publish(Event::Point(IngestedPoint {
+                series_id: id.clone(),
+                timestamp: 1_700_000_000,
+                value: 1.5,
+            }))
+            .await
+            .unwrap();
+        }
+        let topic = bus.topic_name(Topic::Points);
+        let kcat_like = r#"{"series_id":"from_kcat","timestamp":1700000060,"value":2.5}"#;
+        bus.producer
+            .send(
+                FutureRecord::to(&topic).key("from_kcat").payload(kcat_like),
+                rdkafka::util::Timeout::Never,
+            )
+            .await
+            .unwrap();
+        let mut member = bus.join_group(Topic::Points, "scorers").await.unwrap();
+        let mut seen = Vec::new();
+        while seen.len() < series.len() + 1 {
+            let delivery = tokio::time::timeout(std::time::Duration::from_secs(30), member.next())
+                .await
+                .expect("a point within 30 s")
+                .unwrap()
+                .unwrap();
+            let Event::Point(point) = &delivery.event else {
+                panic!("{delivery:?}")
+            };
+            let partition = delivery.position.unwrap().partition;
+            assert_eq!(partition, partition_of(&point.series_id, 3), "{point:?}");
+            seen.push(point.series_id.clone());
+        }
+        assert!(seen.contains(&"from_kcat".to_owned()));
+        let held = member.assignment().unwrap().now();
+        assert_eq!((held.partitions, held.partition_count), (vec![0, 1, 2], 3));
+    }
+
+    /// Ownership is group membership: two members split the partitions between them, and when
+    /// one leaves the other holds them all again.
+    #[tokio::test]
+    async fn group_members_split_the_partitions_and_a_leavers_go_to_the_other() {
+        use super::super::{Assignment, EventBus};
+        use crate::events::Topic;
+        let bus = mock().await;
+        // A member is assigned partitions while it polls.
+        let member = |bus: KafkaBus| async move {
+            let mut member = bus.join_group(Topic::Points, "owners").await.unwrap();
+            let assignment = member.assignment().unwrap();
+            let polling = tokio::spawn(async move { while let Ok(Some(_)) = member.next().await {} });
+            (assignment, polling)
+        };
+        async fn settles(what: &str, check: impl Fn() -> bool) {
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+            while !check() {
+                assert!(tokio::time::Instant::now() < deadline, "{what} within 60 s");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+        let all = |a: &Assignment| a.now().partitions == [0, 1, 2];
+        let (first, _first_polling) = member(bus.clone()).await;
+        settles("the first member holds every partition", || all(&first)).await;
+        let (second, second_polling) = member(bus.clone()).await;
+        settles("the two split the partitions", || {
+            let (a, b) = (first.now().partitions, second.now().partitions);
+            let mut both = [a.clone(), b.clone()].concat();
+            both.sort_unstable();
+            !a.is_empty() && !b.is_empty() && both == [0, 1, 2]
+        })
+        .await;
+        second_polling.abort();
+        settles("the leaver's partitions go back to the first", || all(&first)).await;
     }
 
     #[tokio::test]

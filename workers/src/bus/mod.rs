@@ -8,6 +8,8 @@ mod memory;
 #[cfg(test)]
 mod contract;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use crate::events::{Event, Topic};
@@ -90,4 +92,68 @@ pub trait Subscription: Send {
 
     /// Records that `delivery` was processed, so it is not delivered to the group again.
     async fn ack(&mut self, delivery: &Delivery) -> Result<(), BusError>;
+
+    /// The partitions this group member holds, kept current across rebalances; None on
+    /// backends without partitions (the in-process bus) and for followers.
+    fn assignment(&self) -> Option<Assignment> {
+        None
+    }
 }
+
+/// The partitions a group member holds, as its backend reports them after every rebalance:
+/// shared between the member and whoever acts on it (the predictor's heartbeats, and its cache,
+/// which lets go of the series it no longer owns).
+#[derive(Clone)]
+pub struct Assignment(Arc<tokio::sync::watch::Sender<Held>>);
+
+impl Default for Assignment {
+    fn default() -> Self {
+        Self(Arc::new(tokio::sync::watch::Sender::new(Held::default())))
+    }
+}
+
+/// A member's partitions of one topic, and how many the topic has.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Held {
+    pub partitions: Vec<i32>,
+    pub partition_count: i32,
+}
+
+impl Held {
+    /// Whether the series keyed `key` is in these partitions.
+    pub fn holds(&self, key: &str) -> bool {
+        self.partition_count > 0
+            && self
+                .partitions
+                .binary_search(&crate::partitioner::partition_of(key, self.partition_count))
+                .is_ok()
+    }
+}
+
+impl Assignment {
+    pub fn now(&self) -> Held {
+        self.0.borrow().clone()
+    }
+
+    /// Records the partitions held now (in any order); watchers see a change only when they
+    /// differ.
+    pub fn hold(&self, mut partitions: Vec<i32>) {
+        partitions.sort_unstable();
+        partitions.dedup();
+        self.0.send_if_modified(|held| {
+            let changed = held.partitions != partitions;
+            held.partitions = partitions;
+            changed
+        });
+    }
+
+    pub fn set_partition_count(&self, count: i32) {
+        self.0.send_modify(|held| held.partition_count = count);
+    }
+
+    /// A receiver that wakes at every change of the partitions held.
+    pub fn watch(&self) -> tokio::sync::watch::Receiver<Held> {
+        self.0.subscribe()
+    }
+}
+

@@ -5,6 +5,7 @@
 
 mod alerts;
 mod metrics;
+mod points;
 mod training_data;
 
 use std::time::Duration;
@@ -18,6 +19,7 @@ use crate::events::Event;
 
 pub use alerts::AlertWriter;
 pub use metrics::MetricsWriter;
+pub use points::PointScorer;
 pub use training_data::TrainingDataWriter;
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);

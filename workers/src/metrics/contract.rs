@@ -42,6 +42,7 @@ fn heartbeat(role: Role, instance: &str, cpu: f64, at_ms: i64) -> Heartbeat {
         memory_percent: 40.0,
         load_avg: [1.0, 0.5, 0.25],
         at_ms,
+        serves: None,
     }
 }
 

@@ -192,6 +192,23 @@ impl ModelCache {
         slots.entries.iter().cloned().chain(leaving).collect()
     }
 
+    /// Lets every cached series that `keep` refuses go, as an eviction does: the series a
+    /// predictor no longer owns after a rebalance (their new owner loads what they save).
+    pub fn release(&self, keep: impl Fn(&SeriesId) -> bool) -> Vec<Departure> {
+        let mut slots = self.write();
+        let mut departures = Vec::new();
+        let mut at = 0;
+        while at < slots.entries.len() {
+            if keep(&slots.entries[at].model.series_id) {
+                at += 1;
+            } else {
+                departures.extend(slots.remove_at(at));
+            }
+        }
+        ::metrics::gauge!("anomaly_model_cache_series").set(slots.entries.len() as f64);
+        departures
+    }
+
     pub fn clear(&self) {
         let mut slots = self.write();
         slots.index.clear();
@@ -262,12 +279,18 @@ impl Slots {
         };
         let last_used = |at: &usize| self.entries[*at].last_used.load(Ordering::Relaxed);
         let oldest = candidates.into_iter().min_by_key(last_used)?;
-        let victim = self.entries.swap_remove(oldest);
-        self.index.remove(&victim.model.series_id);
-        if let Some(moved) = self.entries.get(oldest) {
-            self.index.insert(moved.model.series_id.clone(), oldest);
-        }
         ::metrics::counter!("anomaly_model_cache_evictions_total").increment(1);
+        self.remove_at(oldest)
+    }
+
+    /// Removes the entry at `at`; an online one departs (stays reachable as leaving until its
+    /// state is saved).
+    fn remove_at(&mut self, at: usize) -> Option<Departure> {
+        let victim = self.entries.swap_remove(at);
+        self.index.remove(&victim.model.series_id);
+        if let Some(moved) = self.entries.get(at) {
+            self.index.insert(moved.model.series_id.clone(), at);
+        }
         if !victim.model.detector.is_online() {
             return None;
         }
@@ -378,6 +401,34 @@ mod tests {
         cache.departed(&b_leaving);
         assert!(cache.get(&id("b")).is_none(), "b is forgotten once saved");
         assert_eq!(cache.all().len(), 1);
+    }
+
+    #[test]
+    fn released_series_leave_and_online_ones_stay_reachable_until_saved() {
+        let cache = ModelCache::new(10);
+        for n in 0..6 {
+            let kind = if n % 2 == 0 { "zscore" } else { "ewma" };
+            assert!(offer(&cache, &format!("s{n}"), kind).is_none());
+        }
+        let gone = ["s0", "s1", "s2"];
+        let departures = cache.release(|s| !gone.contains(&s.as_str()));
+        assert_eq!(cache.len(), 3);
+        for kept in ["s3", "s4", "s5"] {
+            assert!(cache.get(&id(kept)).is_some(), "{kept}");
+        }
+        let departed: Vec<&str> = departures
+            .iter()
+            .map(|d| d.live.model.series_id.as_str())
+            .collect();
+        assert_eq!(departed, ["s1"], "the online one departs");
+        assert!(cache.get(&id("s1")).is_some(), "reachable until saved");
+        let departures = cache.release(|s| s.as_str() != "s1");
+        for departure in &departures {
+            cache.departed(departure);
+        }
+        for left in gone {
+            assert!(cache.get(&id(left)).is_none(), "{left}");
+        }
     }
 
     #[test]
