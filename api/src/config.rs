@@ -527,7 +527,9 @@ mod tests {
     fn an_advertised_url_is_an_http_url() {
         let c = config(&[("ADVERTISED_URL", "http://p1:8002/")]).unwrap();
         assert_eq!(c.advertised_url.as_deref(), Some("http://p1:8002"));
-        let err = config(&[("ADVERTISED_URL", "p1:8002")]).unwrap_err().to_string();
+        let err = config(&[("ADVERTISED_URL", "p1:8002")])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("ADVERTISED_URL"), "{err}");
     }
 

@@ -101,9 +101,7 @@ pub async fn run(
     let scoring = crate::alertmanager::notifying(predictor.clone(), config.alertmanager.as_ref());
     // On Kafka, points any producer writes on `points` are scored as predicts are.
     if bus.durable {
-        let points = events
-            .join_group(Topic::Points, PointScorer::GROUP)
-            .await?;
+        let points = events.join_group(Topic::Points, PointScorer::GROUP).await?;
         let (scorer, stop) = (PointScorer::new(scoring.clone()), consumers.clone());
         tasks.spawn(async move { consume("points", points, &scorer, stop).await });
     }

@@ -4,6 +4,7 @@
 //! `serve`. A role refuses to start on a backend that only exists inside one process.
 
 pub mod internal;
+mod points_member;
 pub mod remote;
 
 use std::sync::Arc;
@@ -178,8 +179,15 @@ async fn predictor(
         tasks.spawn(async move { predictor.follow_models(announcements, stop).await });
     }
     // The series it owns are those of its partitions of `points`, whose points it scores.
-    let points = bus.join_group(Topic::Points, PointScorer::GROUP).await?;
-    let assignment = points.assignment().unwrap_or_default();
+    let assignment = anomaly_workers::bus::Assignment::default();
+    let claims = bus.follow(Topic::Heartbeats).await?;
+    tasks.spawn(points_member::run(
+        bus.clone(),
+        PointScorer::new(predictor.clone()),
+        assignment.clone(),
+        claims,
+        stop_following.clone(),
+    ));
     let listener = listener.context("this role answers HTTP and needs a listener")?;
     let address = listener.local_addr()?;
     let url = match &config.advertised_url {
@@ -209,10 +217,6 @@ async fn predictor(
         assignment,
         stop_following.clone(),
     ));
-    {
-        let (scorer, stop) = (PointScorer::new(predictor.clone()), stop_following.clone());
-        tasks.spawn(async move { consume("points", points, &scorer, stop).await });
-    }
     let router = observed(
         internal::predictor_routes(predictor.clone(), config.max_body_bytes).merge(
             crate::probes::routes(vec![crate::probes::Check::database(store)]),

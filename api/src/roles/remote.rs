@@ -182,7 +182,10 @@ impl RemotePredictors {
     }
 
     fn routes(&self) -> Arc<Routes> {
-        self.routes.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.routes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The predictor that owns `series` now: the holder of its partition if it is up, else the
@@ -204,9 +207,10 @@ impl RemotePredictors {
             return;
         }
         let mut claims = self.claims.lock().unwrap_or_else(|e| e.into_inner());
-        let unchanged = claims
-            .get(&url)
-            .is_some_and(|(known, _)| known.partitions == serving.partitions && known.partition_count == serving.partition_count);
+        let unchanged = claims.get(&url).is_some_and(|(known, _)| {
+            known.partitions == serving.partitions
+                && known.partition_count == serving.partition_count
+        });
         claims.insert(url, (serving.clone(), now_ms()));
         if !unchanged {
             self.rebuild(&mut claims);
@@ -241,7 +245,10 @@ impl RemotePredictors {
             let at = match links.iter().position(|l| &l.url == url) {
                 Some(at) => at,
                 None if links.len() < MAX_LINKS => {
-                    links.push(Arc::new(PredictorLink::new(self.client.clone(), url.clone())));
+                    links.push(Arc::new(PredictorLink::new(
+                        self.client.clone(),
+                        url.clone(),
+                    )));
                     links.len() - 1
                 }
                 None => continue,
@@ -250,7 +257,10 @@ impl RemotePredictors {
                 continue; // a claim on a topic of another size: stale, about to be renewed
             }
             for &partition in &serving.partitions {
-                if let Some(slot) = usize::try_from(partition).ok().and_then(|p| owners.get_mut(p)) {
+                if let Some(slot) = usize::try_from(partition)
+                    .ok()
+                    .and_then(|p| owners.get_mut(p))
+                {
                     *slot = Some(at);
                 }
             }
@@ -260,7 +270,8 @@ impl RemotePredictors {
             ::metrics::gauge!("anomaly_predictor_partitions", "predictor" => link.url.clone())
                 .set(held as f64);
         }
-        *self.routes.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(Routes { links, owners });
+        *self.routes.write().unwrap_or_else(|e| e.into_inner()) =
+            Arc::new(Routes { links, owners });
     }
 
     /// Keeps the routes current from the predictors' heartbeats until `stop` fires.
@@ -678,7 +689,11 @@ mod tests {
         std::thread::sleep(Duration::from_millis(5));
         predictors.learn(&serving("http://b:8002", &[1, 2, 3]));
         for s in &series {
-            let expected = if partition_of(s.as_str(), 4) == 0 { "http://a:8002" } else { "http://b:8002" };
+            let expected = if partition_of(s.as_str(), 4) == 0 {
+                "http://a:8002"
+            } else {
+                "http://b:8002"
+            };
             assert_eq!(predictors.owner(s).unwrap(), expected, "{s}");
         }
         // b stops answering: its series go to a until it is back.

@@ -715,7 +715,8 @@ mod tests {
         let member = |bus: KafkaBus| async move {
             let mut member = bus.join_group(Topic::Points, "owners").await.unwrap();
             let assignment = member.assignment().unwrap();
-            let polling = tokio::spawn(async move { while let Ok(Some(_)) = member.next().await {} });
+            let polling =
+                tokio::spawn(async move { while let Ok(Some(_)) = member.next().await {} });
             (assignment, polling)
         };
         async fn settles(what: &str, check: impl Fn() -> bool) {
@@ -737,7 +738,10 @@ mod tests {
         })
         .await;
         second_polling.abort();
-        settles("the leaver's partitions go back to the first", || all(&first)).await;
+        settles("the leaver's partitions go back to the first", || {
+            all(&first)
+        })
+        .await;
     }
 
     #[tokio::test]

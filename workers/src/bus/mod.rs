@@ -156,4 +156,3 @@ impl Assignment {
         self.0.subscribe()
     }
 }
-

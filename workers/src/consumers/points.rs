@@ -37,8 +37,8 @@ impl Handler for PointScorer {
         let Event::Point(ingested) = event else {
             return Err(refused(format!("expected a point, got {event:?}")));
         };
-        let series = SeriesId::parse(&ingested.series_id)
-            .map_err(|e| refused(format!("series_id: {e}")))?;
+        let series =
+            SeriesId::parse(&ingested.series_id).map_err(|e| refused(format!("series_id: {e}")))?;
         let point = Point::parse(ingested.timestamp, ingested.value)
             .map_err(|e| refused(format!("{series}: {e}")))?;
         match self.scoring.predict(&series, point).await {
@@ -101,7 +101,10 @@ mod tests {
         let Event::Anomaly(scored) = alert.event else {
             panic!("{alert:?}")
         };
-        assert_eq!((scored.series_id.as_str(), scored.point.value), ("ingested", 1e6));
+        assert_eq!(
+            (scored.series_id.as_str(), scored.point.value),
+            ("ingested", 1e6)
+        );
 
         for bad in [
             point("no model", 1_700_100_060, 1.0),
