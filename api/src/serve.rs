@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use anomaly_workers::consumers::{
-    AlertWriter, MetricsWriter, PointScorer, TrainingDataWriter, consume,
+    AlertWriter, MetricsWriter, PointScorer, TrainingDataWriter, consume, score_points,
 };
 use anomaly_workers::events::{Role, Topic};
 use anomaly_workers::heartbeat::{instance_name, send_heartbeats};
@@ -89,12 +89,19 @@ pub async fn run(
     let stop = consumers.clone();
     tasks.spawn(async move { consume("webhooks", webhook_alerts, &*outbox, stop).await });
 
-    let predictor = Arc::new(Predictor::with_cache(
+    let predictor = Predictor::with_cache(
         store.clone(),
         events.clone(),
         config.checkpoints,
         config.model_cache_max,
-    ));
+    );
+    // On Kafka, what a predict teaches is logged on `points` before it is answered, so a restart
+    // after a crash replays it (`score_points`).
+    let predictor = Arc::new(if bus.durable {
+        predictor.logging_points()
+    } else {
+        predictor
+    });
     let announcements = events.follow(Topic::Models).await?;
     let (follower, stop) = (predictor.clone(), background.clone());
     tasks.spawn(async move { follower.follow_models(announcements, stop).await });
@@ -102,8 +109,9 @@ pub async fn run(
     // On Kafka, points any producer writes on `points` are scored as predicts are.
     if bus.durable {
         let points = events.join_group(Topic::Points, PointScorer::GROUP).await?;
-        let (scorer, stop) = (PointScorer::new(scoring.clone()), consumers.clone());
-        tasks.spawn(async move { consume("points", points, &scorer, stop).await });
+        let scorer = PointScorer::new(scoring.clone(), predictor.clone());
+        let stop = consumers.clone();
+        tasks.spawn(async move { score_points(points, &scorer, stop).await });
     }
     tasks.spawn(send_heartbeats(
         Role::ALL.to_vec(),

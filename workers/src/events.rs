@@ -195,6 +195,21 @@ pub struct IngestedPoint {
     pub series_id: String,
     pub timestamp: i64,
     pub value: f64,
+    /// Set by the predictor that already scored the point (a `/predict`) and logged it here, so
+    /// that whoever owns the series next learns it from the log if that predictor died before
+    /// its learning was checkpointed. Such a point is never scored again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scored: Option<ScoredBy>,
+}
+
+/// Who scored a logged point, and where it sits in its model version's learning.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScoredBy {
+    /// The predictor process that scored it (`Predictor::scorer_id`).
+    pub by: String,
+    pub version: Version,
+    /// How many points the version had learnt once it learnt this one.
+    pub seq: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -22,9 +22,8 @@ use uuid::Uuid;
 use crate::bus::{BusError, EventBus, Subscription};
 use crate::detector::Verdict;
 use crate::domain::{Point, SeriesId, Version};
-use crate::events::{DetectorName, Event, Scored, now_ms};
+use crate::events::{DetectorName, Event, IngestedPoint, Scored, ScoredBy, now_ms};
 use crate::live::LiveState;
-use crate::model::TrainedModel;
 use crate::store::{ModelStore, StoreError};
 use model_cache::{Departure, Live, ModelCache};
 use tally::{Counted, InferenceTally};
@@ -100,6 +99,11 @@ pub struct Predictor {
     cache: Arc<ModelCache>,
     checkpoints: Checkpoints,
     tally: Arc<InferenceTally>,
+    /// This process as the scorer of the points it logs (unique per process, even where a
+    /// restarted container gets its predecessor's host name and pid).
+    scorer_id: String,
+    /// Whether a predict of an online model is logged on `points` before it is answered.
+    logs_points: bool,
 }
 
 impl Predictor {
@@ -131,7 +135,27 @@ impl Predictor {
                 crate::heartbeat::instance_name(),
                 METRICS_SPAN,
             )),
+            scorer_id: format!(
+                "{}-{:08x}",
+                crate::heartbeat::instance_name(),
+                Uuid::new_v4().as_u128() as u32
+            ),
+            logs_points: false,
         }
+    }
+
+    /// Logs every point a predict teaches an online model on `points` (marked as scored, keyed
+    /// by series) and answers only once the bus holds it: the predictor that owns the series
+    /// next replays from the log what this one learnt after its last checkpoint, so a SIGKILL
+    /// loses no acknowledged learning. For a partitioned bus, with `score_points` committing.
+    pub fn logging_points(mut self) -> Self {
+        self.logs_points = true;
+        self
+    }
+
+    /// This process as the scorer of the points it logs.
+    pub fn scorer_id(&self) -> &str {
+        &self.scorer_id
     }
 
     async fn live_for(&self, series: &SeriesId) -> Result<Arc<Live>, PredictError> {
@@ -165,7 +189,10 @@ impl Predictor {
                 .save_state(&live.model.series_id, live.model.version, &state)
                 .await
             {
-                Ok(()) => cache.departed(&departure),
+                Ok(()) => {
+                    live.saved(state.seen);
+                    cache.departed(&departure)
+                }
                 // It stays reachable as leaving: a later predict takes it back, shutdown saves it.
                 Err(err) => {
                     tracing::warn!(error = %err, series = %live.model.series_id, "checkpoint of an evicted series failed")
@@ -228,23 +255,86 @@ impl Predictor {
                 continue;
             }
             let state = live.state.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            if let Err(err) = self
+            match self
                 .store
                 .save_state(&live.model.series_id, live.model.version, &state)
                 .await
             {
-                tracing::warn!(error = %err, series = %live.model.series_id, "checkpoint failed");
+                Ok(()) => live.saved(state.seen),
+                Err(err) => {
+                    tracing::warn!(error = %err, series = %live.model.series_id, "checkpoint failed")
+                }
             }
         }
     }
 
+    /// Saves the state of every cached online series that learnt since its last written
+    /// checkpoint, and returns once all are written: what `score_points` does before it
+    /// commits its offsets, so a committed offset never passes learning that is not saved.
+    pub async fn flush(&self) -> Result<usize, StoreError> {
+        let mut saved = 0;
+        for live in self.cache.all() {
+            if !live.model.detector.is_online() {
+                continue;
+            }
+            let state = {
+                let state = live.state.lock().unwrap_or_else(|e| e.into_inner());
+                if state.seen <= live.saved_seen.load(std::sync::atomic::Ordering::Acquire) {
+                    continue;
+                }
+                state.clone()
+            };
+            self.store
+                .save_state(&live.model.series_id, live.model.version, &state)
+                .await?;
+            live.saved(state.seen);
+            saved += 1;
+        }
+        Ok(saved)
+    }
+
+    /// Learns a point another predictor scored and logged (`IngestedPoint::scored`), unless the
+    /// series' state already holds it: the points a dead predictor learnt after its last
+    /// checkpoint. Publishes nothing (its events were published when it was scored). Returns
+    /// whether the point was learnt.
+    pub async fn replay(
+        &self,
+        series: &SeriesId,
+        point: Point,
+        scored: &ScoredBy,
+    ) -> Result<bool, PredictError> {
+        if scored.by == self.scorer_id {
+            // This process learnt it when it scored it.
+            return Ok(false);
+        }
+        let live = self.live_for(series).await?;
+        if live.model.version != scored.version || !live.model.detector.is_online() {
+            return Ok(false);
+        }
+        let mut state = live.state.lock().unwrap_or_else(|e| e.into_inner());
+        let replayed = live.replayed.load(std::sync::atomic::Ordering::Acquire);
+        if scored.seq <= live.loaded_seen || scored.seq <= replayed {
+            return Ok(false);
+        }
+        state.observe(point);
+        live.replayed
+            .store(scored.seq, std::sync::atomic::Ordering::Release);
+        static REPLAYED: LazyLock<Counter> =
+            LazyLock::new(|| ::metrics::counter!("anomaly_points_replayed_total"));
+        REPLAYED.increment(1);
+        Ok(true)
+    }
+
     /// Writes a checkpoint in the background; an older one arriving late is ignored by the store.
-    fn checkpoint(&self, model: &TrainedModel, state: LiveState) {
+    fn checkpoint(&self, live: Arc<Live>, state: LiveState) {
         let store = self.store.clone();
-        let (series, version) = (model.series_id.clone(), model.version);
         tokio::spawn(async move {
-            if let Err(err) = store.save_state(&series, version, &state).await {
-                tracing::warn!(error = %err, %series, "checkpoint failed; the next one retries");
+            let (series, version) = (&live.model.series_id, live.model.version);
+            match store.save_state(series, version, &state).await {
+                Ok(()) => live.saved(state.seen),
+                Err(err) => {
+                    tracing::warn!(error = %err, %series, "checkpoint failed; the next one retries")
+                }
             }
         });
     }
@@ -291,7 +381,7 @@ impl Scoring for Predictor {
         // The event id is taken and the events handed over under the series' lock, so a series'
         // events reach the bus in the order of their ids (a subscriber resuming from a cursor
         // relies on it).
-        let (scored, checkpoint, alert_published) = {
+        let (scored, checkpoint, alert_published, logged) = {
             let mut state = live.state.lock().unwrap_or_else(|e| e.into_inner());
             let observation = state.observe(point);
             // A series evicted while this point was on its way saves what it learns at once.
@@ -315,13 +405,33 @@ impl Scoring for Predictor {
                 None
             };
             self.emit(Event::Prediction(scored.clone()));
-            (scored, due.then(|| state.clone()), alert_published)
+            // What an online model learnt is in the log before the answer (`logging_points`).
+            let logged = (self.logs_points && live.model.detector.is_online()).then(|| {
+                self.bus.emit_acknowledged(Event::Point(IngestedPoint {
+                    series_id: series.as_str().to_owned(),
+                    timestamp: point.timestamp,
+                    value: point.value,
+                    scored: Some(ScoredBy {
+                        by: self.scorer_id.clone(),
+                        version: live.model.version,
+                        seq: state.seen,
+                    }),
+                }))
+            });
+            (scored, due.then(|| state.clone()), alert_published, logged)
         };
         if let Some(state) = checkpoint {
-            self.checkpoint(&live.model, state);
+            self.checkpoint(live.clone(), state);
         }
-        if let Some(published) = alert_published {
-            published?.await?;
+        match (alert_published, logged) {
+            (Some(alert), Some(point)) => {
+                let (alert, point) = tokio::join!(alert?, point?);
+                alert?;
+                point?;
+            }
+            (Some(alert), None) => alert?.await?,
+            (None, Some(point)) => point?.await?,
+            (None, None) => {}
         }
         // Registered on first use (after the recorder is installed), not looked up per point.
         static PREDICTIONS: LazyLock<Counter> =

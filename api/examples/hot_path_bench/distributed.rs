@@ -2,6 +2,10 @@
 //! calls them over HTTP, on the given PostgreSQL, Kafka and Redis (fresh topic and key prefixes
 //! per deployment). The gateway is given no predictor URL: it routes each series to the
 //! predictor whose group member holds its partition of `points`, as the predictors announce.
+//!
+//! With a CPU budget, each predictor runs in a cgroup (v1 `cpu` controller) of its own limited to
+//! that many cores, so one predictor's throughput and two's can be compared as if each had its
+//! own machine, on a machine that has two cores for everything.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -9,97 +13,220 @@ use std::time::{Duration, Instant};
 use crate::support::{Process, free_port};
 use crate::wait_ready;
 
+/// Where the distributed roles find their backends.
+#[derive(Clone)]
+pub struct Backends {
+    pub binary: String,
+    pub database: String,
+    pub kafka: String,
+    pub redis: String,
+    /// Cores each predictor may use (None: no limit).
+    pub predictor_cpus: Option<f64>,
+}
+
 pub struct Roles {
     pub gateway_port: u16,
+    /// From the gateway's start until it routed every partition, each predictor holding some.
+    pub settled_in: Duration,
+    backends: Backends,
+    run: String,
     gateway: Process,
-    predictors: Vec<Process>,
+    predictors: Vec<Predictor>,
     _trainer: Process,
 }
 
+/// A predictor process and the cgroup that bounds its CPU.
+pub struct Predictor {
+    pub port: u16,
+    process: Process,
+    _budget: Option<CpuBudget>,
+}
+
 impl Roles {
-    pub async fn start(
-        binary: &str,
-        database: &str,
-        kafka: &str,
-        redis: &str,
-        predictors: usize,
-    ) -> Self {
+    pub async fn start(backends: &Backends, predictors: usize) -> Self {
         let run = format!("bench-{}-{predictors}-", std::process::id());
-        let start = |role: &str, port: u16, extra: &[(&str, String)]| {
-            let mut command = Command::new(binary);
-            command
-                .arg(role)
-                .env("DATABASE_URL", database)
-                .env("KAFKA_BROKERS", kafka)
-                .env("KAFKA_TOPIC_PREFIX", &run)
-                .env("REDIS_URL", redis)
-                .env("REDIS_PREFIX", &run)
-                .env("APP_HOST", "127.0.0.1")
-                .env("APP_PORT", port.to_string())
-                .env("HEARTBEAT_INTERVAL_SECS", "1")
-                .env("RUST_LOG", "warn")
-                .stdout(Stdio::null());
-            for (name, value) in extra {
-                command.env(name, value);
-            }
-            Process(command.spawn().expect("starting a role"))
-        };
         let trainer_port = free_port();
-        let trainer = start("trainer", trainer_port, &[]);
+        let trainer = start_role(backends, &run, "trainer", trainer_port, &[]);
         wait_ready(trainer_port, "/readyz").await;
         let mut started = Vec::new();
         for _ in 0..predictors {
-            let port = free_port();
-            started.push(start("predictor", port, &[]));
-            wait_ready(port, "/readyz").await;
+            started.push(start_predictor(backends, &run).await);
         }
         let gateway_port = free_port();
-        let gateway = start(
+        let gateway = start_role(
+            backends,
+            &run,
             "gateway",
             gateway_port,
             &[("TRAINER_URL", format!("http://127.0.0.1:{trainer_port}"))],
         );
+        let settling = Instant::now();
         wait_ready(gateway_port, "/readyz").await;
-        owners_settle(gateway_port, predictors).await;
-        Self {
+        let mut roles = Self {
             gateway_port,
+            settled_in: Duration::ZERO,
+            backends: backends.clone(),
+            run,
             gateway,
             predictors: started,
             _trainer: trainer,
-        }
+        };
+        roles.settle(Duration::from_secs(90)).await;
+        roles.settled_in = settling.elapsed();
+        roles
+    }
+
+    pub fn predictors(&self) -> usize {
+        self.predictors.len()
     }
 
     /// The processes on the predict path: the gateway and the predictors.
     pub fn pids(&self) -> Vec<u32> {
         std::iter::once(&self.gateway)
-            .chain(&self.predictors)
+            .chain(self.predictors.iter().map(|p| &p.process))
             .map(|p| p.0.id())
             .collect()
     }
-}
 
-/// Waits until the gateway routes every partition of `points` and each of the `predictors`
-/// holds some (its `anomaly_predictor_partitions` gauges).
-async fn owners_settle(gateway_port: u16, predictors: usize) {
-    let started = Instant::now();
-    loop {
-        let text = match reqwest::get(format!("http://127.0.0.1:{gateway_port}/metrics")).await {
+    /// SIGKILLs the last predictor; returns its URL.
+    pub fn kill_last_predictor(&mut self) -> String {
+        let mut killed = self.predictors.pop().expect("a predictor to kill");
+        let _ = killed.process.0.kill();
+        let _ = killed.process.0.wait();
+        format!("http://127.0.0.1:{}", killed.port)
+    }
+
+    /// Starts one more predictor (it joins the group: a rebalance).
+    pub async fn add_predictor(&mut self) {
+        let predictor = start_predictor(&self.backends, &self.run).await;
+        self.predictors.push(predictor);
+    }
+
+    /// Partitions of `points` each predictor holds, as the gateway routes them.
+    pub async fn partitions_held(&self) -> Vec<(String, f64)> {
+        let url = format!("http://127.0.0.1:{}/metrics", self.gateway_port);
+        let text = match reqwest::get(url).await {
             Ok(answer) => answer.text().await.unwrap_or_default(),
             Err(_) => String::new(),
         };
-        let held: Vec<f64> = text
-            .lines()
-            .filter(|l| l.starts_with("anomaly_predictor_partitions{"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
-            .filter(|n| *n > 0.0)
-            .collect();
-        if held.len() == predictors {
-            return;
+        text.lines()
+            .filter_map(|l| l.strip_prefix("anomaly_predictor_partitions{predictor=\""))
+            .filter_map(|l| {
+                let (url, rest) = l.split_once('"')?;
+                Some((url.to_owned(), rest.rsplit(' ').next()?.parse().ok()?))
+            })
+            .filter(|(_, held)| *held > 0.0)
+            .collect()
+    }
+
+    /// Waits until the gateway routes every partition of `points` and each running predictor
+    /// holds some; returns how long that took.
+    pub async fn settle(&self, within: Duration) -> Duration {
+        let started = Instant::now();
+        loop {
+            let held = self.partitions_held().await;
+            let running: Vec<String> = self
+                .predictors
+                .iter()
+                .map(|p| format!("http://127.0.0.1:{}", p.port))
+                .collect();
+            if held.len() == running.len() && held.iter().all(|(url, _)| running.contains(url)) {
+                return started.elapsed();
+            }
+            assert!(
+                started.elapsed() < within,
+                "the {} predictors never all held partitions: {held:?}",
+                running.len()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(90),
-            "the {predictors} predictors never all held partitions: {held:?}"
+    }
+}
+
+fn start_role(
+    backends: &Backends,
+    run: &str,
+    role: &str,
+    port: u16,
+    extra: &[(&str, String)],
+) -> Process {
+    let mut command = Command::new(&backends.binary);
+    command
+        .arg(role)
+        .env("DATABASE_URL", &backends.database)
+        .env("KAFKA_BROKERS", &backends.kafka)
+        .env("KAFKA_TOPIC_PREFIX", run)
+        .env("REDIS_URL", &backends.redis)
+        .env("REDIS_PREFIX", run)
+        .env("APP_HOST", "127.0.0.1")
+        .env("APP_PORT", port.to_string())
+        .env("HEARTBEAT_INTERVAL_SECS", "1")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null());
+    for (name, value) in extra {
+        command.env(name, value);
+    }
+    Process(command.spawn().expect("starting a role"))
+}
+
+async fn start_predictor(backends: &Backends, run: &str) -> Predictor {
+    let port = free_port();
+    let process = start_role(backends, run, "predictor", port, &[]);
+    let budget = backends
+        .predictor_cpus
+        .map(|cpus| CpuBudget::limit(process.0.id(), cpus));
+    wait_ready(port, "/readyz").await;
+    Predictor {
+        port,
+        process,
+        _budget: budget,
+    }
+}
+
+/// A cgroup (v1 `cpu` controller) of one process, limited to `cpus` cores; removed on drop.
+struct CpuBudget {
+    path: std::path::PathBuf,
+}
+
+impl CpuBudget {
+    const ROOT: &'static str = "/sys/fs/cgroup/cpu";
+
+    fn limit(pid: u32, cpus: f64) -> Self {
+        let path = std::path::Path::new(Self::ROOT).join(format!("anomaly-bench-{pid}"));
+        let write = |file: &str, value: String| {
+            std::fs::write(path.join(file), value).unwrap_or_else(|e| {
+                panic!(
+                    "--predictor-cpus needs a writable cgroup v1 cpu controller at {}: {e}",
+                    Self::ROOT
+                )
+            })
+        };
+        std::fs::create_dir_all(&path).unwrap_or_else(|e| {
+            panic!(
+                "--predictor-cpus needs a writable cgroup at {}: {e}",
+                Self::ROOT
+            )
+        });
+        let period = 100_000;
+        write("cpu.cfs_period_us", period.to_string());
+        write(
+            "cpu.cfs_quota_us",
+            ((cpus * f64::from(period)) as u64).to_string(),
         );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Every thread of the process (librdkafka starts its own).
+        write("cgroup.procs", pid.to_string());
+        Self { path }
+    }
+}
+
+impl Drop for CpuBudget {
+    fn drop(&mut self) {
+        // The process is gone by now (killed before its budget): the empty group can go.
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.path).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }

@@ -8,15 +8,18 @@
 //!   written straight into the database, each loaded once by a sweep first) with the product's RSS
 //!   per cached series (`MODEL_CACHE_MAX` is set to the series count);
 //! - the GraphQL `predict` mutation;
-//! - with `--kafka` and `--redis` (and a PostgreSQL `--database-url`): REST predict through a
-//!   distributed gateway, which calls a predictor process over HTTP;
+//! - with `--kafka` and `--redis` (and a PostgreSQL `--database-url`): REST predict spread over
+//!   64 series through a distributed gateway with one predictor and with two (each series to its
+//!   owner), beside the same load on the embedded `serve`; with `--predictor-cpus C` each
+//!   predictor is held to C cores (a cgroup of its own), as if each had its own machine; then
+//!   failover (a predictor SIGKILLed under load) and rebalance (one joining) as clients see them;
 //!
 //! then fit ingest: points/s from `fit` to rows in the database (SQLite, or `--database-url`).
 //!
 //!   cargo build --release --bin anomaly -p anomaly-api --example hot_path_bench
 //!   target/release/examples/hot_path_bench [--seconds 8] [--connections 50] [--rounds 2] \
 //!       [--series 1000000] [--database-url postgres://...] [--kafka HOST:PORT --redis URL] \
-//!       [--generator wrk|builtin]
+//!       [--predictor-cpus 0.25] [--generator wrk|builtin]
 //!
 //! The measured runs are driven by wrk (`apt-get install wrk`) unless `--generator builtin`;
 //! `bench/run.sh` installs wrk and runs this three times.
@@ -30,6 +33,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 mod distributed;
+mod failover;
 mod load;
 mod many_series;
 #[path = "../support/mod.rs"]
@@ -56,6 +60,8 @@ struct Options {
     /// What drives the measured runs: wrk (an independent generator, the default) or the
     /// built-in one.
     wrk: bool,
+    /// Cores each predictor of the distributed scenarios may use.
+    predictor_cpus: Option<f64>,
 }
 
 fn options() -> Result<Options, u16> {
@@ -69,6 +75,7 @@ fn options() -> Result<Options, u16> {
         kafka: None,
         redis: None,
         wrk: true,
+        predictor_cpus: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -86,6 +93,7 @@ fn options() -> Result<Options, u16> {
             "--series" => options.series = value().parse().expect("a number"),
             "--kafka" => options.kafka = Some(value()),
             "--redis" => options.redis = Some(value()),
+            "--predictor-cpus" => options.predictor_cpus = Some(value().parse().expect("cores")),
             "--generator" => {
                 options.wrk = match value().as_str() {
                     "wrk" => true,
@@ -262,6 +270,17 @@ async fn fit_hot_series(port: u16, series: &str) {
 
 const POINT: &str = r#"{"timestamp":1700600000,"value":52.5}"#;
 
+/// The series the distributed scenarios spread their predicts over (`spread_0` ...).
+const SPREAD_PREFIX: &str = "spread_";
+const SPREAD_SERIES: u64 = 64;
+
+/// Fits the spread scenarios' series on `port`.
+async fn fit_spread_series(port: u16) {
+    for n in 0..SPREAD_SERIES {
+        fit_hot_series(port, &format!("{SPREAD_PREFIX}{n}")).await;
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let options = match options() {
@@ -378,15 +397,20 @@ async fn main() {
         });
     }
 
-    // One deployment with one predictor, one with two (each series to its owner).
+    // One deployment with one predictor, one with two (each series to its owner), beside the
+    // embedded process, all over the same series.
     let mut deployments = Vec::new();
     match (&options.kafka, &options.redis, &options.database_url) {
         (Some(kafka), Some(redis), Some(database)) if database.starts_with("postgres") => {
+            let backends = distributed::Backends {
+                binary: options.binary.clone(),
+                database: database.clone(),
+                kafka: kafka.clone(),
+                redis: redis.clone(),
+                predictor_cpus: options.predictor_cpus,
+            };
             for predictors in [1, 2] {
-                deployments.push(
-                    distributed::Roles::start(&options.binary, database, kafka, redis, predictors)
-                        .await,
-                );
+                deployments.push(distributed::Roles::start(&backends, predictors).await);
             }
         }
         (None, None, _) => {}
@@ -394,17 +418,40 @@ async fn main() {
             "the distributed scenario needs --kafka, --redis and a PostgreSQL --database-url"
         ),
     }
-    for (roles, name) in deployments.iter().zip([
-        "REST predict, distributed (gateway → predictor over HTTP)",
-        "REST predict, distributed over 2 predictors",
-    ]) {
-        fit_hot_series(roles.gateway_port, SERIES).await;
+    let spread = Load::Spread {
+        prefix: SPREAD_PREFIX,
+        series: SPREAD_SERIES,
+        body: Arc::from(POINT),
+    };
+    if !deployments.is_empty() {
+        fit_spread_series(product_port).await;
         scenarios.push(Scenario {
-            name: name.into(),
+            name: format!("REST predict over {SPREAD_SERIES} series, embedded (serve)"),
+            port: product_port,
+            pids: vec![product_pid],
+            load: spread.clone(),
+            reference_load: spread.clone(),
+        });
+    }
+    for roles in &deployments {
+        println!(
+            "distributed over {} predictor(s): the gateway routed every partition of points {:.1} s after it started",
+            roles.predictors(),
+            roles.settled_in.as_secs_f64()
+        );
+        fit_spread_series(roles.gateway_port).await;
+        scenarios.push(Scenario {
+            name: format!(
+                "REST predict over {SPREAD_SERIES} series, distributed over {} predictor(s){}",
+                roles.predictors(),
+                options
+                    .predictor_cpus
+                    .map_or(String::new(), |c| format!(", {c} core(s) each"))
+            ),
             port: roles.gateway_port,
             pids: roles.pids(),
-            load: hot.clone(),
-            reference_load: hot.clone(),
+            load: spread.clone(),
+            reference_load: spread.clone(),
         });
     }
 
@@ -423,6 +470,7 @@ async fn main() {
         "| round | scenario | requests/s | ratio to reference | p50 | p99 | server CPU per request | errors |"
     );
     println!("|---|---|---|---|---|---|---|---|");
+    let mut rates: Vec<(usize, String, f64)> = Vec::new();
     for round in 1..=options.rounds {
         for scenario in &scenarios {
             let (connections, seconds) = (options.connections, options.seconds);
@@ -443,7 +491,32 @@ async fn main() {
             report(round, "reference axum handler", &baseline, None);
             let run = measure(scenario.port, scenario.pids.clone(), scenario.load.clone()).await;
             report(round, &scenario.name, &run, Some(&baseline));
+            rates.push((round, scenario.name.clone(), run.rate()));
         }
+    }
+    // Scaling: two predictors against one, and against the embedded process, round by round.
+    for round in 1..=options.rounds {
+        let rate = |needle: &str| {
+            rates
+                .iter()
+                .find(|(r, name, _)| *r == round && name.contains(needle))
+                .map(|(_, _, rate)| *rate)
+        };
+        if let (Some(embedded), Some(one), Some(two)) = (
+            rate("embedded (serve)"),
+            rate("over 1 predictor"),
+            rate("over 2 predictor"),
+        ) {
+            println!(
+                "round {round}: 2 predictors / 1 predictor = {:.2}; 2 predictors / embedded = {:.2}; 1 predictor / embedded = {:.2}",
+                two / one,
+                two / embedded,
+                one / embedded
+            );
+        }
+    }
+    if let Some(two) = deployments.iter_mut().find(|roles| roles.predictors() == 2) {
+        failover::measure(two, SPREAD_PREFIX, SPREAD_SERIES).await;
     }
     if let Some(note) = memory_note {
         println!("{note}");

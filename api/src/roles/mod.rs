@@ -164,12 +164,17 @@ async fn predictor(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let store = backends::store(config).await?;
-    let predictor = Arc::new(Predictor::with_cache(
-        store.clone(),
-        bus.clone(),
-        config.checkpoints,
-        config.model_cache_max,
-    ));
+    // What a predict teaches is logged on `points` before it is answered: the series' next
+    // owner replays it if this process dies before checkpointing it.
+    let predictor = Arc::new(
+        Predictor::with_cache(
+            store.clone(),
+            bus.clone(),
+            config.checkpoints,
+            config.model_cache_max,
+        )
+        .logging_points(),
+    );
     // Every predictor instance follows every model announcement.
     let announcements = bus.follow(Topic::Models).await?;
     let stop_following = CancellationToken::new();
@@ -183,7 +188,7 @@ async fn predictor(
     let claims = bus.follow(Topic::Heartbeats).await?;
     tasks.spawn(points_member::run(
         bus.clone(),
-        PointScorer::new(predictor.clone()),
+        PointScorer::new(predictor.clone(), predictor.clone()),
         assignment.clone(),
         claims,
         stop_following.clone(),

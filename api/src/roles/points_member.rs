@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use anomaly_workers::bus::{Assignment, BusError, EventBus, KafkaBus, Subscription};
-use anomaly_workers::consumers::{PointScorer, consume};
+use anomaly_workers::consumers::{PointScorer, score_points};
 use anomaly_workers::events::{Event, Heartbeat, Topic};
 
 /// How long a partition may be claimed by no predictor before the member rejoins the group.
@@ -41,7 +41,7 @@ pub async fn run(
             claimed.clone(),
             member.clone(),
         ));
-        let consuming = consume("points", points, &scorer, member.clone());
+        let consuming = score_points(points, &scorer, member.clone());
         tokio::pin!(consuming);
         let stranded = tokio::select! {
             () = &mut consuming => false,

@@ -499,7 +499,7 @@ impl Drop for KafkaSubscription {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::super::contract::bus_contract;
     use super::{KafkaBus, KafkaOptions};
 
@@ -523,7 +523,7 @@ mod tests {
 
     /// librdkafka's in-process mock cluster: the real protocol, no broker to install. Leaked
     /// because it must outlive the bus; each test runs in its own process.
-    async fn mock() -> KafkaBus {
+    pub(crate) async fn mock() -> KafkaBus {
         let cluster = Box::leak(Box::new(
             rdkafka::mocking::MockCluster::new(1).expect("mock cluster"),
         ));
@@ -671,6 +671,7 @@ mod tests {
                 series_id: id.clone(),
                 timestamp: 1_700_000_000,
                 value: 1.5,
+                scored: None,
             }))
             .await
             .unwrap();

@@ -14,6 +14,9 @@ use async_trait::async_trait;
 
 use crate::events::{Event, Topic};
 
+/// A `KafkaBus` on librdkafka's in-process mock cluster, with fresh topics: for tests.
+#[cfg(test)]
+pub(crate) use kafka::tests::mock as mock_kafka;
 pub use kafka::{KafkaBus, KafkaOptions};
 pub use memory::MemoryBus;
 

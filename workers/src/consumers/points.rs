@@ -3,27 +3,55 @@
 //! would score it (its prediction and alert events published the same way, an alert acknowledged
 //! by the bus before the point is). A point that can never be scored (bad id or value, a series
 //! without a model) is counted and skipped; a store or bus that is down is waited for.
+//!
+//! The topic is also the predictors' log of learning: a predictor logs every point a `/predict`
+//! taught an online model (`Predictor::logging_points`, marked `scored`). Such a point is not
+//! scored again: its series' owner learns it only if its state does not hold it yet, which is
+//! the case when the predictor that scored it died before checkpointing it. Offsets are
+//! committed only after the learning of the points before them is saved (`Commit`), as Kafka
+//! Streams flushes its state stores before it commits, so the next owner of a partition resumes
+//! from a checkpoint plus the points logged since.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
+use tokio_util::sync::CancellationToken;
 
-use super::{HandleError, Handler};
+use super::{Commit, HandleError, Handler, consume_committing};
+use crate::bus::Subscription;
 use crate::domain::{Point, SeriesId};
 use crate::events::Event;
-use crate::predictor::{PredictError, Scoring};
+use crate::predictor::{PredictError, Predictor, Scoring};
+
+/// How long a predictor goes between commits of `points` while points flow: at most this much
+/// of the log is replayed by the next owner of a partition.
+pub const COMMIT_EVERY: Duration = Duration::from_secs(1);
 
 pub struct PointScorer {
     scoring: Arc<dyn Scoring>,
+    predictor: Arc<Predictor>,
 }
 
 impl PointScorer {
     /// The consumer group every predictor joins on `points`: its members own the series.
     pub const GROUP: &'static str = "predictors";
 
-    pub fn new(scoring: Arc<dyn Scoring>) -> Self {
-        Self { scoring }
+    /// Scores points through `scoring` (the predictor itself, or what wraps it) and replays
+    /// logged ones into `predictor`.
+    pub fn new(scoring: Arc<dyn Scoring>, predictor: Arc<Predictor>) -> Self {
+        Self { scoring, predictor }
     }
+}
+
+/// Scores the points of `subscription` (a member of `PointScorer::GROUP`) until it ends or
+/// `stop` fires, committing each step only once what it taught is saved.
+pub async fn score_points(
+    subscription: Box<dyn Subscription>,
+    scorer: &PointScorer,
+    stop: CancellationToken,
+) {
+    consume_committing("points", subscription, scorer, scorer, stop).await
 }
 
 fn refused(reason: String) -> HandleError {
@@ -41,14 +69,37 @@ impl Handler for PointScorer {
             SeriesId::parse(&ingested.series_id).map_err(|e| refused(format!("series_id: {e}")))?;
         let point = Point::parse(ingested.timestamp, ingested.value)
             .map_err(|e| refused(format!("{series}: {e}")))?;
-        match self.scoring.predict(&series, point).await {
-            Ok(_) => {
-                ::metrics::counter!("anomaly_points_total", "outcome" => "scored").increment(1);
+        let outcome = match &ingested.scored {
+            Some(scored) => self
+                .predictor
+                .replay(&series, point, scored)
+                .await
+                .map(|learnt| if learnt { "replayed" } else { "logged" }),
+            None => self.scoring.predict(&series, point).await.map(|_| "scored"),
+        };
+        match outcome {
+            Ok(outcome) => {
+                ::metrics::counter!("anomaly_points_total", "outcome" => outcome).increment(1);
                 Ok(())
             }
             Err(err @ PredictError::ModelNotFound(_)) => Err(refused(err.to_string())),
             Err(err) => Err(HandleError::Transient(err.to_string())),
         }
+    }
+}
+
+#[async_trait]
+impl Commit for PointScorer {
+    fn every(&self) -> Duration {
+        COMMIT_EVERY
+    }
+
+    async fn prepare(&self) -> Result<(), String> {
+        self.predictor
+            .flush()
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -58,7 +109,7 @@ mod tests {
     use crate::bus::{EventBus, MemoryBus};
     use crate::detector::ModelSpec;
     use crate::domain::TrainingSet;
-    use crate::events::{IngestedPoint, Topic};
+    use crate::events::{IngestedPoint, ScoredBy, Topic};
     use crate::predictor::Predictor;
     use crate::store::{ModelStore, SqlStore};
     use crate::trainer::{Trainer, Training};
@@ -68,6 +119,7 @@ mod tests {
             series_id: series.into(),
             timestamp,
             value,
+            scored: None,
         })
     }
 
@@ -91,7 +143,8 @@ mod tests {
             )
             .await
             .unwrap();
-        let scorer = PointScorer::new(Arc::new(Predictor::new(store, bus.clone(), 100)));
+        let predictor = Arc::new(Predictor::new(store, bus.clone(), 100));
+        let scorer = PointScorer::new(predictor.clone(), predictor);
 
         scorer
             .handle(&point("ingested", 1_700_100_000, 1e6))
@@ -114,5 +167,87 @@ mod tests {
             let err = scorer.handle(&bad).await.unwrap_err();
             assert!(matches!(err, HandleError::Poison(_)), "{err}");
         }
+    }
+
+    /// A predictor that learnt points from `/predict` and died before checkpointing any: the
+    /// next member of the group reads them from `points` and ends in the very state the dead
+    /// one had, and learns none of them twice.
+    #[tokio::test]
+    async fn the_next_owner_replays_what_a_dead_predictor_learnt_since_its_checkpoint() {
+        use crate::live::LiveState;
+        use crate::predictor::Checkpoints;
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let store: Arc<dyn ModelStore> = Arc::new(SqlStore::connect(&url).await.expect("store"));
+        let bus: Arc<dyn EventBus> = Arc::new(crate::bus::mock_kafka().await);
+        let series = SeriesId::parse("replayed").unwrap();
+        let training = (0..100)
+            .map(|i| Point::parse(1_700_000_000 + 60 * i, 10.0 + (i % 7) as f64).unwrap())
+            .collect();
+        Trainer::new(store.clone(), bus.clone())
+            .fit(
+                series.clone(),
+                TrainingSet::parse(training).unwrap(),
+                ModelSpec::default(),
+            )
+            .await
+            .unwrap();
+        let model = store.latest_model(&series).await.unwrap().unwrap();
+        assert!(model.detector.is_online(), "the default detector learns");
+        let never = Checkpoints::every(u64::MAX);
+
+        let dead = Predictor::with_cache(store.clone(), bus.clone(), never, 10).logging_points();
+        let taught: Vec<Point> = (0..30)
+            .map(|i| Point::parse(1_700_100_000 + 60 * i, 12.0 + (i % 5) as f64).unwrap())
+            .collect();
+        for &point in &taught {
+            dead.predict(&series, point).await.unwrap();
+        }
+        drop(dead);
+        assert_eq!(
+            store.load_state(&series, model.version).await.unwrap(),
+            None,
+            "the dead predictor checkpointed nothing"
+        );
+        let mut expected = LiveState::fresh(&model);
+        for &point in &taught {
+            expected.observe(point);
+        }
+
+        let next = Arc::new(Predictor::with_cache(store.clone(), bus.clone(), never, 10));
+        let points = bus
+            .join_group(Topic::Points, PointScorer::GROUP)
+            .await
+            .unwrap();
+        let stop = CancellationToken::new();
+        let member = {
+            let (scorer, stop) = (PointScorer::new(next.clone(), next.clone()), stop.clone());
+            tokio::spawn(async move { score_points(points, &scorer, stop).await })
+        };
+        // It commits only once the state the points taught is saved.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let saved = loop {
+            let saved = store.load_state(&series, model.version).await.unwrap();
+            if saved.as_ref().is_some_and(|s| s.seen == expected.seen) {
+                break saved.unwrap();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the log was not replayed: {saved:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        };
+        assert_eq!(saved, expected);
+
+        // A point delivered again is not learnt twice.
+        let again = ScoredBy {
+            by: "some-dead-predictor".into(),
+            version: model.version,
+            seq: 30,
+        };
+        assert!(!next.replay(&series, taught[29], &again).await.unwrap());
+        stop.cancel();
+        member.await.unwrap();
     }
 }
