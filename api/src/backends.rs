@@ -70,7 +70,7 @@ pub async fn bus(config: &Config) -> anyhow::Result<Bus> {
         partitions: config.kafka_partitions,
         replication: config.kafka_replication,
         linger: std::time::Duration::from_millis(config.kafka_linger_ms.into()),
-        create_topics: true,
+        create_topics: config.kafka_create_topics,
     })
     .await
     .with_context(|| format!("connecting to Kafka at {brokers}"))?;

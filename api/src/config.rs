@@ -32,6 +32,9 @@ pub struct Config {
     /// Partitions and replication factor of the topics created at start.
     pub kafka_partitions: i32,
     pub kafka_replication: i32,
+    /// Whether a role creates the topics it finds missing (off where topics are made by the
+    /// cluster's operators and applications may not create them).
+    pub kafka_create_topics: bool,
     /// How long the producer holds events to send them together (`linger.ms`).
     pub kafka_linger_ms: u32,
     /// Redis URL; none means the in-process metrics store.
@@ -74,6 +77,11 @@ pub struct Config {
     pub checkpoints: anomaly_workers::predictor::Checkpoints,
     /// Series a predictor keeps in memory; the least recently used leave past it.
     pub model_cache_max: usize,
+    /// Whether a predictor on Kafka logs what each predict teaches an online model on `points`
+    /// before it answers (`LOG_LEARNT_POINTS`), so that its SIGKILL loses no acknowledged
+    /// learning; off, a predict does not wait for the broker and a SIGKILL loses what was learnt
+    /// since the series' last checkpoint.
+    pub log_learnt_points: bool,
     pub log_format: LogFormat,
     /// What Prometheus remote write into `/api/v1/write` models, and where results go.
     pub remote_write: crate::remote_write::RemoteWriteConfig,
@@ -131,6 +139,7 @@ impl Config {
             kafka_topic_prefix: get("KAFKA_TOPIC_PREFIX").unwrap_or_default(),
             kafka_partitions: parse_or(&get, "KAFKA_PARTITIONS", 3)?,
             kafka_replication: parse_or(&get, "KAFKA_REPLICATION_FACTOR", 1)?,
+            kafka_create_topics: parse_or(&get, "KAFKA_CREATE_TOPICS", true)?,
             kafka_linger_ms: kafka_linger_ms(&get)?,
             redis_url: redis_url(&get)?,
             redis_prefix: get("REDIS_PREFIX").unwrap_or_else(|| "anomaly:".into()),
@@ -236,6 +245,7 @@ impl Config {
                     1000,
                 )?),
             },
+            log_learnt_points: parse_or(&get, "LOG_LEARNT_POINTS", true)?,
             model_cache_max: match parse_or(
                 &get,
                 "MODEL_CACHE_MAX",

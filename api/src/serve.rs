@@ -97,7 +97,7 @@ pub async fn run(
     );
     // On Kafka, what a predict teaches is logged on `points` before it is answered, so a restart
     // after a crash replays it (`score_points`).
-    let predictor = Arc::new(if bus.durable {
+    let predictor = Arc::new(if bus.durable && config.log_learnt_points {
         predictor.logging_points()
     } else {
         predictor

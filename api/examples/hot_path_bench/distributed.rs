@@ -22,6 +22,20 @@ pub struct Backends {
     pub redis: String,
     /// Cores each predictor may use (None: no limit).
     pub predictor_cpus: Option<f64>,
+    /// Settings every predictor gets besides the common ones (`NAME=VALUE`).
+    pub predictor_env: Vec<(String, String)>,
+    /// librdkafka's mock cluster, run by the benchmark, when `kafka` is its address.
+    pub mock: Option<&'static MockCluster>,
+}
+
+pub type MockCluster =
+    rdkafka::mocking::MockCluster<'static, rdkafka::producer::DefaultProducerContext>;
+
+/// Starts librdkafka's in-memory mock cluster (the Kafka protocol over TCP, no disk) for the
+/// benchmark's lifetime: a broker whose acknowledgements take microseconds, to tell our costs
+/// from a slow broker's.
+pub fn mock_cluster() -> &'static MockCluster {
+    Box::leak(Box::new(MockCluster::new(1).expect("the mock cluster")))
 }
 
 pub struct Roles {
@@ -45,6 +59,13 @@ pub struct Predictor {
 impl Roles {
     pub async fn start(backends: &Backends, predictors: usize) -> Self {
         let run = format!("bench-{}-{predictors}-", std::process::id());
+        if let Some(cluster) = backends.mock {
+            for topic in anomaly_workers::events::Topic::ALL {
+                cluster
+                    .create_topic(&format!("{run}{}", topic.name()), 3, 1)
+                    .expect("a topic on the mock cluster");
+            }
+        }
         let trainer_port = free_port();
         let trainer = start_role(backends, &run, "trainer", trainer_port, &[]);
         wait_ready(trainer_port, "/readyz").await;
@@ -163,6 +184,10 @@ fn start_role(
         .env("HEARTBEAT_INTERVAL_SECS", "1")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null());
+    if backends.mock.is_some() {
+        // The benchmark made the topics: the mock cluster answers no admin requests.
+        command.env("KAFKA_CREATE_TOPICS", "false");
+    }
     for (name, value) in extra {
         command.env(name, value);
     }
@@ -171,7 +196,12 @@ fn start_role(
 
 async fn start_predictor(backends: &Backends, run: &str) -> Predictor {
     let port = free_port();
-    let process = start_role(backends, run, "predictor", port, &[]);
+    let extra: Vec<(&str, String)> = backends
+        .predictor_env
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.clone()))
+        .collect();
+    let process = start_role(backends, run, "predictor", port, &extra);
     let budget = backends
         .predictor_cpus
         .map(|cpus| CpuBudget::limit(process.0.id(), cpus));
@@ -207,7 +237,8 @@ impl CpuBudget {
                 Self::ROOT
             )
         });
-        let period = 100_000;
+        // A short period: throttled threads wait at most a few ms, not most of 100 ms.
+        let period = 10_000;
         write("cpu.cfs_period_us", period.to_string());
         write(
             "cpu.cfs_quota_us",

@@ -13,13 +13,14 @@
 //!   owner), beside the same load on the embedded `serve`; with `--predictor-cpus C` each
 //!   predictor is held to C cores (a cgroup of its own), as if each had its own machine; then
 //!   failover (a predictor SIGKILLed under load) and rebalance (one joining) as clients see them;
+//!   `--kafka mock` runs librdkafka's in-memory mock cluster in this process as the broker;
 //!
 //! then fit ingest: points/s from `fit` to rows in the database (SQLite, or `--database-url`).
 //!
 //!   cargo build --release --bin anomaly -p anomaly-api --example hot_path_bench
 //!   target/release/examples/hot_path_bench [--seconds 8] [--connections 50] [--rounds 2] \
 //!       [--series 1000000] [--database-url postgres://...] [--kafka HOST:PORT --redis URL] \
-//!       [--predictor-cpus 0.25] [--generator wrk|builtin]
+//!       [--predictor-cpus 0.25] [--predictor-env NAME=VALUE] [--generator wrk|builtin]
 //!
 //! The measured runs are driven by wrk (`apt-get install wrk`) unless `--generator builtin`;
 //! `bench/run.sh` installs wrk and runs this three times.
@@ -62,6 +63,8 @@ struct Options {
     wrk: bool,
     /// Cores each predictor of the distributed scenarios may use.
     predictor_cpus: Option<f64>,
+    /// Settings the distributed scenarios' predictors get (`--predictor-env NAME=VALUE`).
+    predictor_env: Vec<(String, String)>,
 }
 
 fn options() -> Result<Options, u16> {
@@ -76,6 +79,7 @@ fn options() -> Result<Options, u16> {
         redis: None,
         wrk: true,
         predictor_cpus: None,
+        predictor_env: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -94,6 +98,11 @@ fn options() -> Result<Options, u16> {
             "--kafka" => options.kafka = Some(value()),
             "--redis" => options.redis = Some(value()),
             "--predictor-cpus" => options.predictor_cpus = Some(value().parse().expect("cores")),
+            "--predictor-env" => {
+                let setting = value();
+                let (name, value) = setting.split_once('=').expect("NAME=VALUE");
+                options.predictor_env.push((name.into(), value.into()));
+            }
             "--generator" => {
                 options.wrk = match value().as_str() {
                     "wrk" => true,
@@ -402,12 +411,15 @@ async fn main() {
     let mut deployments = Vec::new();
     match (&options.kafka, &options.redis, &options.database_url) {
         (Some(kafka), Some(redis), Some(database)) if database.starts_with("postgres") => {
+            let mock = (kafka == "mock").then(distributed::mock_cluster);
             let backends = distributed::Backends {
                 binary: options.binary.clone(),
                 database: database.clone(),
-                kafka: kafka.clone(),
+                kafka: mock.map_or_else(|| kafka.clone(), |c| c.bootstrap_servers()),
+                mock,
                 redis: redis.clone(),
                 predictor_cpus: options.predictor_cpus,
+                predictor_env: options.predictor_env.clone(),
             };
             for predictors in [1, 2] {
                 deployments.push(distributed::Roles::start(&backends, predictors).await);
