@@ -38,6 +38,9 @@ pub fn mock_cluster() -> &'static MockCluster {
     Box::leak(Box::new(MockCluster::new(1).expect("the mock cluster")))
 }
 
+/// Partitions of `points` (the roles' default `KAFKA_PARTITIONS`).
+const PARTITIONS: i32 = 3;
+
 pub struct Roles {
     pub gateway_port: u16,
     /// From the gateway's start until it routed every partition, each predictor holding some.
@@ -62,7 +65,7 @@ impl Roles {
         if let Some(cluster) = backends.mock {
             for topic in anomaly_workers::events::Topic::ALL {
                 cluster
-                    .create_topic(&format!("{run}{}", topic.name()), 3, 1)
+                    .create_topic(&format!("{run}{}", topic.name()), PARTITIONS, 1)
                     .expect("a topic on the mock cluster");
             }
         }
@@ -140,8 +143,8 @@ impl Roles {
             .collect()
     }
 
-    /// Waits until the gateway routes every partition of `points` and each running predictor
-    /// holds some; returns how long that took.
+    /// Waits until the gateway routes every partition of `points` to the running predictors and
+    /// each of them holds some; returns how long that took.
     pub async fn settle(&self, within: Duration) -> Duration {
         let started = Instant::now();
         loop {
@@ -151,7 +154,11 @@ impl Roles {
                 .iter()
                 .map(|p| format!("http://127.0.0.1:{}", p.port))
                 .collect();
-            if held.len() == running.len() && held.iter().all(|(url, _)| running.contains(url)) {
+            let routed: f64 = held.iter().map(|(_, n)| n).sum();
+            if held.len() == running.len()
+                && held.iter().all(|(url, _)| running.contains(url))
+                && routed == f64::from(PARTITIONS)
+            {
                 return started.elapsed();
             }
             assert!(
