@@ -250,4 +250,109 @@ mod tests {
         stop.cancel();
         member.await.unwrap();
     }
+
+    /// A predictor whose member committed (after saving) and then learnt more before it died:
+    /// the next member resumes from the committed offset and replays exactly the tail.
+    #[tokio::test]
+    async fn the_next_owner_replays_the_tail_after_the_dead_members_last_commit() {
+        use crate::live::LiveState;
+        use crate::predictor::Checkpoints;
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let store: Arc<dyn ModelStore> = Arc::new(SqlStore::connect(&url).await.expect("store"));
+        let bus: Arc<dyn EventBus> = Arc::new(crate::bus::mock_kafka().await);
+        let series = SeriesId::parse("tail").unwrap();
+        let training = (0..100)
+            .map(|i| Point::parse(1_700_000_000 + 60 * i, 10.0 + (i % 7) as f64).unwrap())
+            .collect();
+        Trainer::new(store.clone(), bus.clone())
+            .fit(
+                series.clone(),
+                TrainingSet::parse(training).unwrap(),
+                ModelSpec::default(),
+            )
+            .await
+            .unwrap();
+        let model = store.latest_model(&series).await.unwrap().unwrap();
+        let never = Checkpoints::every(u64::MAX);
+        let taught: Vec<Point> = (0..40)
+            .map(|i| Point::parse(1_700_100_000 + 60 * i, 12.0 + (i % 5) as f64).unwrap())
+            .collect();
+        let saved_seen = |store: Arc<dyn ModelStore>| async move {
+            store
+                .load_state(&series_of("tail"), model.version)
+                .await
+                .unwrap()
+                .map_or(0, |s| s.seen)
+        };
+
+        // The first member scores 20 points and commits them (its flush saves them first).
+        let dead =
+            Arc::new(Predictor::with_cache(store.clone(), bus.clone(), never, 10).logging_points());
+        let points = bus
+            .join_group(Topic::Points, PointScorer::GROUP)
+            .await
+            .unwrap();
+        let member = {
+            let scorer = PointScorer::new(dead.clone(), dead.clone());
+            tokio::spawn(
+                async move { score_points(points, &scorer, CancellationToken::new()).await },
+            )
+        };
+        for &point in &taught[..20] {
+            dead.predict(&series, point).await.unwrap();
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while saved_seen(store.clone()).await < 20 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the first 20 were never saved"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        // Then 20 more, and it dies without saving or committing them.
+        member.abort();
+        let _ = member.await;
+        for &point in &taught[20..] {
+            dead.predict(&series, point).await.unwrap();
+        }
+        drop(dead);
+        assert_eq!(saved_seen(store.clone()).await, 20);
+
+        let mut expected = LiveState::fresh(&model);
+        for &point in &taught {
+            expected.observe(point);
+        }
+        let next = Arc::new(Predictor::with_cache(store.clone(), bus.clone(), never, 10));
+        let points = bus
+            .join_group(Topic::Points, PointScorer::GROUP)
+            .await
+            .unwrap();
+        let stop = CancellationToken::new();
+        let member = {
+            let (scorer, stop) = (PointScorer::new(next.clone(), next.clone()), stop.clone());
+            tokio::spawn(async move { score_points(points, &scorer, stop).await })
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let saved = store.load_state(&series, model.version).await.unwrap();
+            if saved.as_ref().is_some_and(|s| s.seen == 40) {
+                assert_eq!(saved.unwrap(), expected);
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the tail was not replayed: {:?}",
+                saved.map(|s| s.seen)
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        stop.cancel();
+        member.await.unwrap();
+    }
+
+    fn series_of(id: &str) -> SeriesId {
+        SeriesId::parse(id).unwrap()
+    }
 }
