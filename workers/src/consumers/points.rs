@@ -110,7 +110,7 @@ mod tests {
     use crate::detector::ModelSpec;
     use crate::domain::TrainingSet;
     use crate::events::{IngestedPoint, ScoredBy, Topic};
-    use crate::predictor::Predictor;
+    use crate::predictor::{Checkpoints, Predictor};
     use crate::store::{ModelStore, SqlStore};
     use crate::trainer::{Trainer, Training};
 
@@ -169,19 +169,22 @@ mod tests {
         }
     }
 
-    /// A predictor that learnt points from `/predict` and died before checkpointing any: the
-    /// next member of the group reads them from `points` and ends in the very state the dead
-    /// one had, and learns none of them twice.
-    #[tokio::test]
-    async fn the_next_owner_replays_what_a_dead_predictor_learnt_since_its_checkpoint() {
-        use crate::live::LiveState;
-        use crate::predictor::Checkpoints;
+    /// A store, a bus on librdkafka's mock cluster, and `series` fitted with the default detector
+    /// (which learns online).
+    struct OnMock {
+        _dir: tempfile::TempDir,
+        store: Arc<dyn ModelStore>,
+        bus: Arc<dyn EventBus>,
+        series: SeriesId,
+        model: crate::model::TrainedModel,
+    }
 
+    async fn fitted_on_mock(series: &str) -> OnMock {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
         let store: Arc<dyn ModelStore> = Arc::new(SqlStore::connect(&url).await.expect("store"));
         let bus: Arc<dyn EventBus> = Arc::new(crate::bus::mock_kafka().await);
-        let series = SeriesId::parse("replayed").unwrap();
+        let series = SeriesId::parse(series).unwrap();
         let training = (0..100)
             .map(|i| Point::parse(1_700_000_000 + 60 * i, 10.0 + (i % 7) as f64).unwrap())
             .collect();
@@ -195,58 +198,106 @@ mod tests {
             .unwrap();
         let model = store.latest_model(&series).await.unwrap().unwrap();
         assert!(model.detector.is_online(), "the default detector learns");
-        let never = Checkpoints::every(u64::MAX);
-
-        let dead = Predictor::with_cache(store.clone(), bus.clone(), never, 10).logging_points();
-        let taught: Vec<Point> = (0..30)
-            .map(|i| Point::parse(1_700_100_000 + 60 * i, 12.0 + (i % 5) as f64).unwrap())
-            .collect();
-        for &point in &taught {
-            dead.predict(&series, point).await.unwrap();
+        OnMock {
+            _dir: dir,
+            store,
+            bus,
+            series,
+            model,
         }
-        drop(dead);
-        assert_eq!(
-            store.load_state(&series, model.version).await.unwrap(),
-            None,
-            "the dead predictor checkpointed nothing"
-        );
-        let mut expected = LiveState::fresh(&model);
-        for &point in &taught {
-            expected.observe(point);
-        }
+    }
 
-        let next = Arc::new(Predictor::with_cache(store.clone(), bus.clone(), never, 10));
+    /// A member of the predictors' group scoring and replaying into `predictor` until the token
+    /// is cancelled (or the task aborted, as a crash would end it).
+    async fn join(
+        bus: &Arc<dyn EventBus>,
+        predictor: &Arc<Predictor>,
+    ) -> (tokio::task::JoinHandle<()>, CancellationToken) {
         let points = bus
             .join_group(Topic::Points, PointScorer::GROUP)
             .await
             .unwrap();
         let stop = CancellationToken::new();
-        let member = {
-            let (scorer, stop) = (PointScorer::new(next.clone(), next.clone()), stop.clone());
-            tokio::spawn(async move { score_points(points, &scorer, stop).await })
-        };
-        // It commits only once the state the points taught is saved.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        let saved = loop {
-            let saved = store.load_state(&series, model.version).await.unwrap();
-            if saved.as_ref().is_some_and(|s| s.seen == expected.seen) {
-                break saved.unwrap();
+        let scorer = PointScorer::new(predictor.clone(), predictor.clone());
+        let member_stop = stop.clone();
+        let member = tokio::spawn(async move { score_points(points, &scorer, member_stop).await });
+        (member, stop)
+    }
+
+    /// Waits until the saved state of `series` has seen `seen` points, and returns it.
+    async fn saved_once_it_has_seen(on: &OnMock, seen: u64) -> crate::live::LiveState {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let saved = on
+                .store
+                .load_state(&on.series, on.model.version)
+                .await
+                .unwrap();
+            match saved {
+                Some(state) if state.seen >= seen => return state,
+                _ => assert!(
+                    std::time::Instant::now() < deadline,
+                    "the saved state never reached {seen} points: {:?}",
+                    saved.map(|s| s.seen)
+                ),
             }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the log was not replayed: {saved:?}"
-            );
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        };
-        assert_eq!(saved, expected);
+        }
+    }
+
+    /// The state a fresh model of `on` ends in after learning `points`.
+    fn learnt(on: &OnMock, points: &[Point]) -> crate::live::LiveState {
+        let mut state = crate::live::LiveState::fresh(&on.model);
+        for &point in points {
+            state.observe(point);
+        }
+        state
+    }
+
+    fn taught(count: i64) -> Vec<Point> {
+        (0..count)
+            .map(|i| Point::parse(1_700_100_000 + 60 * i, 12.0 + (i % 5) as f64).unwrap())
+            .collect()
+    }
+
+    /// A predictor that learnt points from `/predict` and died before checkpointing any: the
+    /// next member of the group reads them from `points` and ends in the very state the dead
+    /// one had, and learns none of them twice.
+    #[tokio::test]
+    async fn the_next_owner_replays_what_a_dead_predictor_learnt_since_its_checkpoint() {
+        let on = fitted_on_mock("replayed").await;
+        let never = Checkpoints::every(u64::MAX);
+        let dead =
+            Predictor::with_cache(on.store.clone(), on.bus.clone(), never, 10).logging_points();
+        let taught = taught(30);
+        for &point in &taught {
+            dead.predict(&on.series, point).await.unwrap();
+        }
+        drop(dead);
+        let nothing = on.store.load_state(&on.series, on.model.version).await;
+        assert_eq!(
+            nothing.unwrap(),
+            None,
+            "the dead predictor checkpointed nothing"
+        );
+
+        let next = Arc::new(Predictor::with_cache(
+            on.store.clone(),
+            on.bus.clone(),
+            never,
+            10,
+        ));
+        let (member, stop) = join(&on.bus, &next).await;
+        // It commits only once the state the points taught is saved.
+        assert_eq!(saved_once_it_has_seen(&on, 30).await, learnt(&on, &taught));
 
         // A point delivered again is not learnt twice.
         let again = ScoredBy {
             by: "some-dead-predictor".into(),
-            version: model.version,
+            version: on.model.version,
             seq: 30,
         };
-        assert!(!next.replay(&series, taught[29], &again).await.unwrap());
+        assert!(!next.replay(&on.series, taught[29], &again).await.unwrap());
         stop.cancel();
         member.await.unwrap();
     }
@@ -255,104 +306,37 @@ mod tests {
     /// the next member resumes from the committed offset and replays exactly the tail.
     #[tokio::test]
     async fn the_next_owner_replays_the_tail_after_the_dead_members_last_commit() {
-        use crate::live::LiveState;
-        use crate::predictor::Checkpoints;
-
-        let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-        let store: Arc<dyn ModelStore> = Arc::new(SqlStore::connect(&url).await.expect("store"));
-        let bus: Arc<dyn EventBus> = Arc::new(crate::bus::mock_kafka().await);
-        let series = SeriesId::parse("tail").unwrap();
-        let training = (0..100)
-            .map(|i| Point::parse(1_700_000_000 + 60 * i, 10.0 + (i % 7) as f64).unwrap())
-            .collect();
-        Trainer::new(store.clone(), bus.clone())
-            .fit(
-                series.clone(),
-                TrainingSet::parse(training).unwrap(),
-                ModelSpec::default(),
-            )
-            .await
-            .unwrap();
-        let model = store.latest_model(&series).await.unwrap().unwrap();
+        let on = fitted_on_mock("tail").await;
         let never = Checkpoints::every(u64::MAX);
-        let taught: Vec<Point> = (0..40)
-            .map(|i| Point::parse(1_700_100_000 + 60 * i, 12.0 + (i % 5) as f64).unwrap())
-            .collect();
-        let saved_seen = |store: Arc<dyn ModelStore>| async move {
-            store
-                .load_state(&series_of("tail"), model.version)
-                .await
-                .unwrap()
-                .map_or(0, |s| s.seen)
-        };
-
+        let taught = taught(40);
         // The first member scores 20 points and commits them (its flush saves them first).
-        let dead =
-            Arc::new(Predictor::with_cache(store.clone(), bus.clone(), never, 10).logging_points());
-        let points = bus
-            .join_group(Topic::Points, PointScorer::GROUP)
-            .await
-            .unwrap();
-        let member = {
-            let scorer = PointScorer::new(dead.clone(), dead.clone());
-            tokio::spawn(
-                async move { score_points(points, &scorer, CancellationToken::new()).await },
-            )
-        };
+        let dead = Arc::new(
+            Predictor::with_cache(on.store.clone(), on.bus.clone(), never, 10).logging_points(),
+        );
+        let (member, _never_stopped) = join(&on.bus, &dead).await;
         for &point in &taught[..20] {
-            dead.predict(&series, point).await.unwrap();
+            dead.predict(&on.series, point).await.unwrap();
         }
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while saved_seen(store.clone()).await < 20 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the first 20 were never saved"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+        saved_once_it_has_seen(&on, 20).await;
         // Then 20 more, and it dies without saving or committing them.
         member.abort();
         let _ = member.await;
         for &point in &taught[20..] {
-            dead.predict(&series, point).await.unwrap();
+            dead.predict(&on.series, point).await.unwrap();
         }
         drop(dead);
-        assert_eq!(saved_seen(store.clone()).await, 20);
+        let saved = on.store.load_state(&on.series, on.model.version).await;
+        assert_eq!(saved.unwrap().map(|s| s.seen), Some(20));
 
-        let mut expected = LiveState::fresh(&model);
-        for &point in &taught {
-            expected.observe(point);
-        }
-        let next = Arc::new(Predictor::with_cache(store.clone(), bus.clone(), never, 10));
-        let points = bus
-            .join_group(Topic::Points, PointScorer::GROUP)
-            .await
-            .unwrap();
-        let stop = CancellationToken::new();
-        let member = {
-            let (scorer, stop) = (PointScorer::new(next.clone(), next.clone()), stop.clone());
-            tokio::spawn(async move { score_points(points, &scorer, stop).await })
-        };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        loop {
-            let saved = store.load_state(&series, model.version).await.unwrap();
-            if saved.as_ref().is_some_and(|s| s.seen == 40) {
-                assert_eq!(saved.unwrap(), expected);
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the tail was not replayed: {:?}",
-                saved.map(|s| s.seen)
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+        let next = Arc::new(Predictor::with_cache(
+            on.store.clone(),
+            on.bus.clone(),
+            never,
+            10,
+        ));
+        let (member, stop) = join(&on.bus, &next).await;
+        assert_eq!(saved_once_it_has_seen(&on, 40).await, learnt(&on, &taught));
         stop.cancel();
         member.await.unwrap();
-    }
-
-    fn series_of(id: &str) -> SeriesId {
-        SeriesId::parse(id).unwrap()
     }
 }
