@@ -104,6 +104,27 @@ pub struct Predictor {
     scorer_id: String,
     /// Whether a predict of an online model is logged on `points` before it is answered.
     logs_points: bool,
+    /// Set once the predictor stops scoring (`stop_scoring`); predicts in flight are counted so
+    /// that stopping waits for them.
+    stopping: std::sync::atomic::AtomicBool,
+    in_flight: std::sync::atomic::AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+/// Counts one predict in flight until dropped.
+struct InFlight<'a>(&'a Predictor);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if self
+            .0
+            .in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel)
+            == 1
+        {
+            self.0.idle.notify_waiters();
+        }
+    }
 }
 
 impl Predictor {
@@ -141,6 +162,25 @@ impl Predictor {
                 Uuid::new_v4().as_u128() as u32
             ),
             logs_points: false,
+            stopping: std::sync::atomic::AtomicBool::new(false),
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
+            idle: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Stops scoring: every predict from now on answers that this predictor is stopping (a 503
+    /// with `Retry-After` at the gateway), and this returns once the predicts in flight are done.
+    /// A stopping predictor calls it before it saves its last checkpoints and only then closes its
+    /// port, so no other predictor loads a series' checkpoint while this one still learns it.
+    pub async fn stop_scoring(&self) {
+        use std::sync::atomic::Ordering;
+        self.stopping.store(true, Ordering::SeqCst);
+        loop {
+            let idle = self.idle.notified();
+            if self.in_flight.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            idle.await;
         }
     }
 
@@ -377,6 +417,14 @@ impl Predictor {
 impl Scoring for Predictor {
     async fn predict(&self, series: &SeriesId, point: Point) -> Result<Prediction, PredictError> {
         let started = Instant::now();
+        self.in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let _in_flight = InFlight(self);
+        if self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(PredictError::Unreachable(
+                "this predictor is stopping; another takes its series".into(),
+            ));
+        }
         let live = self.live_for(series).await?;
         // The event id is taken and the events handed over under the series' lock, so a series'
         // events reach the bus in the order of their ids (a subscriber resuming from a cursor

@@ -229,19 +229,40 @@ async fn predictor(
             crate::probes::routes(vec![crate::probes::Check::database(store)]),
         ),
     );
-    let served = serve_http(
+    // On shutdown the port stays open until the last checkpoints are saved: predicts meanwhile
+    // answer 503 (`stop_scoring`), so the gateway sends this predictor's series elsewhere only
+    // once their state is in the database for the next owner to load.
+    let closing = CancellationToken::new();
+    // Fires on shutdown, or when serving ended by itself (a failed listener).
+    let stop_now = shutdown.child_token();
+    let stopped = {
+        let (predictor, closing, stop_now) = (predictor.clone(), closing.clone(), stop_now.clone());
+        async move {
+            stop_now.cancelled().await;
+            predictor.stop_scoring().await;
+            stop_following.cancel();
+            while tasks.join_next().await.is_some() {}
+            predictor.publish_metrics();
+            predictor.checkpoint_all().await;
+            closing.cancel();
+        }
+    };
+    let serving = serve_http(
         Role::Predictor,
         &config.server,
         Some(listener),
         router,
-        shutdown,
-    )
-    .await;
-    stop_following.cancel();
-    while tasks.join_next().await.is_some() {}
-    predictor.publish_metrics();
-    predictor.checkpoint_all().await;
-    served
+        closing,
+    );
+    tokio::pin!(stopped, serving);
+    tokio::select! {
+        served = &mut serving => {
+            stop_now.cancel();
+            stopped.await;
+            served
+        }
+        () = &mut stopped => serving.await,
+    }
 }
 
 /// How long a predictor lets a rebalance settle (a revocation is followed by an assignment)

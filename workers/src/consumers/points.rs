@@ -339,4 +339,18 @@ mod tests {
         stop.cancel();
         member.await.unwrap();
     }
+
+    /// A stopping predictor scores nothing more (its last checkpoints must hold everything it
+    /// learnt), and says so as a retryable failure.
+    #[tokio::test]
+    async fn a_stopping_predictor_refuses_new_predicts() {
+        let on = fitted_on_mock("stopping").await;
+        let predictor =
+            Predictor::with_cache(on.store.clone(), on.bus.clone(), Checkpoints::every(1), 10);
+        let point = taught(1)[0];
+        predictor.predict(&on.series, point).await.unwrap();
+        predictor.stop_scoring().await;
+        let refused = predictor.predict(&on.series, point).await.unwrap_err();
+        assert!(matches!(refused, PredictError::Unreachable(_)), "{refused}");
+    }
 }
