@@ -209,12 +209,13 @@ async fn every_role_as_a_process_on_real_backends_loses_and_doubles_nothing() {
     ] {
         let role = Http::new(url.clone());
         assert_eq!(role.get("/readyz").await.status, 200, "{url}");
-        let metrics = role.get("/metrics").await;
-        let text = String::from_utf8_lossy(&metrics.bytes);
-        assert!(
-            text.contains(counter),
-            "{url} /metrics lacks {counter}:\n{text}"
-        );
+        // A consumer role answers its probes before its group members have joined (and counted
+        // anything): its counters appear once they have.
+        eventually(&format!("{url} /metrics shows {counter}"), || async {
+            let metrics = role.get("/metrics").await;
+            String::from_utf8_lossy(&metrics.bytes).contains(counter)
+        })
+        .await;
     }
 
     // A run of fits; the training-data consumer dies without warning in the middle.
