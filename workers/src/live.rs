@@ -14,7 +14,18 @@ pub struct LiveState {
     pub gate: AlertGate,
     /// Points observed since the model was fitted.
     pub seen: u64,
+    /// For each predictor whose logged points this state learnt (`IngestedPoint::scored`), the
+    /// highest `seq` of them: a logged point is in this state if and only if its `seq` is at most
+    /// its scorer's entry. Each predictor numbers its points by its own state's `seen`, so after
+    /// a handover two predictors' numbers overlap and only the pair tells them apart. At most
+    /// `LEARNT_FROM_MAX` entries (the smallest go first).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub learnt_from: std::collections::BTreeMap<String, u64>,
 }
+
+/// Scorers a state remembers (`LiveState::learnt_from`): points of one evicted long ago were
+/// committed long ago, and are not read again.
+pub const LEARNT_FROM_MAX: usize = 8;
 
 /// The outcome of observing one point.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -31,6 +42,33 @@ impl LiveState {
             detector: model.detector.clone(),
             gate: AlertGate::new(model.alerts, model.detector.quiet_points()),
             seen: 0,
+            learnt_from: Default::default(),
+        }
+    }
+
+    /// Whether this state already holds the point `scorer` logged as its `seq`.
+    pub fn holds(&self, scorer: &str, seq: u64) -> bool {
+        self.learnt_from
+            .get(scorer)
+            .is_some_and(|&held| seq <= held)
+    }
+
+    /// Records that this state learnt `scorer`'s point `seq`.
+    pub fn learnt(&mut self, scorer: &str, seq: u64) {
+        match self.learnt_from.get_mut(scorer) {
+            Some(held) => *held = (*held).max(seq),
+            None => {
+                self.learnt_from.insert(scorer.to_owned(), seq);
+                if self.learnt_from.len() > LEARNT_FROM_MAX
+                    && let Some(oldest) = self
+                        .learnt_from
+                        .iter()
+                        .min_by_key(|(_, held)| **held)
+                        .map(|(name, _)| name.clone())
+                {
+                    self.learnt_from.remove(&oldest);
+                }
+            }
         }
     }
 

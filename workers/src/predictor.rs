@@ -352,13 +352,11 @@ impl Predictor {
             return Ok(false);
         }
         let mut state = live.state.lock().unwrap_or_else(|e| e.into_inner());
-        let replayed = live.replayed.load(std::sync::atomic::Ordering::Acquire);
-        if scored.seq <= live.loaded_seen || scored.seq <= replayed {
+        if state.holds(&scored.by, scored.seq) {
             return Ok(false);
         }
         state.observe(point);
-        live.replayed
-            .store(scored.seq, std::sync::atomic::Ordering::Release);
+        state.learnt(&scored.by, scored.seq);
         static REPLAYED: LazyLock<Counter> =
             LazyLock::new(|| ::metrics::counter!("anomaly_points_replayed_total"));
         REPLAYED.increment(1);
@@ -455,6 +453,8 @@ impl Scoring for Predictor {
             self.emit(Event::Prediction(scored.clone()));
             // What an online model learnt is in the log before the answer (`logging_points`).
             let logged = (self.logs_points && live.model.detector.is_online()).then(|| {
+                let seq = state.seen;
+                state.learnt(&self.scorer_id, seq);
                 self.bus.emit_acknowledged(Event::Point(IngestedPoint {
                     series_id: series.as_str().to_owned(),
                     timestamp: point.timestamp,
@@ -462,7 +462,7 @@ impl Scoring for Predictor {
                     scored: Some(ScoredBy {
                         by: self.scorer_id.clone(),
                         version: live.model.version,
-                        seq: state.seen,
+                        seq,
                     }),
                 }))
             });

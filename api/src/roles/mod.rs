@@ -240,11 +240,14 @@ async fn predictor(
         async move {
             stop_now.cancelled().await;
             predictor.stop_scoring().await;
+            predictor.checkpoint_all().await;
+            // Saved: the port may close, and the slower goodbyes (leaving the group, whose
+            // member commits what it replayed meanwhile) follow.
+            closing.cancel();
             stop_following.cancel();
             while tasks.join_next().await.is_some() {}
             predictor.publish_metrics();
             predictor.checkpoint_all().await;
-            closing.cancel();
         }
     };
     let serving = serve_http(

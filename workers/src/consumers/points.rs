@@ -245,12 +245,13 @@ mod tests {
         }
     }
 
-    /// The state a fresh model of `on` ends in after learning `points`.
-    fn learnt(on: &OnMock, points: &[Point]) -> crate::live::LiveState {
+    /// The state a fresh model of `on` ends in after learning `points`, all logged by `scorer`.
+    fn learnt(on: &OnMock, points: &[Point], scorer: &str) -> crate::live::LiveState {
         let mut state = crate::live::LiveState::fresh(&on.model);
         for &point in points {
             state.observe(point);
         }
+        state.learnt(scorer, points.len() as u64);
         state
     }
 
@@ -273,6 +274,7 @@ mod tests {
         for &point in &taught {
             dead.predict(&on.series, point).await.unwrap();
         }
+        let scorer = dead.scorer_id().to_owned();
         drop(dead);
         let nothing = on.store.load_state(&on.series, on.model.version).await;
         assert_eq!(
@@ -289,11 +291,14 @@ mod tests {
         ));
         let (member, stop) = join(&on.bus, &next).await;
         // It commits only once the state the points taught is saved.
-        assert_eq!(saved_once_it_has_seen(&on, 30).await, learnt(&on, &taught));
+        assert_eq!(
+            saved_once_it_has_seen(&on, 30).await,
+            learnt(&on, &taught, &scorer)
+        );
 
         // A point delivered again is not learnt twice.
         let again = ScoredBy {
-            by: "some-dead-predictor".into(),
+            by: scorer,
             version: on.model.version,
             seq: 30,
         };
@@ -324,6 +329,7 @@ mod tests {
         for &point in &taught[20..] {
             dead.predict(&on.series, point).await.unwrap();
         }
+        let scorer = dead.scorer_id().to_owned();
         drop(dead);
         let saved = on.store.load_state(&on.series, on.model.version).await;
         assert_eq!(saved.unwrap().map(|s| s.seen), Some(20));
@@ -335,7 +341,10 @@ mod tests {
             10,
         ));
         let (member, stop) = join(&on.bus, &next).await;
-        assert_eq!(saved_once_it_has_seen(&on, 40).await, learnt(&on, &taught));
+        assert_eq!(
+            saved_once_it_has_seen(&on, 40).await,
+            learnt(&on, &taught, &scorer)
+        );
         stop.cancel();
         member.await.unwrap();
     }
@@ -352,5 +361,45 @@ mod tests {
         predictor.stop_scoring().await;
         let refused = predictor.predict(&on.series, point).await.unwrap_err();
         assert!(matches!(refused, PredictError::Unreachable(_)), "{refused}");
+    }
+
+    /// Two predictors number their points by their own states, so after a handover their
+    /// numbers overlap: a survivor that served the dead one's series from an older checkpoint,
+    /// saved and reloaded them, still learns the dead one's unsaved points.
+    #[tokio::test]
+    async fn a_survivors_own_points_do_not_hide_the_dead_ones() {
+        let on = fitted_on_mock("forked").await;
+        let never = Checkpoints::every(u64::MAX);
+        let taught = taught(20);
+        let dead =
+            Predictor::with_cache(on.store.clone(), on.bus.clone(), never, 10).logging_points();
+        for &point in &taught[..10] {
+            dead.predict(&on.series, point).await.unwrap();
+        }
+        let dead_scorer = dead.scorer_id().to_owned();
+        drop(dead);
+        // The survivor serves the series from the fitted model (the dead one saved nothing),
+        // checkpoints it with its own 10 points, and loads it again.
+        let survivor = Arc::new(
+            Predictor::with_cache(on.store.clone(), on.bus.clone(), Checkpoints::every(1), 10)
+                .logging_points(),
+        );
+        for &point in &taught[10..] {
+            survivor.predict(&on.series, point).await.unwrap();
+        }
+        survivor.release(|_| false);
+        saved_once_it_has_seen(&on, 10).await;
+        // Its member then reads the log: the dead one's 10 points are learnt, its own are not.
+        let (member, stop) = join(&on.bus, &survivor).await;
+        let state = saved_once_it_has_seen(&on, 20).await;
+        assert_eq!(state.learnt_from.get(&dead_scorer), Some(&10));
+        assert_eq!(
+            state.learnt_from.get(survivor.scorer_id()),
+            Some(&10),
+            "{:?}",
+            state.learnt_from
+        );
+        stop.cancel();
+        member.await.unwrap();
     }
 }

@@ -37,13 +37,8 @@ pub(super) struct Live {
     /// written under the state's lock.
     checkpointed_seen: AtomicU64,
     checkpointed_ms: AtomicU64,
-    /// Points seen when this series was loaded (from its checkpoint, or 0 for a fresh model):
-    /// logged points another predictor scored up to here are in that checkpoint.
-    pub loaded_seen: u64,
     /// Points seen by the newest checkpoint known to be written.
     pub saved_seen: AtomicU64,
-    /// The highest `seq` of the points learnt by replaying another predictor's log.
-    pub replayed: AtomicU64,
 }
 
 impl Live {
@@ -156,9 +151,7 @@ impl ModelCache {
             evicted: AtomicBool::new(false),
             checkpointed_seen: AtomicU64::new(seen),
             checkpointed_ms: AtomicU64::new(0),
-            loaded_seen: seen,
             saved_seen: AtomicU64::new(seen),
-            replayed: AtomicU64::new(0),
         });
         self.touch(&live);
         slots.leaving.remove(&live.model.series_id);
