@@ -89,19 +89,17 @@ pub async fn run(
     let stop = consumers.clone();
     tasks.spawn(async move { consume("webhooks", webhook_alerts, &*outbox, stop).await });
 
-    let predictor = Predictor::with_cache(
-        store.clone(),
-        events.clone(),
-        config.checkpoints,
-        config.model_cache_max,
-    );
     // On Kafka, what a predict teaches is logged on `points` before it is answered, so a restart
     // after a crash replays it (`score_points`).
-    let predictor = Arc::new(if bus.durable && config.log_learnt_points {
-        predictor.logging_points()
-    } else {
-        predictor
-    });
+    let predictor = Arc::new(
+        Predictor::with_cache(
+            store.clone(),
+            events.clone(),
+            config.checkpoints,
+            config.model_cache_max,
+        )
+        .logging_points(bus.durable && config.log_learnt_points),
+    );
     let announcements = events.follow(Topic::Models).await?;
     let (follower, stop) = (predictor.clone(), background.clone());
     tasks.spawn(async move { follower.follow_models(announcements, stop).await });

@@ -82,18 +82,7 @@ def main():
     first.wait()
     time.sleep(8)  # the dead member's session (6 s) expires
 
-    second = consumer(brokers, group)
-    second.subscribe([topic])
-    firsts = {}
-    deadline = time.time() + 30
-    while len(firsts) < PARTITIONS and time.time() < deadline:
-        message = second.poll(1.0)
-        if message is not None and message.error() is None:
-            firsts.setdefault(message.partition(), message.offset())
-    committed = second.committed([TopicPartition(topic, p) for p in range(PARTITIONS)], timeout=10)
-    print(f"{time.strftime('%T')} the new member's first offset per partition: {dict(sorted(firsts.items()))} (Kafka: {COMMITTED} on each)", flush=True)
-    print(f"{time.strftime('%T')} committed for the group: {[(c.partition, c.offset) for c in committed]}", flush=True)
-    second.close()
+    resume(brokers, topic, group, "the new member")
     rejoin(brokers, producer, admin)
 
 
@@ -125,18 +114,24 @@ def rejoin(brokers, producer, admin):
         survivor.poll(0.2)
     print(f"{time.strftime('%T')} after the session: the survivor holds {sorted(p.partition for p in survivor.assignment())}; it leaves and joins again", flush=True)
     survivor.close()
-    again = consumer(brokers, group)
-    again.subscribe([topic])
+    resume(brokers, topic, group, "the rejoined survivor")
+
+
+def resume(brokers, topic, group, who):
+    """Joins the group and prints its first offset on each partition beside the committed ones
+    (where Kafka resumes)."""
+    member = consumer(brokers, group)
+    member.subscribe([topic])
     firsts = {}
     deadline = time.time() + 30
     while len(firsts) < PARTITIONS and time.time() < deadline:
-        message = again.poll(1.0)
+        message = member.poll(1.0)
         if message is not None and message.error() is None:
             firsts.setdefault(message.partition(), message.offset())
-    committed = again.committed([TopicPartition(topic, p) for p in range(PARTITIONS)], timeout=10)
-    print(f"{time.strftime('%T')} after rejoining, its first offset per partition: {dict(sorted(firsts.items()))}", flush=True)
-    print(f"{time.strftime('%T')} committed for the group: {[(c.partition, c.offset) for c in committed]} (Kafka resumes there)", flush=True)
-    again.close()
+    committed = member.committed([TopicPartition(topic, p) for p in range(PARTITIONS)], timeout=10)
+    print(f"{time.strftime('%T')} {who}'s first offset per partition: {dict(sorted(firsts.items()))}", flush=True)
+    print(f"{time.strftime('%T')} committed for the group: {[(c.partition, c.offset) for c in committed]}", flush=True)
+    member.close()
 
 
 if __name__ == "__main__":

@@ -188,8 +188,8 @@ impl Predictor {
     /// by series) and answers only once the bus holds it: the predictor that owns the series
     /// next replays from the log what this one learnt after its last checkpoint, so a SIGKILL
     /// loses no acknowledged learning. For a partitioned bus, with `score_points` committing.
-    pub fn logging_points(mut self) -> Self {
-        self.logs_points = true;
+    pub fn logging_points(mut self, logs: bool) -> Self {
+        self.logs_points = logs;
         self
     }
 
@@ -225,14 +225,8 @@ impl Predictor {
         tokio::spawn(async move {
             let live = &departure.live;
             let state = live.state.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            match store
-                .save_state(&live.model.series_id, live.model.version, &state)
-                .await
-            {
-                Ok(()) => {
-                    live.saved(state.seen);
-                    cache.departed(&departure)
-                }
+            match save(&*store, live, &state).await {
+                Ok(()) => cache.departed(&departure),
                 // It stays reachable as leaving: a later predict takes it back, shutdown saves it.
                 Err(err) => {
                     tracing::warn!(error = %err, series = %live.model.series_id, "checkpoint of an evicted series failed")
@@ -288,22 +282,12 @@ impl Predictor {
         }
     }
 
-    /// Saves the learning state of every cached online model: on shutdown.
+    /// Saves the learning state of every cached online model that changed since its last
+    /// written checkpoint, going on past failures: on shutdown.
     pub async fn checkpoint_all(&self) {
-        for live in self.cache.all() {
-            if !live.model.detector.is_online() {
-                continue;
-            }
-            let state = live.state.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            match self
-                .store
-                .save_state(&live.model.series_id, live.model.version, &state)
-                .await
-            {
-                Ok(()) => live.saved(state.seen),
-                Err(err) => {
-                    tracing::warn!(error = %err, series = %live.model.series_id, "checkpoint failed")
-                }
+        for (live, state) in self.changed() {
+            if let Err(err) = save(&*self.store, &live, &state).await {
+                tracing::warn!(error = %err, series = %live.model.series_id, "checkpoint failed");
             }
         }
     }
@@ -312,25 +296,29 @@ impl Predictor {
     /// checkpoint, and returns once all are written: what `score_points` does before it
     /// commits its offsets, so a committed offset never passes learning that is not saved.
     pub async fn flush(&self) -> Result<usize, StoreError> {
-        let mut saved = 0;
-        for live in self.cache.all() {
-            if !live.model.detector.is_online() {
-                continue;
-            }
-            let state = {
-                let state = live.state.lock().unwrap_or_else(|e| e.into_inner());
-                if state.seen <= live.saved_seen.load(std::sync::atomic::Ordering::Acquire) {
-                    continue;
-                }
-                state.clone()
-            };
-            self.store
-                .save_state(&live.model.series_id, live.model.version, &state)
-                .await?;
-            live.saved(state.seen);
-            saved += 1;
+        let changed = self.changed();
+        for (live, state) in &changed {
+            save(&*self.store, live, state).await?;
         }
-        Ok(saved)
+        Ok(changed.len())
+    }
+
+    /// The cached online series that learnt since their last written checkpoint, each with a
+    /// copy of its state.
+    fn changed(&self) -> Vec<(Arc<Live>, LiveState)> {
+        self.cache
+            .all()
+            .into_iter()
+            .filter(|live| live.model.detector.is_online())
+            .filter_map(|live| {
+                let saved = live.saved_seen.load(std::sync::atomic::Ordering::Acquire);
+                let state = {
+                    let state = live.state.lock().unwrap_or_else(|e| e.into_inner());
+                    (state.seen > saved).then(|| state.clone())?
+                };
+                Some((live, state))
+            })
+            .collect()
     }
 
     /// Learns a point another predictor scored and logged (`IngestedPoint::scored`), unless the
@@ -367,12 +355,9 @@ impl Predictor {
     fn checkpoint(&self, live: Arc<Live>, state: LiveState) {
         let store = self.store.clone();
         tokio::spawn(async move {
-            let (series, version) = (&live.model.series_id, live.model.version);
-            match store.save_state(series, version, &state).await {
-                Ok(()) => live.saved(state.seen),
-                Err(err) => {
-                    tracing::warn!(error = %err, %series, "checkpoint failed; the next one retries")
-                }
+            if let Err(err) = save(&*store, &live, &state).await {
+                let series = &live.model.series_id;
+                tracing::warn!(error = %err, %series, "checkpoint failed; the next one retries");
             }
         });
     }
@@ -409,6 +394,15 @@ impl Predictor {
             tracing::warn!(error = %err, "prediction event dropped");
         }
     }
+}
+
+/// Saves `state` as the checkpoint of `live`'s series and records that it is written.
+async fn save(store: &dyn ModelStore, live: &Live, state: &LiveState) -> Result<(), StoreError> {
+    store
+        .save_state(&live.model.series_id, live.model.version, state)
+        .await?;
+    live.saved(state.seen);
+    Ok(())
 }
 
 #[async_trait]

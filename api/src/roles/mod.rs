@@ -164,19 +164,17 @@ async fn predictor(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let store = backends::store(config).await?;
-    let predictor = Predictor::with_cache(
-        store.clone(),
-        bus.clone(),
-        config.checkpoints,
-        config.model_cache_max,
-    );
     // What a predict teaches is logged on `points` before it is answered: the series' next
     // owner replays it if this process dies before checkpointing it.
-    let predictor = Arc::new(if config.log_learnt_points {
-        predictor.logging_points()
-    } else {
-        predictor
-    });
+    let predictor = Arc::new(
+        Predictor::with_cache(
+            store.clone(),
+            bus.clone(),
+            config.checkpoints,
+            config.model_cache_max,
+        )
+        .logging_points(config.log_learnt_points),
+    );
     // Every predictor instance follows every model announcement.
     let announcements = bus.follow(Topic::Models).await?;
     let stop_following = CancellationToken::new();

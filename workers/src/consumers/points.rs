@@ -179,6 +179,13 @@ mod tests {
         model: crate::model::TrainedModel,
     }
 
+    impl OnMock {
+        /// A predictor on this store and bus, caching 10 series.
+        fn predictor(&self, checkpoints: Checkpoints) -> Predictor {
+            Predictor::with_cache(self.store.clone(), self.bus.clone(), checkpoints, 10)
+        }
+    }
+
     async fn fitted_on_mock(series: &str) -> OnMock {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
@@ -268,8 +275,7 @@ mod tests {
     async fn the_next_owner_replays_what_a_dead_predictor_learnt_since_its_checkpoint() {
         let on = fitted_on_mock("replayed").await;
         let never = Checkpoints::every(u64::MAX);
-        let dead =
-            Predictor::with_cache(on.store.clone(), on.bus.clone(), never, 10).logging_points();
+        let dead = on.predictor(never).logging_points(true);
         let taught = taught(30);
         for &point in &taught {
             dead.predict(&on.series, point).await.unwrap();
@@ -283,12 +289,7 @@ mod tests {
             "the dead predictor checkpointed nothing"
         );
 
-        let next = Arc::new(Predictor::with_cache(
-            on.store.clone(),
-            on.bus.clone(),
-            never,
-            10,
-        ));
+        let next = Arc::new(on.predictor(never));
         let (member, stop) = join(&on.bus, &next).await;
         // It commits only once the state the points taught is saved.
         assert_eq!(
@@ -315,9 +316,7 @@ mod tests {
         let never = Checkpoints::every(u64::MAX);
         let taught = taught(40);
         // The first member scores 20 points and commits them (its flush saves them first).
-        let dead = Arc::new(
-            Predictor::with_cache(on.store.clone(), on.bus.clone(), never, 10).logging_points(),
-        );
+        let dead = Arc::new(on.predictor(never).logging_points(true));
         let (member, _never_stopped) = join(&on.bus, &dead).await;
         for &point in &taught[..20] {
             dead.predict(&on.series, point).await.unwrap();
@@ -334,12 +333,7 @@ mod tests {
         let saved = on.store.load_state(&on.series, on.model.version).await;
         assert_eq!(saved.unwrap().map(|s| s.seen), Some(20));
 
-        let next = Arc::new(Predictor::with_cache(
-            on.store.clone(),
-            on.bus.clone(),
-            never,
-            10,
-        ));
+        let next = Arc::new(on.predictor(never));
         let (member, stop) = join(&on.bus, &next).await;
         assert_eq!(
             saved_once_it_has_seen(&on, 40).await,
@@ -354,8 +348,7 @@ mod tests {
     #[tokio::test]
     async fn a_stopping_predictor_refuses_new_predicts() {
         let on = fitted_on_mock("stopping").await;
-        let predictor =
-            Predictor::with_cache(on.store.clone(), on.bus.clone(), Checkpoints::every(1), 10);
+        let predictor = on.predictor(Checkpoints::every(1));
         let point = taught(1)[0];
         predictor.predict(&on.series, point).await.unwrap();
         predictor.stop_scoring().await;
@@ -371,8 +364,7 @@ mod tests {
         let on = fitted_on_mock("forked").await;
         let never = Checkpoints::every(u64::MAX);
         let taught = taught(20);
-        let dead =
-            Predictor::with_cache(on.store.clone(), on.bus.clone(), never, 10).logging_points();
+        let dead = on.predictor(never).logging_points(true);
         for &point in &taught[..10] {
             dead.predict(&on.series, point).await.unwrap();
         }
@@ -380,10 +372,7 @@ mod tests {
         drop(dead);
         // The survivor serves the series from the fitted model (the dead one saved nothing),
         // checkpoints it with its own 10 points, and loads it again.
-        let survivor = Arc::new(
-            Predictor::with_cache(on.store.clone(), on.bus.clone(), Checkpoints::every(1), 10)
-                .logging_points(),
-        );
+        let survivor = Arc::new(on.predictor(Checkpoints::every(1)).logging_points(true));
         for &point in &taught[10..] {
             survivor.predict(&on.series, point).await.unwrap();
         }
