@@ -2,7 +2,10 @@
 //! consumers that store an offset only when `ack` says the work is done (at-least-once; the
 //! writes downstream are idempotent). Stored offsets are committed every second, on a rebalance
 //! (librdkafka commits before giving partitions up) and when a subscription ends. Poison messages
-//! are logged and skipped. Followers read every partition from the end, each on its own, so every
+//! are logged and skipped; a skipped one's offset is stored only once every event delivered
+//! before it on its partition is acked, so a member that commits only what it made durable never
+//! commits past events it has not (`PartitionProgress`). Followers read every partition from the
+//! end, each on its own, so every
 //! follower sees every new event. Records are partitioned as the Java client does (murmur2), so
 //! a series lands where `partitioner::partition_of` says whoever produced it; `points` carries
 //! bare `IngestedPoint`s, not the event envelope, so any producer can write it. A group member
@@ -258,6 +261,7 @@ impl EventBus for KafkaBus {
             commits: true,
             assignment: Some(assignment),
             stop: self.stop.clone(),
+            positions: Default::default(),
         }))
     }
 
@@ -301,6 +305,7 @@ impl EventBus for KafkaBus {
             commits: false,
             assignment: None,
             stop: self.stop.clone(),
+            positions: Default::default(),
         }))
     }
 
@@ -411,6 +416,19 @@ struct KafkaSubscription {
     commits: bool,
     assignment: Option<super::Assignment>,
     stop: CancellationToken,
+    /// Per partition: the last offset delivered, and a skipped poison message's offset waiting
+    /// for the deliveries before it to be acked.
+    positions: std::collections::HashMap<i32, PartitionProgress>,
+}
+
+/// Where a partition's deliveries and acks stand (`KafkaSubscription::positions`).
+#[derive(Default)]
+struct PartitionProgress {
+    delivered: Option<i64>,
+    acked: Option<i64>,
+    /// The newest skipped offset, and the last offset delivered before it: storing the skipped
+    /// offset commits everything before it, so it waits until that delivery is acked.
+    poison: Option<(i64, i64)>,
 }
 
 impl KafkaSubscription {
@@ -454,6 +472,10 @@ impl Subscription for KafkaSubscription {
                 });
             match event {
                 Ok(event) => {
+                    self.positions
+                        .entry(position.partition)
+                        .or_default()
+                        .delivered = Some(position.offset);
                     return Ok(Some(Delivery {
                         event,
                         position: Some(position),
@@ -462,17 +484,29 @@ impl Subscription for KafkaSubscription {
                 }
                 Err(reason) => {
                     tracing::error!(topic = %self.topic, partition = position.partition, offset = position.offset, %reason, "skipping a poison message");
-                    self.store(position)?;
+                    self.skip(position)?;
                 }
             }
         }
     }
 
     async fn ack(&mut self, delivery: &Delivery) -> Result<(), BusError> {
-        match delivery.position {
-            Some(position) => self.store(position),
-            None => Ok(()),
+        let Some(position) = delivery.position else {
+            return Ok(());
+        };
+        let progress = self.positions.entry(position.partition).or_default();
+        progress.acked = progress.acked.max(Some(position.offset));
+        let mut stored = position.offset;
+        if let Some((skipped, before)) = progress.poison
+            && position.offset >= before
+        {
+            progress.poison = None;
+            stored = stored.max(skipped);
         }
+        self.store(Position {
+            offset: stored,
+            ..position
+        })
     }
 
     fn assignment(&self) -> Option<super::Assignment> {
@@ -481,6 +515,19 @@ impl Subscription for KafkaSubscription {
 }
 
 impl KafkaSubscription {
+    /// Passes over a poison message: its offset is stored now if every delivery before it on its
+    /// partition is acked, else with the ack of the last of them.
+    fn skip(&mut self, position: Position) -> Result<(), BusError> {
+        let progress = self.positions.entry(position.partition).or_default();
+        match progress.delivered {
+            Some(delivered) if progress.acked < Some(delivered) => {
+                progress.poison = Some((position.offset, delivered));
+                Ok(())
+            }
+            _ => self.store(position),
+        }
+    }
+
     fn store(&self, position: Position) -> Result<(), BusError> {
         if !self.commits {
             return Ok(());
@@ -763,6 +810,44 @@ pub(crate) mod tests {
         bus.publish(training_data("s1", 1)).await.unwrap();
         let mut member = bus.join_group(Topic::TrainingData, "g").await.unwrap();
         assert_eq!(next_event(&mut member).await, Some(training_data("s1", 1)));
+    }
+
+    /// Skipping a poison message does not commit the events delivered before it that are not
+    /// acked yet (a member that acks only after making its work durable would lose them).
+    #[tokio::test]
+    async fn a_skipped_poison_message_does_not_commit_unacked_events_before_it() {
+        use super::super::EventBus;
+        use super::super::contract::{next_event, training_data};
+        use crate::events::Topic;
+        use rdkafka::producer::FutureRecord;
+        let bus = mock().await;
+        let topic = bus.topic_name(Topic::TrainingData);
+        bus.publish(training_data("s1", 1)).await.unwrap();
+        bus.producer
+            .send(
+                FutureRecord::to(&topic).key("s1").payload("not json"),
+                rdkafka::util::Timeout::Never,
+            )
+            .await
+            .unwrap();
+        bus.publish(training_data("s1", 2)).await.unwrap();
+        let mut first = bus.join_group(Topic::TrainingData, "g").await.unwrap();
+        let unacked = first.next().await.unwrap().unwrap();
+        assert_eq!(unacked.event, training_data("s1", 1));
+        // Passes over the poison message to the next event; neither is acked.
+        assert_eq!(
+            first.next().await.unwrap().unwrap().event,
+            training_data("s1", 2)
+        );
+        drop(first);
+        let mut next = bus.join_group(Topic::TrainingData, "g").await.unwrap();
+        assert_eq!(next_event(&mut next).await, Some(training_data("s1", 1)));
+        assert_eq!(next_event(&mut next).await, Some(training_data("s1", 2)));
+        drop(next);
+        // Acked past it, the poison message is committed with the rest.
+        bus.publish(training_data("s1", 3)).await.unwrap();
+        let mut last = bus.join_group(Topic::TrainingData, "g").await.unwrap();
+        assert_eq!(next_event(&mut last).await, Some(training_data("s1", 3)));
     }
     bus_contract!(
         #[ignore = "needs a Kafka broker: run bash .ci/run"]
