@@ -4,6 +4,7 @@
 mod alert_history;
 mod bad_input;
 mod body_limits;
+mod broker_restart;
 mod crash_safety;
 mod dashboard;
 mod dataloader;

@@ -35,8 +35,11 @@ use tokio_util::sync::CancellationToken;
 use super::{BusError, Delivery, EventBus, Position, Subscription};
 use crate::events::{Event, Topic};
 
-/// How long a publish may wait for the brokers before it fails.
+/// How long a publish waits for the brokers' acknowledgement before it fails (the event stays
+/// queued: see `KafkaBus::connect`).
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most the producer queues for brokers that are away (librdkafka's default is 1 GiB).
+const PRODUCER_QUEUE_KBYTES: &str = "131072";
 /// How long a follower's fetch waits at the broker for new records.
 const FOLLOWER_FETCH_WAIT_MS: &str = "10";
 /// How long metadata and watermark requests may take.
@@ -68,6 +71,13 @@ pub struct KafkaBus {
     stop: CancellationToken,
 }
 
+/// A publish whose acknowledgement did not come within `DELIVERY_TIMEOUT`.
+fn not_acknowledged() -> BusError {
+    BusError::Unavailable(format!(
+        "the brokers did not acknowledge the event within {DELIVERY_TIMEOUT:?}"
+    ))
+}
+
 fn unavailable(err: KafkaError) -> BusError {
     BusError::Unavailable(err.to_string())
 }
@@ -85,10 +95,13 @@ impl KafkaBus {
             .set("acks", "all")
             .set("partitioner", "murmur2_random")
             .set("linger.ms", options.linger.as_millis().to_string())
-            .set(
-                "message.timeout.ms",
-                DELIVERY_TIMEOUT.as_millis().to_string(),
-            )
+            // Queued events never expire (as Kafka Streams sets its producers): a publish gives
+            // up waiting after DELIVERY_TIMEOUT, the event is delivered once the brokers are back.
+            // An idempotent producer whose events expire bumps its epoch (KIP-360), which tansu
+            // 0.6's SQLite engine cannot take: it panics and serves nothing more
+            // (docs/tansu/restart_produce.py). The queue is bounded: full, a publish fails at once.
+            .set("message.timeout.ms", "0")
+            .set("queue.buffering.max.kbytes", PRODUCER_QUEUE_KBYTES)
             .create()
             .map_err(unavailable)?;
         let bus = Self {
@@ -195,11 +208,11 @@ impl EventBus for KafkaBus {
         let payload = Self::encode(&event)?;
         let topic = self.topic_name(event.topic());
         let record = record(&topic, &event, &payload);
-        self.producer
-            .send(record, Timeout::After(DELIVERY_TIMEOUT))
-            .await
-            .map(|_| ())
-            .map_err(|(err, _)| unavailable(err))
+        let delivery = self.producer.send(record, Timeout::After(DELIVERY_TIMEOUT));
+        match tokio::time::timeout(DELIVERY_TIMEOUT, delivery).await {
+            Ok(delivered) => delivered.map(|_| ()).map_err(|(err, _)| unavailable(err)),
+            Err(_) => Err(not_acknowledged()),
+        }
     }
 
     fn emit(&self, event: Event) -> Result<(), BusError> {
@@ -210,12 +223,13 @@ impl EventBus for KafkaBus {
     fn emit_acknowledged(&self, event: Event) -> Result<super::Acknowledgement, BusError> {
         let delivery = self.enqueue(&event)?;
         Ok(Box::pin(async move {
-            match delivery.await {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err((err, _))) => Err(unavailable(err)),
-                Err(_) => Err(BusError::Unavailable(
+            match tokio::time::timeout(DELIVERY_TIMEOUT, delivery).await {
+                Ok(Ok(Ok(_))) => Ok(()),
+                Ok(Ok(Err((err, _)))) => Err(unavailable(err)),
+                Ok(Err(_)) => Err(BusError::Unavailable(
                     "the producer stopped before the brokers acknowledged the event".into(),
                 )),
+                Err(_) => Err(not_acknowledged()),
             }
         }))
     }
