@@ -2,12 +2,15 @@
 //! over, and parsing is a fifth of the gateway's CPU for a small mutation (pest). A bounded map:
 //! past `MAX_ENTRIES` an arbitrary entry makes room, and long documents are not kept, so a client
 //! sending endless distinct documents costs a parse each (as without the cache) and nothing more.
+//! A document that declares no variables is also validated once per operation name: without
+//! variables, validation depends only on the text, the operation and the schema, so its success
+//! is kept with the document and given again (async-graphql's 22 rules walk it per request).
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
 use async_graphql::parser::types::ExecutableDocument;
-use async_graphql::{Request, ServerError};
+use async_graphql::{Request, ServerError, ValidationResult};
 
 /// Documents kept at most.
 pub const MAX_ENTRIES: usize = 1_024;
@@ -16,21 +19,36 @@ pub const MAX_TEXT_BYTES: usize = 8 * 1024;
 
 #[derive(Default)]
 pub struct DocumentCache {
-    documents: Mutex<HashMap<String, ExecutableDocument>>,
+    documents: Mutex<HashMap<String, Cached>>,
+}
+
+/// A kept document, and the operation name it passed validation for (only for a document that
+/// declares no variables).
+struct Cached {
+    document: ExecutableDocument,
+    validated: Option<(Option<String>, ValidationResult)>,
 }
 
 impl DocumentCache {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, ExecutableDocument>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Cached>> {
         // A plain map: a panic elsewhere cannot leave it half-updated.
         self.documents.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Gives `request` its parsed document, from the cache or parsed (and then kept).
-    pub fn parse(&self, request: &mut Request) -> Result<(), ServerError> {
-        let cached = self.lock().get(&request.query).cloned();
-        if let Some(document) = cached {
+    /// Gives `request` its parsed document, from the cache or parsed (and then kept), and the
+    /// result of its validation when this document and operation already passed it.
+    pub fn parse(&self, request: &mut Request) -> Result<Option<ValidationResult>, ServerError> {
+        let cached = self.lock().get(&request.query).map(|cached| {
+            let validated = cached
+                .validated
+                .as_ref()
+                .filter(|(operation, _)| *operation == request.operation_name)
+                .map(|(_, result)| *result);
+            (cached.document.clone(), validated)
+        });
+        if let Some((document, validated)) = cached {
             request.set_parsed_query(document);
-            return Ok(());
+            return Ok(validated);
         }
         let document = request.parsed_query()?.clone();
         if request.query.len() <= MAX_TEXT_BYTES {
@@ -40,15 +58,39 @@ impl DocumentCache {
             {
                 documents.remove(&evicted);
             }
-            documents.insert(request.query.clone(), document);
+            documents.insert(
+                request.query.clone(),
+                Cached {
+                    document,
+                    validated: None,
+                },
+            );
         }
-        Ok(())
+        Ok(None)
+    }
+
+    /// Keeps that `query` passed validation as `operation`, when it is kept and declares no
+    /// variables (validation then depends on nothing else).
+    pub fn validated(&self, query: &str, operation: Option<String>, result: ValidationResult) {
+        if let Some(cached) = self.lock().get_mut(query)
+            && declares_no_variables(&cached.document)
+        {
+            cached.validated = Some((operation, result));
+        }
     }
 
     #[cfg(test)]
     fn len(&self) -> usize {
         self.lock().len()
     }
+}
+
+/// Whether no operation of `document` declares a variable.
+pub fn declares_no_variables(document: &ExecutableDocument) -> bool {
+    document
+        .operations
+        .iter()
+        .all(|(_, operation)| operation.node.variable_definitions.is_empty())
 }
 
 #[cfg(test)]
@@ -68,6 +110,31 @@ mod tests {
             format!("{:?}", first.parsed_query().unwrap()),
             format!("{:?}", second.parsed_query().unwrap())
         );
+    }
+
+    #[test]
+    fn a_validated_document_without_variables_is_validated_once_per_operation() {
+        let cache = DocumentCache::default();
+        let passed = ValidationResult {
+            cache_control: Default::default(),
+            complexity: 2,
+            depth: 2,
+        };
+        let text = "query Q { health { seriesTrained } }";
+        assert!(cache.parse(&mut Request::new(text)).unwrap().is_none());
+        cache.validated(text, Some("Q".into()), passed);
+        let again = cache
+            .parse(&mut Request::new(text).operation_name("Q"))
+            .unwrap();
+        assert_eq!(again.map(|r| r.complexity), Some(2));
+        // Another operation name is validated afresh.
+        assert!(cache.parse(&mut Request::new(text)).unwrap().is_none());
+        // A document with variables is validated every time (values change what passes).
+        let with_variables = "query Q($n: Int) { health { seriesTrained } }";
+        cache.parse(&mut Request::new(with_variables)).unwrap();
+        cache.validated(with_variables, Some("Q".into()), passed);
+        let mut request = Request::new(with_variables).operation_name("Q");
+        assert!(cache.parse(&mut request).unwrap().is_none());
     }
 
     #[test]

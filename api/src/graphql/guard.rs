@@ -127,6 +127,7 @@ impl ExtensionFactory for Guard {
             self.limits.clone(),
             self.documents.clone(),
             Default::default(),
+            Default::default(),
         ))
     }
 }
@@ -136,7 +137,21 @@ struct GuardExtension(
     Arc<super::documents::DocumentCache>,
     /// Whether the request introspects (its answer is held to the introspection bound).
     std::sync::atomic::AtomicBool,
+    /// Its document's validation: already passed, or to remember once it passes.
+    std::sync::Mutex<Validation>,
 );
+
+/// What `GuardExtension::validation` does with a request's document (`DocumentCache`).
+#[derive(Default)]
+enum Validation {
+    /// Run it (a rendering of a live result, say).
+    #[default]
+    Run,
+    /// It passed before: the result of then.
+    Passed(ValidationResult),
+    /// Run it, and remember a success for this text and operation.
+    Remember(String, Option<String>),
+}
 
 #[async_trait::async_trait]
 impl Extension for GuardExtension {
@@ -200,9 +215,22 @@ impl Extension for GuardExtension {
             .data
             .get(&TypeId::of::<super::direct::RenderOne>())
             .is_some();
-        self.1
+        let validated = self
+            .1
             .parse(&mut request)
             .map_err(|e| with_code(e, "GRAPHQL_PARSE_FAILED"))?;
+        let remember = validated.is_none()
+            && request.query.len() <= super::documents::MAX_TEXT_BYTES
+            && request
+                .parsed_query()
+                .is_ok_and(super::documents::declares_no_variables);
+        *self.3.lock().unwrap_or_else(|e| e.into_inner()) = match validated {
+            Some(result) => Validation::Passed(result),
+            None if remember => {
+                Validation::Remember(request.query.clone(), request.operation_name.clone())
+            }
+            None => Validation::Run,
+        };
         let document = request
             .parsed_query()
             .map_err(|e| with_code(e, "GRAPHQL_PARSE_FAILED"))?;
@@ -229,12 +257,20 @@ impl Extension for GuardExtension {
         ctx: &ExtensionContext<'_>,
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
-        next.run(ctx).await.map_err(|errors| {
+        let validation = std::mem::take(&mut *self.3.lock().unwrap_or_else(|e| e.into_inner()));
+        if let Validation::Passed(result) = validation {
+            return Ok(result);
+        }
+        let result = next.run(ctx).await.map_err(|errors| {
             errors
                 .into_iter()
                 .map(|e| with_code(e, "GRAPHQL_VALIDATION_FAILED"))
-                .collect()
-        })
+                .collect::<Vec<_>>()
+        })?;
+        if let Validation::Remember(query, operation) = validation {
+            self.1.validated(&query, operation, result);
+        }
+        Ok(result)
     }
 }
 
