@@ -375,7 +375,7 @@ impl Predictor {
                     if let Some(batch) = tally.close()
                         && let Err(err) = bus.emit(Event::Inferences(batch))
                     {
-                        tracing::warn!(error = %err, "inference metrics dropped");
+                        dropped(&err);
                     }
                 });
             }
@@ -391,8 +391,32 @@ impl Predictor {
 
     fn emit(&self, event: Event) {
         if let Err(err) = self.bus.emit(event) {
-            tracing::warn!(error = %err, "prediction event dropped");
+            dropped(&err);
         }
+    }
+}
+
+/// Counts a `predictions` or metrics event the bus refused (its queue full while the brokers are
+/// away, say) in `anomaly_events_dropped_total`, and says so in the log at most every 10 s: at
+/// thousands of predicts a second a line each would flood the log.
+fn dropped(err: &BusError) {
+    static LOGGED_AT_SECS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    ::metrics::counter!("anomaly_events_dropped_total").increment(1);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    let last = LOGGED_AT_SECS.load(std::sync::atomic::Ordering::Relaxed);
+    if now >= last + 10
+        && LOGGED_AT_SECS
+            .compare_exchange(
+                last,
+                now,
+                std::sync::atomic::Ordering::Relaxed,
+                std::sync::atomic::Ordering::Relaxed,
+            )
+            .is_ok()
+    {
+        tracing::warn!(error = %err, "prediction events dropped (anomaly_events_dropped_total counts them; said at most every 10 s)");
     }
 }
 
