@@ -22,11 +22,22 @@ pub struct DocumentCache {
     documents: Mutex<HashMap<String, Cached>>,
 }
 
-/// A kept document, and the operation name it passed validation for (only for a document that
-/// declares no variables).
+/// A kept document; for one that declares no variables, the operation name it passed
+/// validation for, once it has.
 struct Cached {
     document: ExecutableDocument,
+    declares_no_variables: bool,
     validated: Option<(Option<String>, ValidationResult)>,
+}
+
+/// What is known of a request's validation (`DocumentCache::parse`).
+pub enum Validated {
+    /// This document and operation passed it before: its result then.
+    Passed(ValidationResult),
+    /// Not yet: once it passes, `DocumentCache::validated` keeps the result.
+    Unknown,
+    /// Never kept: the document declares variables, or is not kept itself.
+    Never,
 }
 
 impl DocumentCache {
@@ -35,15 +46,17 @@ impl DocumentCache {
         self.documents.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Gives `request` its parsed document, from the cache or parsed (and then kept), and the
-    /// result of its validation when this document and operation already passed it.
-    pub fn parse(&self, request: &mut Request) -> Result<Option<ValidationResult>, ServerError> {
+    /// Gives `request` its parsed document, from the cache or parsed (and then kept), and what
+    /// is known of its validation.
+    pub fn parse(&self, request: &mut Request) -> Result<Validated, ServerError> {
         let cached = self.lock().get(&request.query).map(|cached| {
-            let validated = cached
-                .validated
-                .as_ref()
-                .filter(|(operation, _)| *operation == request.operation_name)
-                .map(|(_, result)| *result);
+            let validated = match &cached.validated {
+                Some((operation, result)) if *operation == request.operation_name => {
+                    Validated::Passed(*result)
+                }
+                _ if cached.declares_no_variables => Validated::Unknown,
+                _ => Validated::Never,
+            };
             (cached.document.clone(), validated)
         });
         if let Some((document, validated)) = cached {
@@ -51,29 +64,39 @@ impl DocumentCache {
             return Ok(validated);
         }
         let document = request.parsed_query()?.clone();
-        if request.query.len() <= MAX_TEXT_BYTES {
-            let mut documents = self.lock();
-            if documents.len() >= MAX_ENTRIES
-                && let Some(evicted) = documents.keys().next().cloned()
-            {
-                documents.remove(&evicted);
-            }
-            documents.insert(
-                request.query.clone(),
-                Cached {
-                    document,
-                    validated: None,
-                },
-            );
+        if request.query.len() > MAX_TEXT_BYTES {
+            return Ok(Validated::Never);
         }
-        Ok(None)
+        let declares_no_variables = document
+            .operations
+            .iter()
+            .all(|(_, operation)| operation.node.variable_definitions.is_empty());
+        let mut documents = self.lock();
+        if documents.len() >= MAX_ENTRIES
+            && let Some(evicted) = documents.keys().next().cloned()
+        {
+            documents.remove(&evicted);
+        }
+        documents.insert(
+            request.query.clone(),
+            Cached {
+                document,
+                declares_no_variables,
+                validated: None,
+            },
+        );
+        Ok(if declares_no_variables {
+            Validated::Unknown
+        } else {
+            Validated::Never
+        })
     }
 
     /// Keeps that `query` passed validation as `operation`, when it is kept and declares no
     /// variables (validation then depends on nothing else).
     pub fn validated(&self, query: &str, operation: Option<String>, result: ValidationResult) {
         if let Some(cached) = self.lock().get_mut(query)
-            && declares_no_variables(&cached.document)
+            && cached.declares_no_variables
         {
             cached.validated = Some((operation, result));
         }
@@ -83,14 +106,6 @@ impl DocumentCache {
     fn len(&self) -> usize {
         self.lock().len()
     }
-}
-
-/// Whether no operation of `document` declares a variable.
-pub fn declares_no_variables(document: &ExecutableDocument) -> bool {
-    document
-        .operations
-        .iter()
-        .all(|(_, operation)| operation.node.variable_definitions.is_empty())
 }
 
 #[cfg(test)]
@@ -121,20 +136,24 @@ mod tests {
             depth: 2,
         };
         let text = "query Q { health { seriesTrained } }";
-        assert!(cache.parse(&mut Request::new(text)).unwrap().is_none());
+        let passed_before = |validated| match validated {
+            Validated::Passed(result) => Some(result.complexity),
+            Validated::Unknown | Validated::Never => None,
+        };
+        assert!(passed_before(cache.parse(&mut Request::new(text)).unwrap()).is_none());
         cache.validated(text, Some("Q".into()), passed);
         let again = cache
             .parse(&mut Request::new(text).operation_name("Q"))
             .unwrap();
-        assert_eq!(again.map(|r| r.complexity), Some(2));
+        assert_eq!(passed_before(again), Some(2));
         // Another operation name is validated afresh.
-        assert!(cache.parse(&mut Request::new(text)).unwrap().is_none());
+        assert!(passed_before(cache.parse(&mut Request::new(text)).unwrap()).is_none());
         // A document with variables is validated every time (values change what passes).
         let with_variables = "query Q($n: Int) { health { seriesTrained } }";
         cache.parse(&mut Request::new(with_variables)).unwrap();
         cache.validated(with_variables, Some("Q".into()), passed);
         let mut request = Request::new(with_variables).operation_name("Q");
-        assert!(cache.parse(&mut request).unwrap().is_none());
+        assert!(passed_before(cache.parse(&mut request).unwrap()).is_none());
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::documents::Validated;
 use crate::auth::{Access, READ_ONLY_MESSAGE};
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextRequest, NextValidation,
@@ -219,17 +220,12 @@ impl Extension for GuardExtension {
             .1
             .parse(&mut request)
             .map_err(|e| with_code(e, "GRAPHQL_PARSE_FAILED"))?;
-        let remember = validated.is_none()
-            && request.query.len() <= super::documents::MAX_TEXT_BYTES
-            && request
-                .parsed_query()
-                .is_ok_and(super::documents::declares_no_variables);
         *self.3.lock().unwrap_or_else(|e| e.into_inner()) = match validated {
-            Some(result) => Validation::Passed(result),
-            None if remember => {
+            Validated::Passed(result) => Validation::Passed(result),
+            Validated::Unknown => {
                 Validation::Remember(request.query.clone(), request.operation_name.clone())
             }
-            None => Validation::Run,
+            Validated::Never => Validation::Run,
         };
         let document = request
             .parsed_query()

@@ -64,17 +64,6 @@ impl Drop for Broker {
     }
 }
 
-async fn count(database: &FreshDatabase, sql: &str) -> i64 {
-    use sea_orm::{ConnectionTrait, Statement};
-    let db = sea_orm::Database::connect(&database.url).await.unwrap();
-    let row = db
-        .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
-        .await
-        .unwrap()
-        .unwrap();
-    row.try_get::<i64>("", "n").unwrap()
-}
-
 /// What a predict was answered: its status, whether a 503 said when to retry, whether it told
 /// of an alert.
 async fn predict(gateway: &Http, series: &str, minute: i64, value: f64) -> (u16, bool, bool) {
@@ -186,7 +175,7 @@ async fn alerts_acknowledged_around_a_broker_restart_are_all_stored_once() {
     eventually_within(
         Duration::from_secs(90),
         "the 60 alerts the clients were told of are stored",
-        || async { count(&database, &stored).await == 60 },
+        || async { database.count(&stored).await == 60 },
     )
     .await;
     drop((trainer, predictor, broker));

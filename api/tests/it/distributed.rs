@@ -53,6 +53,17 @@ impl FreshDatabase {
         }
     }
 
+    /// The `n` of a `SELECT COUNT(*) AS n ...` on this database.
+    pub async fn count(&self, sql: &str) -> i64 {
+        let db = Database::connect(&self.url).await.expect("PostgreSQL");
+        let row = db
+            .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
+            .await
+            .expect("count")
+            .expect("a row");
+        row.try_get::<i64>("", "n").expect("n")
+    }
+
     pub async fn drop_now(self) {
         let admin = Database::connect(&self.admin_url)
             .await

@@ -108,16 +108,6 @@ fn learns_online(n: usize) -> bool {
     n % 2 == 1 && n != 1
 }
 
-async fn count(database: &FreshDatabase, sql: &str) -> i64 {
-    let db = sea_orm::Database::connect(&database.url).await.unwrap();
-    let row = db
-        .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
-        .await
-        .unwrap()
-        .unwrap();
-    row.try_get::<i64>("", "n").unwrap()
-}
-
 #[tokio::test]
 #[ignore = "needs PostgreSQL, Redis and a Kafka broker: run bash .ci/run"]
 async fn predictors_fail_over_and_acknowledged_alerts_are_all_stored() {
@@ -319,10 +309,10 @@ async fn predictors_fail_over_and_acknowledged_alerts_are_all_stored() {
     eventually_within(
         Duration::from_secs(60),
         "the 120 alerts are stored",
-        || async { count(&database, stored).await >= 120 },
+        || async { database.count(stored).await >= 120 },
     )
     .await;
-    assert_eq!(count(&database, stored).await, 120, "each alert once");
+    assert_eq!(database.count(stored).await, 120, "each alert once");
     // Every one reached the webhook receiver (at least once), each with one delivery.
     let distinct = || {
         received
@@ -343,7 +333,7 @@ async fn predictors_fail_over_and_acknowledged_alerts_are_all_stored() {
     assert_eq!(distinct(), 120);
     let deliveries = "SELECT COUNT(*) AS n FROM webhook_delivery";
     assert_eq!(
-        count(&database, deliveries).await,
+        database.count(deliveries).await,
         120,
         "one delivery per alert"
     );
@@ -374,10 +364,10 @@ async fn predictors_fail_over_and_acknowledged_alerts_are_all_stored() {
     eventually_within(
         Duration::from_secs(60),
         "the 20 streamed points' alerts are stored",
-        || async { count(&database, streamed).await >= 20 },
+        || async { database.count(streamed).await >= 20 },
     )
     .await;
-    assert_eq!(count(&database, streamed).await, 20, "each once");
+    assert_eq!(database.count(streamed).await, 20, "each once");
     producer.close();
 
     alerts.terminate().await;

@@ -806,21 +806,27 @@ pub(crate) mod tests {
         .await;
     }
 
+    /// Writes a message on `topic` that is not an event.
+    async fn send_poison(bus: &KafkaBus, topic: crate::events::Topic) {
+        let topic = bus.topic_name(topic);
+        bus.producer
+            .send(
+                rdkafka::producer::FutureRecord::to(&topic)
+                    .key("s1")
+                    .payload("not json"),
+                rdkafka::util::Timeout::Never,
+            )
+            .await
+            .unwrap();
+    }
+
     #[tokio::test]
     async fn a_poison_message_is_skipped() {
         use super::super::EventBus;
         use super::super::contract::{next_event, training_data};
         use crate::events::Topic;
-        use rdkafka::producer::FutureRecord;
         let bus = mock().await;
-        let topic = bus.topic_name(Topic::TrainingData);
-        bus.producer
-            .send(
-                FutureRecord::to(&topic).key("s1").payload("not json"),
-                rdkafka::util::Timeout::Never,
-            )
-            .await
-            .unwrap();
+        send_poison(&bus, Topic::TrainingData).await;
         bus.publish(training_data("s1", 1)).await.unwrap();
         let mut member = bus.join_group(Topic::TrainingData, "g").await.unwrap();
         assert_eq!(next_event(&mut member).await, Some(training_data("s1", 1)));
@@ -833,17 +839,9 @@ pub(crate) mod tests {
         use super::super::EventBus;
         use super::super::contract::{next_event, training_data};
         use crate::events::Topic;
-        use rdkafka::producer::FutureRecord;
         let bus = mock().await;
-        let topic = bus.topic_name(Topic::TrainingData);
         bus.publish(training_data("s1", 1)).await.unwrap();
-        bus.producer
-            .send(
-                FutureRecord::to(&topic).key("s1").payload("not json"),
-                rdkafka::util::Timeout::Never,
-            )
-            .await
-            .unwrap();
+        send_poison(&bus, Topic::TrainingData).await;
         bus.publish(training_data("s1", 2)).await.unwrap();
         let mut first = bus.join_group(Topic::TrainingData, "g").await.unwrap();
         let unacked = first.next().await.unwrap().unwrap();
