@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 use anomaly_workers::events::Role;
 
 use crate::config::Config;
+use crate::process::Roles;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -63,7 +64,7 @@ pub async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve => {
             let listener = bind(&config, "serve").await?;
-            crate::serve::run(config, listener, shutdown_on_signal()).await
+            crate::process::run(config, Roles::All, Some(listener), shutdown_on_signal()).await
         }
         Command::Gateway => distributed(Role::Gateway, config).await,
         Command::Trainer => distributed(Role::Trainer, config).await,
@@ -95,7 +96,13 @@ async fn bind(config: &Config, command: &str) -> anyhow::Result<TcpListener> {
 /// their probes and `/metrics`.
 async fn distributed(role: Role, config: Config) -> anyhow::Result<()> {
     let listener = bind(&config, role.name()).await?;
-    crate::roles::run(role, config, Some(listener), shutdown_on_signal()).await
+    crate::process::run(
+        config,
+        Roles::One(role),
+        Some(listener),
+        shutdown_on_signal(),
+    )
+    .await
 }
 
 /// A token cancelled on ctrl-c or SIGTERM.

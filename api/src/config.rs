@@ -91,6 +91,8 @@ pub struct Config {
     pub webhooks: crate::webhooks::WebhookSettings,
 }
 
+/// `MAX_BODY_BYTES` when unset: 2 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/anomaly.db?mode=rwc";
 /// `KAFKA_LINGER_MS` when unset: the Kafka producer gathers events for up to 2 ms into one
 /// request, which costs a live event at most that much delay (librdkafka's default of 5 ms
@@ -122,7 +124,7 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         // Read once, used by more than one part.
-        let max_body_bytes = parse_or(&get, "MAX_BODY_BYTES", 2 * 1024 * 1024)?;
+        let max_body_bytes = parse_or(&get, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)?;
         let health_top_series =
             parse_or(&get, "HEALTH_TOP_SERIES", guard::DEFAULT_HEALTH_TOP_SERIES)?;
         Ok(Self {

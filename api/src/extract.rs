@@ -58,7 +58,7 @@ pub async fn body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiE
     let limit = req
         .extensions()
         .get::<BodyLimit>()
-        .map_or(usize::MAX, |l| l.0);
+        .map_or(crate::config::DEFAULT_MAX_BODY_BYTES, |l| l.0);
     Bytes::from_request(req, state).await.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge(limit)

@@ -1,6 +1,7 @@
-//! What the gateway's handlers share: the trainer and predictor (in-process or remote), and the
-//! stores it reads directly for plots and health. Behind one `Arc`: axum clones the state for
-//! every request, so a clone is one reference count, not one per service.
+//! What the gateway's handlers share: the process's settings, the trainer and predictor
+//! (in-process or remote), and the stores it reads directly for plots and health. Behind one
+//! `Arc`: axum clones the state for every request, so a clone is one reference count, not one per
+//! service.
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -11,10 +12,14 @@ use anomaly_workers::predictor::Scoring;
 use anomaly_workers::store::ModelStore;
 use anomaly_workers::trainer::Training;
 
+use crate::config::Config;
+
 #[derive(Clone)]
 pub struct AppState(Arc<Services>);
 
 pub struct Services {
+    /// The settings, parsed once at start: handlers read their limits here.
+    pub config: Arc<Config>,
     pub training: Arc<dyn Training>,
     pub scoring: Arc<dyn Scoring>,
     pub store: Arc<dyn ModelStore>,

@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use axum::{Extension, Json};
+use axum::Json;
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
 use anomaly_workers::live::{default_training_points, score_series};
@@ -13,6 +14,7 @@ use anomaly_workers::live::{default_training_points, score_series};
 use super::fit::FitBody;
 use crate::error::ApiError;
 use crate::extract::JsonBody;
+use crate::state::AppState;
 
 /// What one `/detect` request may spend.
 #[derive(Debug, Clone, Copy)]
@@ -61,10 +63,10 @@ struct ScoredPoint {
 }
 
 pub async fn detect(
-    limits: Option<Extension<DetectLimits>>,
+    State(state): State<AppState>,
     JsonBody(body): JsonBody<DetectBody>,
 ) -> Result<Json<DetectAnswer>, ApiError> {
-    let limits = limits.map_or_else(DetectLimits::default, |Extension(l)| l);
+    let limits = state.config.detect;
     let (points, spec) = body.model.into_parts()?;
     if points.is_empty() {
         return Err(ApiError::bad_request("No data points provided"));

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use axum::Json;
 use axum::extract::State;
-use axum::{Extension, Json};
 use serde::Serialize;
 
 use anomaly_workers::events::{Heartbeat, Role, now_ms};
@@ -101,11 +101,8 @@ pub async fn series_trained(state: &AppState, counted_by_metrics: u64) -> u64 {
     }
 }
 
-pub async fn healthcheck(
-    State(state): State<AppState>,
-    top: Option<Extension<HealthTopSeries>>,
-) -> Result<Json<HealthAnswer>, ApiError> {
-    let top = top.map_or(usize::MAX, |Extension(HealthTopSeries(n))| n);
+pub async fn healthcheck(State(state): State<AppState>) -> Result<Json<HealthAnswer>, ApiError> {
+    let top = state.config.health_top_series;
     let snap = state.metrics.snapshot(now_ms(), top).await?;
     Ok(Json(HealthAnswer {
         series_trained: series_trained(&state, snap.series_trained).await,

@@ -190,6 +190,7 @@ pub fn trainer_routes(training: Arc<dyn Training>, max_body_bytes: usize) -> Rou
         .route(&format!("{FIT_PATH}/{{series_id}}"), post(fit))
         .route("/internal/alive", get(alive))
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::Extension(crate::extract::BodyLimit(max_body_bytes)))
         .with_state(training)
 }
 
@@ -212,6 +213,7 @@ pub fn predictor_routes(scoring: Arc<dyn Scoring>, max_body_bytes: usize) -> Rou
         .route(PREDICT_BATCH_PATH, post(predict_batch))
         .route("/internal/alive", get(alive))
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::Extension(crate::extract::BodyLimit(max_body_bytes)))
         .with_state(scoring)
 }
 

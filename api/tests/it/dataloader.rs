@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use anomaly_api::state::{AppState, Services};
+use anomaly_api::process::parts;
 use anomaly_workers::bus::MemoryBus;
 use anomaly_workers::detector::{DetectorParams, Direction, ZScoreParams};
 use anomaly_workers::domain::{Point, SeriesId};
@@ -68,13 +68,19 @@ async fn fifty_series_with_versions_and_training_data_cost_a_few_statements() {
     });
     let store: Arc<dyn ModelStore> = Arc::new(SqlStore::from_connection(counted));
     let bus = Arc::new(MemoryBus::new(16));
-    let state = AppState::new(Services {
-        training: Arc::new(Trainer::new(store.clone(), bus.clone())),
-        scoring: Arc::new(Predictor::new(store.clone(), bus.clone(), 100)),
-        store,
-        metrics: Arc::new(MemoryMetrics::new()),
-        feed: anomaly_workers::fanout::LiveFeed::new(bus, Default::default()),
-    });
+    let config = anomaly_api::config::Config::from_lookup(|_| None).unwrap();
+    let state = parts::gateway_state(
+        Arc::new(config),
+        parts::Gateway {
+            training: Arc::new(Trainer::new(store.clone(), bus.clone())),
+            scoring: Arc::new(Predictor::new(store.clone(), bus.clone(), 100)),
+            store,
+            metrics: Arc::new(MemoryMetrics::new()),
+            bus,
+        },
+    )
+    .await
+    .unwrap();
     let schema = anomaly_api::graphql::schema(state, &Default::default());
 
     let answer = schema

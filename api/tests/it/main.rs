@@ -1,4 +1,4 @@
-//! Integration tests of the gateway: the app is started as users start it (`serve::run`) on a
+//! Integration tests of the gateway: the app is started as users start it (`process::run`) on a
 //! port-0 listener with its own SQLite file, and driven over HTTP.
 
 mod alert_history;

@@ -374,9 +374,9 @@ async fn writing_needs_the_token_and_results_need_a_reader() {
 /// and scores through the predictors, over HTTP.
 #[tokio::test]
 async fn a_distributed_gateway_fits_and_scores_remote_written_series() {
+    use anomaly_api::process::parts;
     use anomaly_api::roles::internal::{predictor_routes, trainer_routes};
     use anomaly_api::roles::remote::{RemotePredictors, RemoteTrainer};
-    use anomaly_api::state::{AppState, Services};
     use anomaly_workers::bus::MemoryBus;
     use anomaly_workers::metrics::MemoryMetrics;
     use anomaly_workers::predictor::Predictor;
@@ -395,16 +395,19 @@ async fn a_distributed_gateway_fits_and_scores_remote_written_series() {
         (name == "REMOTE_WRITE_WARMUP_POINTS").then(|| "30".to_owned())
     })
     .unwrap();
-    let gateway = anomaly_api::app(
-        AppState::new(Services {
+    let gateway = parts::gateway(
+        Arc::new(config),
+        parts::Gateway {
             training: Arc::new(RemoteTrainer::new(&trainer_url)),
             scoring: Arc::new(RemotePredictors::new(&[predictor_url])),
             store: store.clone(),
             metrics: Arc::new(MemoryMetrics::new()),
-            feed: anomaly_workers::fanout::LiveFeed::new(bus, Default::default()),
-        }),
-        &anomaly_api::EdgeLimits::from_config(&config),
-    );
+            bus,
+        },
+        Default::default(),
+    )
+    .await
+    .unwrap();
     let gateway = crate::support::Http::new(serve(gateway).await);
 
     let hosts: Vec<String> = (0..20).map(|i| format!("host-{i}")).collect();

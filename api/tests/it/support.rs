@@ -86,7 +86,12 @@ async fn start(dir: Arc<TempDir>, vars: Vec<(String, String)>) -> TestApp {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
     let base = format!("http://{}", listener.local_addr().expect("address"));
     let shutdown = CancellationToken::new();
-    let server = tokio::spawn(anomaly_api::serve::run(config, listener, shutdown.clone()));
+    let server = tokio::spawn(anomaly_api::process::run(
+        config,
+        anomaly_api::process::Roles::All,
+        Some(listener),
+        shutdown.clone(),
+    ));
     let app = TestApp {
         http: Http::new(base),
         database_url,

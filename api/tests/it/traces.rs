@@ -6,9 +6,9 @@
 use std::sync::Arc;
 
 use anomaly_api::config::LogFormat;
+use anomaly_api::process::parts;
 use anomaly_api::roles::internal::{predictor_routes, trainer_routes};
 use anomaly_api::roles::remote::{RemotePredictors, RemoteTrainer};
-use anomaly_api::state::{AppState, Services};
 use anomaly_workers::bus::MemoryBus;
 use anomaly_workers::metrics::MemoryMetrics;
 use anomaly_workers::predictor::Predictor;
@@ -49,13 +49,11 @@ async fn store_and_bus() -> (Arc<SqlStore>, Arc<MemoryBus>, tempfile::TempDir) {
 }
 
 /// A gateway on `services` with the default limits.
-async fn gateway(services: Services) -> Http {
-    let app = anomaly_api::app(
-        AppState::new(services),
-        &anomaly_api::EdgeLimits::from_config(
-            &anomaly_api::config::Config::from_lookup(|_| None).unwrap(),
-        ),
-    );
+async fn gateway(services: parts::Gateway) -> Http {
+    let config = anomaly_api::config::Config::from_lookup(|_| None).unwrap();
+    let app = parts::gateway(Arc::new(config), services, Default::default())
+        .await
+        .unwrap();
     Http::new(serve(app).await)
 }
 
@@ -85,12 +83,12 @@ async fn a_distributed_fit_is_one_trace_across_gateway_and_trainer() {
         1 << 20,
     )))
     .await;
-    let gateway = gateway(Services {
+    let gateway = gateway(parts::Gateway {
         training: Arc::new(RemoteTrainer::new(&trainer_url)),
         scoring: Arc::new(RemotePredictors::new(&["http://127.0.0.1:9".to_owned()])),
         store,
         metrics: Arc::new(MemoryMetrics::new()),
-        feed: anomaly_workers::fanout::LiveFeed::new(bus, Default::default()),
+        bus,
     })
     .await;
 
@@ -144,12 +142,12 @@ async fn a_distributed_predict_is_one_trace_across_gateway_and_predictor() {
         1 << 20,
     )))
     .await;
-    let gateway = gateway(Services {
+    let gateway = gateway(parts::Gateway {
         training: Arc::new(Trainer::storing_points(store.clone(), bus.clone())),
         scoring: Arc::new(RemotePredictors::new(&[predictor_url])),
         store,
         metrics: Arc::new(MemoryMetrics::new()),
-        feed: anomaly_workers::fanout::LiveFeed::new(bus, Default::default()),
+        bus,
     })
     .await;
 

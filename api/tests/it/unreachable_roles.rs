@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
+use anomaly_api::process::parts;
 use anomaly_api::roles::internal::{predictor_routes, trainer_routes};
 use anomaly_api::roles::remote::{RemotePredictors, RemoteTrainer};
-use anomaly_api::state::{AppState, Services};
 use anomaly_workers::bus::MemoryBus;
 use anomaly_workers::metrics::MemoryMetrics;
 use anomaly_workers::predictor::Predictor;
@@ -34,35 +34,24 @@ async fn a_missing_trainer_or_predictor_gets_503_and_recovery_is_automatic() {
     let predictor_url = format!("http://{}", predictor_listener.local_addr().unwrap());
     drop((trainer_listener, predictor_listener));
 
-    let state = AppState::new(Services {
-        training: Arc::new(RemoteTrainer::new(&trainer_url)),
-        scoring: Arc::new(RemotePredictors::new(std::slice::from_ref(&predictor_url))),
-        store: store.clone(),
-        metrics: Arc::new(MemoryMetrics::new()),
-        feed: anomaly_workers::fanout::LiveFeed::new(bus.clone(), Default::default()),
-    });
+    // The gateway's own wiring, on remote roles nobody answers for yet.
+    let config = anomaly_api::config::Config::from_lookup(|_| None).unwrap();
+    let router = parts::gateway(
+        Arc::new(config),
+        parts::Gateway {
+            training: Arc::new(RemoteTrainer::new(&trainer_url)),
+            scoring: Arc::new(RemotePredictors::new(std::slice::from_ref(&predictor_url))),
+            store: store.clone(),
+            metrics: Arc::new(MemoryMetrics::new()),
+            bus: bus.clone(),
+        },
+        Default::default(),
+    )
+    .await
+    .unwrap();
     let gateway_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let gateway = Http::new(format!("http://{}", gateway_listener.local_addr().unwrap()));
-    serve(
-        gateway_listener,
-        anomaly_api::app(
-            state,
-            &anomaly_api::EdgeLimits {
-                max_body_bytes: 1 << 20,
-                graphql_batch_limit: 10,
-                health_top_series: 100,
-                token: None,
-                graphql: Default::default(),
-                detect: Default::default(),
-                cors_origins: Vec::new(),
-                ws: Default::default(),
-                remote_write: Default::default(),
-                webhooks: Default::default(),
-                shutdown: Default::default(),
-            },
-        ),
-    )
-    .await;
+    serve(gateway_listener, router).await;
 
     let fit = gateway.fit("sensor_01", &fit_body(1)).await;
     assert_eq!(

@@ -13,18 +13,14 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use anomaly_workers::consumers::{
-    AlertWriter, MetricsWriter, PointScorer, TrainingDataWriter, consume, score_points,
-};
+use anomaly_workers::consumers::{PointScorer, score_points};
 use anomaly_workers::events::{Role, Topic};
 use anomaly_workers::heartbeat::{instance_name, send_heartbeats};
-use anomaly_workers::predictor::Predictor;
 use anomaly_workers::trainer::Trainer;
 
+use super::parts;
 use crate::backends;
 use crate::config::Config;
-use crate::state::{AppState, Services};
-use crate::webhooks::{Deliverer, WebhookOutbox};
 
 /// How long consumers may take to write what they already accepted once HTTP has drained.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -32,7 +28,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Runs every role until `shutdown` fires, then drains: HTTP first, then the consumers finish
 /// what the bus already accepted. The backends are whatever is configured (`backends`).
 pub async fn run(
-    config: Config,
+    config: Arc<Config>,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -46,63 +42,37 @@ pub async fn run(
     let consumers = CancellationToken::new();
 
     // Consumers join their groups before anything can publish.
-    let metric_events = events
-        .join_group(Topic::Metrics, Role::MetricsConsumer.name())
-        .await?;
-    let heartbeats = events
-        .join_group(Topic::Heartbeats, Role::MetricsConsumer.name())
-        .await?;
-    let writer = Arc::new(MetricsWriter::new(metrics.clone()));
-    for (name, subscription) in [("metrics", metric_events), ("heartbeats", heartbeats)] {
-        let (writer, stop) = (writer.clone(), consumers.clone());
-        tasks.spawn(async move { consume(name, subscription, &*writer, stop).await });
-    }
+    parts::metrics_consumer(&events, metrics.clone(), &mut tasks, &consumers).await?;
     // A fit's training points are durable before it answers: on Kafka the trainer publishes them
     // and the training-data consumer writes them, as in the distributed deployment; the
     // in-process bus keeps nothing across a crash, so there the trainer writes them with the model.
+    parts::database_consumer(
+        &config,
+        &events,
+        store.clone(),
+        bus.durable,
+        &mut tasks,
+        &consumers,
+        background.clone(),
+    )
+    .await?;
     let trainer = if bus.durable {
-        let training_data = events
-            .join_group(Topic::TrainingData, Role::TrainingDataConsumer.name())
-            .await?;
-        let writer = Arc::new(TrainingDataWriter::new(store.clone()));
-        let stop = consumers.clone();
-        tasks.spawn(async move { consume("training-data", training_data, &*writer, stop).await });
         Trainer::new(store.clone(), events.clone())
     } else {
         Trainer::storing_points(store.clone(), events.clone())
     };
 
-    // Alerts are stored by their own consumer, as in the distributed deployment.
-    let alerts = events
-        .join_group(Topic::Anomalies, AlertWriter::GROUP)
-        .await?;
-    let writer = Arc::new(AlertWriter::new(store.clone()));
-    let stop = consumers.clone();
-    tasks.spawn(async move { consume("alerts", alerts, &*writer, stop).await });
-    // And made into webhook deliveries by their own group.
-    let webhook_alerts = events
-        .join_group(Topic::Anomalies, WebhookOutbox::GROUP)
-        .await?;
-    let deliverer = Deliverer::new(store.clone(), &config.webhooks, background.clone());
-    deliverer.resume().await;
-    let outbox = Arc::new(WebhookOutbox::new(deliverer));
-    let stop = consumers.clone();
-    tasks.spawn(async move { consume("webhooks", webhook_alerts, &*outbox, stop).await });
-
     // On Kafka, what a predict teaches is logged on `points` before it is answered, so a restart
     // after a crash replays it (`score_points`).
-    let predictor = Arc::new(
-        Predictor::with_cache(
-            store.clone(),
-            events.clone(),
-            config.checkpoints,
-            config.model_cache_max,
-        )
-        .logging_points(bus.durable && config.log_learnt_points),
-    );
-    let announcements = events.follow(Topic::Models).await?;
-    let (follower, stop) = (predictor.clone(), background.clone());
-    tasks.spawn(async move { follower.follow_models(announcements, stop).await });
+    let predictor = parts::predictor(
+        &config,
+        &events,
+        store.clone(),
+        bus.durable && config.log_learnt_points,
+        &mut tasks,
+        &background,
+    )
+    .await?;
     let scoring = crate::alertmanager::notifying(predictor.clone(), config.alertmanager.as_ref());
     // On Kafka, points any producer writes on `points` are scored as predicts are.
     if bus.durable {
@@ -120,13 +90,13 @@ pub async fn run(
         background.clone(),
     ));
 
-    let state = AppState::new(Services {
+    let gateway = parts::Gateway {
         training: Arc::new(trainer),
         scoring,
         store,
         metrics,
-        feed: backends::live_feed(events.clone(), &config).await?,
-    });
+        bus: events.clone(),
+    };
     tracing::info!(
         address = %listener.local_addr()?,
         database = %redact(&config.database_url),
@@ -134,9 +104,8 @@ pub async fn run(
         metrics = if config.redis_url.is_some() { "redis" } else { "in-process" },
         "serving every role in one process"
     );
-    let mut edge = crate::EdgeLimits::from_config(&config);
-    edge.shutdown = shutdown.clone();
-    crate::listen::serve(listener, crate::app(state, &edge), &config.server, shutdown)
+    let router = parts::gateway(config.clone(), gateway, shutdown.clone()).await?;
+    crate::listen::serve(listener, router, &config.server, shutdown)
         .await
         .context("serving HTTP")?;
 
