@@ -88,7 +88,10 @@ async fn fit_points(app: &TestApp, series: &str, n: usize) -> Value {
         "{}",
         String::from_utf8_lossy(&answer.bytes)
     );
-    answer.json()
+    let answer = answer.json();
+    let version = answer["version"].as_str().expect("a version");
+    app.training_points_stored(series, version, n).await;
+    answer
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use crate::demo_scenario::{T0, fit_body};
-use crate::support::spawn_app_with;
+use crate::support::{eventually, spawn_app_with};
 
 /// The value of the sample `name{labels}` (labels as Prometheus prints them, or empty).
 fn sample(text: &str, name_and_labels: &str) -> Option<f64> {
@@ -42,6 +42,13 @@ async fn counters_move_after_a_fit_and_a_predict() {
         .await;
     assert_eq!(graphql.status, 200);
 
+    // On Kafka the training-data consumer writes (and counts) a fit's points just after the
+    // fit answers.
+    eventually("the fit's training points are counted", || async {
+        let text = String::from_utf8(app.get("/metrics").await.bytes).unwrap();
+        sample(&text, "anomaly_training_points_written_total").is_some_and(|n| n >= 3.0)
+    })
+    .await;
     // Public, like the probes: scrapers carry no token.
     let answer = app.get("/metrics").await;
     assert_eq!(answer.status, 200);

@@ -1,5 +1,11 @@
 //! `spawn_app()`: a running platform on a random port with a private database, and typed helpers
 //! for its routes. Logs stay silent unless `TEST_LOG` is set.
+//!
+//! By default the platform runs on the embedded backends (a SQLite file, the in-process bus and
+//! metrics store). With `TEST_BACKENDS=services` every app runs on the real ones instead: a
+//! fresh PostgreSQL database (`TEST_POSTGRES_URL`), Kafka (`TEST_KAFKA_BROKERS`, topics and
+//! groups under a prefix of its own) and Redis (`TEST_REDIS_URL`, keys under a prefix of its
+//! own); `bash .ci/run` runs the suite both ways. A test's own variables win over either.
 
 use std::future::Future;
 use std::sync::{Arc, Once};
@@ -64,18 +70,67 @@ pub async fn spawn_app_with(vars: &[(&str, &str)]) -> TestApp {
     start(dir, vars).await
 }
 
+/// Whether `TEST_BACKENDS=services` asks for PostgreSQL, Kafka and Redis.
+pub fn on_services() -> bool {
+    match std::env::var("TEST_BACKENDS").as_deref() {
+        Ok("services") => true,
+        Ok("embedded") | Err(_) => false,
+        Ok(other) => panic!("TEST_BACKENDS is `services` or `embedded`, not {other:?}"),
+    }
+}
+
+/// The backends of one app (kept across its restarts): a SQLite file in its directory, or a
+/// fresh PostgreSQL database and prefixes of its own on Kafka and Redis.
+async fn backends(dir: &TempDir) -> Vec<(String, String)> {
+    if !on_services() {
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("anomaly.db").display()
+        );
+        return vec![("DATABASE_URL".to_owned(), url)];
+    }
+    let env = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
+    let database = crate::distributed::FreshDatabase::create().await;
+    let prefix = format!("it-{}-", crate::distributed::uuid_like());
+    vec![
+        ("DATABASE_URL".to_owned(), database.url),
+        (
+            "KAFKA_BROKERS".to_owned(),
+            env("TEST_KAFKA_BROKERS", "127.0.0.1:9092"),
+        ),
+        ("KAFKA_TOPIC_PREFIX".to_owned(), prefix.clone()),
+        ("KAFKA_PARTITIONS".to_owned(), "1".to_owned()),
+        (
+            "REDIS_URL".to_owned(),
+            env("TEST_REDIS_URL", "redis://127.0.0.1:6379"),
+        ),
+        ("REDIS_PREFIX".to_owned(), prefix),
+    ]
+}
+
 async fn start(dir: Arc<TempDir>, vars: Vec<(String, String)>) -> TestApp {
     init_logs();
-    let database_url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("anomaly.db").display()
-    );
+    // Chosen once per app: a restart finds the same database, topics and keys.
+    let backends = match dir.path().join("backends.json") {
+        path if path.exists() => {
+            serde_json::from_slice(&std::fs::read(&path).expect("backends")).expect("backends")
+        }
+        path => {
+            let chosen = backends(&dir).await;
+            std::fs::write(&path, serde_json::to_vec(&chosen).expect("json")).expect("write");
+            chosen
+        }
+    };
     // The test's own variables win over these defaults.
-    let mut all = vec![
-        ("DATABASE_URL".to_owned(), database_url.clone()),
-        ("HEARTBEAT_INTERVAL_SECS".to_owned(), "1".to_owned()),
-    ];
+    let mut all = backends;
+    all.push(("HEARTBEAT_INTERVAL_SECS".to_owned(), "1".to_owned()));
     all.extend(vars.iter().cloned());
+    let database_url = all
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "DATABASE_URL")
+        .map(|(_, v)| v.clone())
+        .expect("a database");
     let config = Config::from_lookup(|name| {
         all.iter()
             .rev()
@@ -117,6 +172,23 @@ impl TestApp {
             .expect("server task")
             .expect("server ended cleanly");
         start(self.dir, self.vars).await
+    }
+
+    /// Waits until the training points of `series`' version `version` are stored, `points` of
+    /// them: on Kafka a fit answers once its points are in the broker, and the training-data
+    /// consumer writes them a moment later (on the embedded backends they already are).
+    pub async fn training_points_stored(&self, series: &str, version: &str, points: usize) {
+        use anomaly_workers::store::ModelStore;
+        let store = self.store().await;
+        let series = anomaly_workers::domain::SeriesId::parse(series).expect("a series id");
+        let version = anomaly_workers::domain::Version::parse(version).expect("a version");
+        eventually("the fit's training points are stored", || async {
+            store
+                .training_points(&series, version)
+                .await
+                .is_ok_and(|stored| stored.len() == points)
+        })
+        .await;
     }
 
     /// A second connection to the app's database, for checking what reached it.
