@@ -18,10 +18,10 @@ use anomaly_workers::events::{Scored, Topic};
 use anomaly_workers::fanout::{FeedItem, FeedSubscription, Subscribed};
 use anomaly_workers::store::{AlertOrder, AlertQuery};
 
-use super::direct::{DirectDelivery, DirectSubscriber, Interest, RenderOne};
 use super::types::Prediction;
 use crate::alerts::parse_cursor;
 use crate::error::ApiError;
+use crate::graphql::transport::direct::{DirectDelivery, DirectSubscriber, Interest, RenderOne};
 use crate::state::AppState;
 
 /// Stored alerts one resumed subscription replays at most; past that it says `LAGGED`.
@@ -294,7 +294,7 @@ impl SubscriptionRoot {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+pub(in crate::graphql) mod tests {
     use super::*;
     use anomaly_workers::bus::{EventBus, MemoryBus};
     use anomaly_workers::detector::Verdict;

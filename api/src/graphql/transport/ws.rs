@@ -30,11 +30,12 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
+use super::Endpoint;
 use super::direct::{DirectDelivery, Renderers};
 use super::socket::{Outbox, SocketIo};
 use super::ws_rules::ConnectionRules;
-use super::{AnomalySchema, Endpoint};
 use crate::auth::Access;
+use crate::graphql::schema::AnomalySchema;
 
 /// How often the server pings a connection.
 pub const PING_INTERVAL: Duration = Duration::from_secs(15);

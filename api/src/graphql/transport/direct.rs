@@ -19,9 +19,9 @@ use uuid::Uuid;
 use anomaly_workers::events::Scored;
 use anomaly_workers::fanout::{Recipient, Render};
 
-use super::AnomalySchema;
 use super::socket::{Outbox, Owed, Sent, text_frame_header};
 use crate::auth::Access;
+use crate::graphql::schema::AnomalySchema;
 
 /// In a WebSocket subscription's request data when its results may be written by the follower.
 #[derive(Clone)]
@@ -400,7 +400,7 @@ mod tests {
             Arc::from([r#"{"missed":"#.to_owned(), "}".to_owned()]),
             Arc::new(interest),
         );
-        let event = super::super::subscription::tests::alert("s", 1.0);
+        let event = crate::graphql::schema::subscription::tests::alert("s", 1.0);
         let result = |n: u64| format!(r#"{{"n":{n}}}"#);
 
         // The client reads nothing: past the kernel's buffers and the outbox's budget, results
