@@ -5,6 +5,7 @@
 //! rendered for direct subscribers are priced, timed and parsed alike. Nothing here knows how a
 //! request arrived; `transport` depends on this module, never the other way round.
 
+mod context;
 mod documents;
 pub mod guard;
 mod loaders;

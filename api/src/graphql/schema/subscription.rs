@@ -18,6 +18,7 @@ use anomaly_workers::events::{Scored, Topic};
 use anomaly_workers::fanout::{FeedItem, FeedSubscription, Subscribed};
 use anomaly_workers::store::{AlertOrder, AlertQuery};
 
+use super::context::ContextExt;
 use super::types::Prediction;
 use crate::alerts::parse_cursor;
 use crate::error::ApiError;
@@ -230,7 +231,7 @@ impl SubscriptionRoot {
         if let Some(one) = rendering(ctx) {
             return Ok(one);
         }
-        let state = ctx.data_unchecked::<AppState>();
+        let state = ctx.services();
         let series = parse_series(series_id)?;
         let after = after
             .map(|raw| parse_cursor(&raw))
@@ -272,7 +273,7 @@ impl SubscriptionRoot {
         if let Some(one) = rendering(ctx) {
             return Ok(one);
         }
-        let state = ctx.data_unchecked::<AppState>();
+        let state = ctx.services();
         let series = parse_series(Some(series_id))?;
         let subscribed = state
             .feed
