@@ -11,7 +11,7 @@ pub mod guard;
 mod loaders;
 mod mutation;
 mod query;
-pub(super) mod subscription;
+pub(super) mod subscriptions;
 mod types;
 mod webhooks;
 
@@ -24,7 +24,7 @@ use crate::state::AppState;
 
 pub use mutation::MutationRoot;
 pub use query::QueryRoot;
-pub use subscription::SubscriptionRoot;
+pub use subscriptions::SubscriptionRoot;
 
 pub type AnomalySchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
@@ -33,7 +33,7 @@ pub use guard::QueryLimits;
 /// The schema with the request limits of `limits` (depth and cost are priced by `guard`, not by
 /// async-graphql's own checks, which expand every fragment spread).
 fn builder(limits: &QueryLimits) -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
-    let builder = Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
+    let builder = Schema::build(QueryRoot, MutationRoot, SubscriptionRoot::default())
         .extension(guard::Guard::new(limits));
     if limits.introspection {
         builder

@@ -4,7 +4,7 @@
 //! socket: `socket`, `direct`). Everything here is about connections, framing, protocols and
 //! their limits; what a field means or costs is the schema's (`super::schema`).
 
-pub(super) mod direct;
+mod direct;
 mod http;
 mod socket;
 mod streaming;
