@@ -1,5 +1,5 @@
 //! Live feeds for many subscribers at the cost of one: a process follows each scored topic
-//! (`anomalies`, `predictions`) once, on whatever bus it runs, and hands every event to its
+//! (`LIVE_TOPICS`: `anomalies`, `predictions`) once, on whatever bus it runs, and hands every event to its
 //! in-process subscribers, indexed by series so an event costs nothing for subscribers of other
 //! series. Each subscriber has a bounded queue; one that falls behind misses events and is told
 //! how many (`FeedItem::Lagged`), never silently. The feed also keeps the last events it saw, so a
@@ -72,13 +72,20 @@ pub trait Recipient: Send + Sync {
     fn missed(&self, missed: u64);
 }
 
-/// The process's live feeds, one per scored topic, started by their first subscriber.
+/// The bus topics the feed can follow: those whose events are scored points
+/// (`Event::Anomaly`, `Event::Prediction`). A topic listed here gets its own follower, started by
+/// its first subscriber; any other is refused. A new live topic on the bus is one line here (a
+/// new subscription over a listed topic needs nothing here: it filters that topic's events).
+pub const LIVE_TOPICS: [Topic; 2] = [Topic::Anomalies, Topic::Predictions];
+
+/// The process's live feeds, one per live topic (`LIVE_TOPICS`), started by their first
+/// subscriber.
 #[derive(Clone)]
 pub struct LiveFeed {
     bus: Arc<dyn EventBus>,
     limits: FeedLimits,
-    anomalies: Arc<OnceCell<Arc<TopicFeed>>>,
-    predictions: Arc<OnceCell<Arc<TopicFeed>>>,
+    /// One follower per live topic, in `LIVE_TOPICS`' order (a handful: found by looking).
+    feeds: Arc<[(Topic, OnceCell<Arc<TopicFeed>>)]>,
 }
 
 /// A new subscription and, when it resumes from a cursor, the remembered events after it.
@@ -94,8 +101,10 @@ impl LiveFeed {
         Self {
             bus,
             limits,
-            anomalies: Default::default(),
-            predictions: Default::default(),
+            feeds: LIVE_TOPICS
+                .iter()
+                .map(|topic| (*topic, OnceCell::new()))
+                .collect(),
         }
     }
 
@@ -106,7 +115,7 @@ impl LiveFeed {
         self.feed(topic).await.map(|_| ())
     }
 
-    /// Subscribes to `topic` (`Anomalies` or `Predictions`), of one series or all. Events
+    /// Subscribes to `topic` (one of `LIVE_TOPICS`), of one series or all. Events
     /// published after this returns are delivered. With `after`, the remembered events newer
     /// than that cursor come back too.
     pub async fn subscribe(
@@ -184,14 +193,10 @@ impl LiveFeed {
     }
 
     async fn feed(&self, topic: Topic) -> Result<Arc<TopicFeed>, BusError> {
-        let cell = match topic {
-            Topic::Anomalies => &self.anomalies,
-            Topic::Predictions => &self.predictions,
-            other => {
-                return Err(BusError::Unavailable(format!(
-                    "{other} carries no scored points to follow"
-                )));
-            }
+        let Some((_, cell)) = self.feeds.iter().find(|(live, _)| *live == topic) else {
+            return Err(BusError::Unavailable(format!(
+                "{topic} carries no scored points to follow"
+            )));
         };
         cell.get_or_try_init(|| async {
             // Following before the task starts: events published once this returns are seen.
@@ -664,6 +669,36 @@ mod tests {
         assert_eq!(to_second.texts(), ["2", "3", "4"]);
         bus.close();
         assert_eq!(second.next().await, None);
+    }
+
+    #[tokio::test]
+    async fn every_live_topic_can_be_followed_and_no_other() {
+        let bus = Arc::new(MemoryBus::new(64));
+        let feed = LiveFeed::new(bus.clone(), FeedLimits::default());
+        for topic in Topic::ALL {
+            let subscribed = feed.subscribe(topic, None, None).await;
+            assert_eq!(
+                subscribed.is_ok(),
+                LIVE_TOPICS.contains(&topic),
+                "{topic}: {:?}",
+                subscribed.err()
+            );
+        }
+        // Each live topic has its own follower: an event of one reaches none of the other's.
+        let mut predictions = feed
+            .subscribe(Topic::Predictions, None, None)
+            .await
+            .unwrap()
+            .subscription;
+        let mut anomalies = live(&feed, "a").await;
+        let alert = scored("a", 1.0);
+        bus.publish(anomaly(&alert)).await.unwrap();
+        let point = scored("a", 2.0);
+        bus.publish(Event::Prediction(Arc::new(point.clone())))
+            .await
+            .unwrap();
+        assert_eq!(*next_event(&mut predictions).await, point);
+        assert_eq!(*next_event(&mut anomalies).await, alert);
     }
 
     #[tokio::test]

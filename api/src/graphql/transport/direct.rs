@@ -5,25 +5,27 @@
 //! framed for each subscriber with its own id: 10,000 subscribers of one query cost one GraphQL
 //! execution and 10,000 socket writes, with no task woken per subscriber.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use async_graphql::futures_util::StreamExt;
+use async_graphql::futures_util::future::BoxFuture;
 use async_graphql::http::WebSocketProtocols;
 use async_graphql::{Data, Request, Variables};
 use tokio::sync::OnceCell;
-use uuid::Uuid;
 
 use anomaly_workers::events::Scored;
 use anomaly_workers::fanout::{Recipient, Render};
 
-use super::AnomalySchema;
 use super::socket::{Outbox, Owed, Sent, text_frame_header};
 use crate::auth::Access;
+use crate::graphql::schema::AnomalySchema;
+use crate::graphql::schema::subscriptions::{DirectRecipient, DirectRoute, Interest, RenderOne};
 
-/// In a WebSocket subscription's request data when its results may be written by the follower.
+/// A WebSocket subscription's route to the follower (in its request data as a `DirectRoute`),
+/// when its results may be written by the follower.
 #[derive(Clone)]
 pub struct DirectDelivery {
     pub outbox: Arc<Outbox>,
@@ -32,11 +34,16 @@ pub struct DirectDelivery {
     pub renderer: Arc<Renderer>,
 }
 
-/// In a rendering's request data: the one item the subscription field yields.
-pub enum RenderOne {
-    Event(Arc<Scored>),
-    /// A lagged notice for this many missed events.
-    Missed(u64),
+impl DirectRoute for DirectDelivery {
+    fn recipient(
+        &self,
+        interest: Arc<Interest>,
+    ) -> BoxFuture<'_, Option<Arc<dyn DirectRecipient>>> {
+        Box::pin(async move {
+            let subscriber = DirectSubscriber::new(self.clone(), interest).await?;
+            Some(subscriber as Arc<dyn DirectRecipient>)
+        })
+    }
 }
 
 /// Stands for the missed count in a rendered lagged notice (then replaced by the real one).
@@ -144,49 +151,6 @@ impl Renderers {
     }
 }
 
-/// What one subscription wants of its topic's events (beyond its series, which the feed
-/// picks): the same on both paths.
-pub struct Interest {
-    keep: Box<dyn Fn(&Scored) -> bool + Send + Sync>,
-    /// Events at or before the cursor were replayed or are older.
-    after: Option<Uuid>,
-    /// Replayed events the feed may still bring (each is dropped once).
-    already: Mutex<HashSet<Uuid>>,
-    any_already: bool,
-}
-
-impl Interest {
-    pub fn new(
-        keep: Box<dyn Fn(&Scored) -> bool + Send + Sync>,
-        after: Option<Uuid>,
-        already: HashSet<Uuid>,
-    ) -> Self {
-        Self {
-            keep,
-            after,
-            any_already: !already.is_empty(),
-            already: Mutex::new(already),
-        }
-    }
-
-    /// Whether a replayed event is kept (its filter only).
-    pub fn keeps(&self, event: &Scored) -> bool {
-        (self.keep)(event)
-    }
-
-    /// Whether a live event is wanted: kept, and neither replayed nor at or before the cursor.
-    pub fn wants(&self, event: &Scored) -> bool {
-        let seen = self.after.is_some_and(|after| event.id <= after)
-            || (self.any_already
-                && self
-                    .already
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&event.id));
-        !seen && (self.keep)(event)
-    }
-}
-
 /// A subscription the follower writes to.
 pub struct DirectSubscriber {
     me: Weak<Self>,
@@ -211,7 +175,7 @@ struct Debt {
 
 impl DirectSubscriber {
     /// `None` if the lagged notice cannot be rendered (the subscription stays on the slow path).
-    pub async fn new(delivery: DirectDelivery, interest: Arc<Interest>) -> Option<Arc<Self>> {
+    async fn new(delivery: DirectDelivery, interest: Arc<Interest>) -> Option<Arc<Self>> {
         let notice = delivery.renderer.notice().await?;
         let renderer: Arc<dyn Render> = delivery.renderer;
         let id = serde_json::to_string(&delivery.id).ok()?;
@@ -248,12 +212,6 @@ impl DirectSubscriber {
             prefix: prefix.into_bytes().into_boxed_slice(),
             debt: Mutex::default(),
         })
-    }
-
-    /// The subscription ended (the client completed it, or the feed closed): called before its
-    /// `complete` is sent, so no result follows it.
-    pub fn finish(&self) {
-        self.debt().finished = true;
     }
 
     fn debt(&self) -> MutexGuard<'_, Debt> {
@@ -321,6 +279,12 @@ impl Recipient for DirectSubscriber {
     }
 }
 
+impl DirectRecipient for DirectSubscriber {
+    fn finish(&self) {
+        self.debt().finished = true;
+    }
+}
+
 impl Owed for DirectSubscriber {
     fn settle(&self) {
         let mut debt = self.debt();
@@ -334,6 +298,7 @@ impl Owed for DirectSubscriber {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashSet;
     use tokio::io::AsyncReadExt;
     use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
@@ -400,7 +365,7 @@ mod tests {
             Arc::from([r#"{"missed":"#.to_owned(), "}".to_owned()]),
             Arc::new(interest),
         );
-        let event = super::super::subscription::tests::alert("s", 1.0);
+        let event = crate::graphql::schema::subscriptions::alert("s", 1.0);
         let result = |n: u64| format!(r#"{{"n":{n}}}"#);
 
         // The client reads nothing: past the kernel's buffers and the outbox's budget, results

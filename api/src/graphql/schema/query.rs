@@ -1,17 +1,15 @@
 //! Queries: a series, a page of series, a model version, and the platform's health.
 
 use async_graphql::connection::{Connection, Edge, EmptyFields, query};
-use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, Object};
 
 use anomaly_workers::domain::{SeriesId, Version};
 use anomaly_workers::events::{Topic, now_ms};
 
-use super::loaders::ModelsLoader;
+use super::context::ContextExt;
 use super::types::{Health, Model, Prediction, Series, load_error};
 use crate::alerts::{newest_alerts, parse_cursor};
 use crate::error::ApiError;
-use crate::state::AppState;
 
 /// Largest page of `seriesList`, `anomalies` and `recentPredictions`.
 pub const MAX_PAGE: usize = 100;
@@ -37,7 +35,7 @@ impl QueryRoot {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Vec<super::webhooks::Webhook>> {
-        let endpoints = ctx.data_unchecked::<std::sync::Arc<crate::webhooks::Endpoints>>();
+        let endpoints = ctx.webhooks();
         let listed = endpoints.list().await.map_err(ApiError::into_graphql)?;
         Ok(listed.into_iter().map(Into::into).collect())
     }
@@ -49,7 +47,7 @@ impl QueryRoot {
         webhook_id: async_graphql::ID,
         #[graphql(default = 20)] first: i32,
     ) -> async_graphql::Result<Vec<super::webhooks::WebhookDelivery>> {
-        let endpoints = ctx.data_unchecked::<std::sync::Arc<crate::webhooks::Endpoints>>();
+        let endpoints = ctx.webhooks();
         let first = u64::try_from(first).unwrap_or(0);
         let log = endpoints
             .deliveries(&webhook_id, first)
@@ -61,7 +59,7 @@ impl QueryRoot {
     /// A trained series, or null if it has no model.
     async fn series(&self, ctx: &Context<'_>, id: String) -> async_graphql::Result<Option<Series>> {
         let series = SeriesId::parse(&id).map_err(|e| ApiError::from(e).into_graphql())?;
-        let loader = ctx.data_unchecked::<DataLoader<ModelsLoader>>();
+        let loader = ctx.models_loader();
         let models = loader.load_one(series.clone()).await.map_err(load_error)?;
         Ok(models.map(|models| Series::with_models(series, models)))
     }
@@ -73,7 +71,7 @@ impl QueryRoot {
         after: Option<String>,
         #[graphql(default = 20)] first: i32,
     ) -> async_graphql::Result<Connection<String, Series, EmptyFields, EmptyFields>> {
-        let state = ctx.data_unchecked::<AppState>();
+        let state = ctx.services();
         let first = page_size(first)?;
         query(
             after,
@@ -115,7 +113,7 @@ impl QueryRoot {
         #[graphql(default = 20)] first: i32,
         since: Option<i64>,
     ) -> async_graphql::Result<Connection<String, Prediction, EmptyFields, EmptyFields>> {
-        let state = ctx.data_unchecked::<AppState>();
+        let state = ctx.services();
         let series = series_id
             .map(|id| SeriesId::parse(&id))
             .transpose()
@@ -156,7 +154,7 @@ impl QueryRoot {
         series_id: String,
         #[graphql(default = 50)] first: i32,
     ) -> async_graphql::Result<Vec<Prediction>> {
-        let state = ctx.data_unchecked::<AppState>();
+        let state = ctx.services();
         let series = SeriesId::parse(&series_id).map_err(|e| ApiError::from(e).into_graphql())?;
         let first = usize::try_from(page_size(first)?).unwrap_or(0);
         let recent = state
@@ -182,7 +180,7 @@ impl QueryRoot {
     ) -> async_graphql::Result<Option<Model>> {
         let series = SeriesId::parse(&series_id).map_err(|e| ApiError::from(e).into_graphql())?;
         let version = Version::parse(&version).map_err(|e| ApiError::from(e).into_graphql())?;
-        let loader = ctx.data_unchecked::<DataLoader<ModelsLoader>>();
+        let loader = ctx.models_loader();
         let models = loader
             .load_one(series)
             .await
@@ -193,10 +191,8 @@ impl QueryRoot {
 
     /// Latencies, throughput, usage and every live role instance.
     async fn health(&self, ctx: &Context<'_>) -> async_graphql::Result<Health> {
-        let state = ctx.data_unchecked::<AppState>();
-        let top = ctx
-            .data_opt::<crate::rest::HealthTopSeries>()
-            .map_or(crate::graphql::guard::DEFAULT_HEALTH_TOP_SERIES, |t| t.0);
+        let state = ctx.services();
+        let top = ctx.health_top_series();
         let snapshot = state
             .metrics
             .snapshot(now_ms(), top)

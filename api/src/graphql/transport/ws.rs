@@ -30,11 +30,13 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
+use super::Endpoint;
 use super::direct::{DirectDelivery, Renderers};
 use super::socket::{Outbox, SocketIo};
 use super::ws_rules::ConnectionRules;
-use super::{AnomalySchema, Endpoint};
 use crate::auth::Access;
+use crate::graphql::schema::AnomalySchema;
+use crate::graphql::schema::subscriptions::DirectRoute;
 
 /// How often the server pings a connection.
 pub const PING_INTERVAL: Duration = Duration::from_secs(15);
@@ -163,7 +165,7 @@ impl Executor for ConnectionExecutor {
     ) -> BoxStream<'static, async_graphql::Response> {
         let session = session_data.unwrap_or_default();
         let request = match self.direct(&request, &session) {
-            Some(direct) => request.data(direct),
+            Some(direct) => request.data(Arc::new(direct) as Arc<dyn DirectRoute>),
             None => request,
         };
         self.schema

@@ -214,7 +214,7 @@ impl Extension for GuardExtension {
         // A live result rendered for direct subscribers is no operation of a client's.
         let rendering = request
             .data
-            .get(&TypeId::of::<super::direct::RenderOne>())
+            .get(&TypeId::of::<super::subscriptions::RenderOne>())
             .is_some();
         let validated = self
             .1

@@ -1,6 +1,5 @@
 //! The schema's object and input types, and their conversions from the domain.
 
-use async_graphql::dataloader::DataLoader;
 use std::sync::Arc;
 
 use async_graphql::{ComplexObject, Context, Enum, InputObject, Object, SimpleObject};
@@ -12,7 +11,7 @@ use anomaly_workers::metrics::MetricsSnapshot;
 use anomaly_workers::model::TrainedModel;
 use anomaly_workers::predictor::Prediction as Scoring;
 
-use super::loaders::{ModelsLoader, TrainingDataLoader};
+use super::context::ContextExt;
 use crate::error::ApiError;
 
 /// A point of a series: Unix time in seconds and a finite value.
@@ -287,7 +286,7 @@ impl Series {
         let models = match &self.loaded {
             Some(models) => models.clone(),
             None => ctx
-                .data_unchecked::<DataLoader<ModelsLoader>>()
+                .models_loader()
                 .load_one(self.series.clone())
                 .await
                 .map_err(load_error)?
@@ -346,7 +345,7 @@ impl Model {
             })?;
         let offset = usize::try_from(offset)
             .map_err(|_| ApiError::bad_request("offset must not be negative").into_graphql())?;
-        let loader = ctx.data_unchecked::<DataLoader<TrainingDataLoader>>();
+        let loader = ctx.training_data_loader();
         let points = loader
             .load_one((self.0.series_id.clone(), self.0.version))
             .await

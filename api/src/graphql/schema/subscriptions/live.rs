@@ -1,16 +1,19 @@
-//! Subscriptions fed from the gateway's shared live feed (one follower per topic, fanned out by
-//! series). `anomalies(after:)` resumes from a cursor: first the alerts stored (or remembered by
-//! the feed) after it, oldest first, then live ones, with none twice and none left out. A
-//! subscriber that falls behind gets an error coded `LAGGED` saying how many it missed, and its
-//! subscription carries on; it can fetch what it missed with `anomalies(after:)` from its last
-//! cursor.
+//! What every subscription field does with the live feed, whatever it follows: `subscribe` takes
+//! a field's `Follow` and gives its results. With `after` it resumes from a cursor: first the
+//! alerts stored (or remembered by the feed) after it, oldest first, then live ones, with none
+//! twice and none left out. A subscriber that falls behind gets an error coded `LAGGED` saying
+//! how many it missed, and its subscription carries on; it can fetch what it missed with
+//! `anomalies(after:)` from its last cursor.
+//!
+//! On a transport that can write live results itself (`route`), the follower hands them to it
+//! once the subscription has caught up.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_graphql::futures_util::stream::BoxStream;
 use async_graphql::futures_util::{StreamExt, stream};
-use async_graphql::{Context, ErrorExtensions, Subscription};
+use async_graphql::{Context, ErrorExtensions};
 use uuid::Uuid;
 
 use anomaly_workers::domain::SeriesId;
@@ -18,9 +21,9 @@ use anomaly_workers::events::{Scored, Topic};
 use anomaly_workers::fanout::{FeedItem, FeedSubscription, Subscribed};
 use anomaly_workers::store::{AlertOrder, AlertQuery};
 
-use super::direct::{DirectDelivery, DirectSubscriber, Interest, RenderOne};
-use super::types::Prediction;
-use crate::alerts::parse_cursor;
+use super::super::context::ContextExt;
+use super::super::types::Prediction;
+use super::route::{DirectRecipient, DirectRoute, Interest, RenderOne};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -29,17 +32,73 @@ pub const MAX_REPLAY: usize = 10_000;
 /// Stored alerts read per query while replaying.
 const REPLAY_PAGE: u64 = 1_000;
 
-pub struct SubscriptionRoot;
+/// What one subscription field follows.
+pub struct Follow {
+    /// The field's name (`anomaly_subscriptions_open`'s `field` label).
+    pub field: &'static str,
+    /// The feed's topic (one of `fanout::LIVE_TOPICS`).
+    pub topic: Topic,
+    /// One series, or all.
+    pub series: Option<SeriesId>,
+    /// Resume after this event's cursor: the alerts the alert store (and the feed) holds after
+    /// it come first. Only for a topic whose events the alert store keeps (`anomalies`).
+    pub after: Option<Uuid>,
+    /// Which of the topic's events (of the series) the subscriber gets.
+    pub keep: Box<dyn Fn(&Scored) -> bool + Send + Sync>,
+}
+
+/// A subscription's results: through async-graphql (replay, queued events), then, with a direct
+/// route, written by the follower.
+pub type Results = BoxStream<'static, async_graphql::Result<Prediction>>;
+
+/// The results of the subscription `follow` describes (read only when it is not a rendering: a
+/// rendering yields its one item).
+pub async fn subscribe(
+    ctx: &Context<'_>,
+    follow: impl FnOnce() -> async_graphql::Result<Follow>,
+) -> async_graphql::Result<Results> {
+    if let Some(one) = rendering(ctx) {
+        return Ok(one);
+    }
+    let Follow {
+        field,
+        topic,
+        series,
+        after,
+        keep,
+    } = follow()?;
+    let state = ctx.services();
+    let Subscribed {
+        subscription,
+        recent,
+    } = state
+        .feed
+        .subscribe(topic, series.clone(), after)
+        .await
+        .map_err(unavailable)?;
+    let (replayed, truncated) = match after {
+        Some(after) => replay(state, series.as_ref(), after, recent).await?,
+        None => (Vec::new(), false),
+    };
+    let already = replayed.iter().map(|e| e.id).collect();
+    let interest = Arc::new(Interest::new(keep, after, already));
+    let direct = direct_recipient(ctx, &interest).await;
+    let open = OpenSubscription::new(field);
+    Ok(events(
+        subscription,
+        replayed,
+        truncated,
+        interest,
+        direct,
+        open,
+    ))
+}
 
 /// Counts an open subscription in `anomaly_subscriptions_open` for as long as it lives.
 struct OpenSubscription(&'static str);
 
 impl OpenSubscription {
-    fn new(topic: Topic) -> Self {
-        let field = match topic {
-            Topic::Anomalies => "anomalies",
-            _ => "predictions",
-        };
+    fn new(field: &'static str) -> Self {
         metrics::gauge!("anomaly_subscriptions_open", "field" => field).increment(1.0);
         Self(field)
     }
@@ -81,9 +140,11 @@ fn unavailable(err: impl ToString) -> async_graphql::Error {
     .into_graphql()
 }
 
-/// A subscription's results: through async-graphql (replay, queued events), then, on a
-/// WebSocket, written by the follower (`direct`).
-type Results = BoxStream<'static, async_graphql::Result<Prediction>>;
+pub fn parse_series(raw: Option<String>) -> async_graphql::Result<Option<SeriesId>> {
+    raw.map(|id| SeriesId::parse(&id))
+        .transpose()
+        .map_err(|e| ApiError::from(e).into_graphql())
+}
 
 /// The alerts after `after` (stored ones, and those the feed remembers but the store may not
 /// have written yet), oldest first, without duplicates; and whether more were stored than one
@@ -136,14 +197,14 @@ async fn replay(
 
 /// The subscription's events: the replayed ones, a `LAGGED` error if the replay was cut short,
 /// then live ones not already replayed (nor at or before the cursor). With a `direct`
-/// recipient, live events go straight from the follower to the socket as soon as nothing is
-/// queued: the stream then only waits for the feed to end.
+/// recipient, live events go straight from the follower to it as soon as nothing is queued: the
+/// stream then only waits for the feed to end.
 fn events(
     subscription: FeedSubscription,
     replayed: Vec<Arc<Scored>>,
     truncated: bool,
     interest: Arc<Interest>,
-    direct: Option<Arc<DirectSubscriber>>,
+    direct: Option<Arc<dyn DirectRecipient>>,
     open: OpenSubscription,
 ) -> Results {
     let replayed: Vec<_> = replayed
@@ -157,8 +218,8 @@ fn events(
         (subscription, interest, direct, open),
         move |(mut subscription, interest, direct, open)| async move {
             let item = loop {
-                // Whatever this stream yielded before is on the socket by now: the connection
-                // writes each result before polling for the next.
+                // Whatever this stream yielded before has been delivered by now: the transport
+                // sends each result before polling for the next.
                 if let Some(Finished(recipient)) = &direct
                     && subscription.go_direct(recipient.clone())
                 {
@@ -182,7 +243,7 @@ fn events(
 
 /// Ends a direct subscription's writes when its stream is dropped (the client completed it) or
 /// ends (the feed closed), before async-graphql sends `complete`.
-struct Finished(Arc<DirectSubscriber>);
+struct Finished(Arc<dyn DirectRecipient>);
 
 impl Drop for Finished {
     fn drop(&mut self) {
@@ -190,107 +251,22 @@ impl Drop for Finished {
     }
 }
 
-/// The subscription's direct recipient, when it runs on a WebSocket that allows one.
+/// The subscription's direct recipient, when its transport offers one.
 async fn direct_recipient(
     ctx: &Context<'_>,
     interest: &Arc<Interest>,
-) -> Option<Arc<DirectSubscriber>> {
-    let delivery = ctx.data_opt::<DirectDelivery>()?.clone();
-    DirectSubscriber::new(delivery, interest.clone()).await
+) -> Option<Arc<dyn DirectRecipient>> {
+    let route = ctx.data_opt::<Arc<dyn DirectRoute>>()?;
+    route.recipient(interest.clone()).await
 }
 
-/// In a rendering (`direct::Renderer`), the field yields the one item being rendered.
+/// In a rendering (`RenderOne`), the field yields the one item being rendered.
 fn rendering(ctx: &Context<'_>) -> Option<Results> {
     let item = match ctx.data_opt::<RenderOne>()? {
         RenderOne::Event(event) => Ok(Prediction::from(event.clone())),
         RenderOne::Missed(missed) => Err(lagged(*missed)),
     };
     Some(stream::once(std::future::ready(item)).boxed())
-}
-
-fn parse_series(raw: Option<String>) -> async_graphql::Result<Option<SeriesId>> {
-    raw.map(|id| SeriesId::parse(&id))
-        .transpose()
-        .map_err(|e| ApiError::from(e).into_graphql())
-}
-
-#[Subscription]
-impl SubscriptionRoot {
-    /// Alerts as they happen, of one series or all; `minScore` drops weaker ones. With `after`
-    /// (an event's `cursor`), the alerts raised after it are replayed first, oldest first, then
-    /// live ones follow with none twice. A subscriber that falls behind gets an error coded
-    /// `LAGGED` (with `missed`), and its subscription carries on.
-    async fn anomalies(
-        &self,
-        ctx: &Context<'_>,
-        series_id: Option<String>,
-        min_score: Option<f64>,
-        after: Option<String>,
-    ) -> async_graphql::Result<Results> {
-        if let Some(one) = rendering(ctx) {
-            return Ok(one);
-        }
-        let state = ctx.data_unchecked::<AppState>();
-        let series = parse_series(series_id)?;
-        let after = after
-            .map(|raw| parse_cursor(&raw))
-            .transpose()
-            .map_err(ApiError::into_graphql)?;
-        let Subscribed {
-            subscription,
-            recent,
-        } = state
-            .feed
-            .subscribe(Topic::Anomalies, series.clone(), after)
-            .await
-            .map_err(unavailable)?;
-        let (replayed, truncated) = match after {
-            Some(after) => replay(state, series.as_ref(), after, recent).await?,
-            None => (Vec::new(), false),
-        };
-        let keep = Box::new(move |e: &Scored| min_score.is_none_or(|min| e.verdict.score >= min));
-        let already = replayed.iter().map(|e| e.id).collect();
-        let interest = Arc::new(Interest::new(keep, after, already));
-        let direct = direct_recipient(ctx, &interest).await;
-        let open = OpenSubscription::new(Topic::Anomalies);
-        Ok(events(
-            subscription,
-            replayed,
-            truncated,
-            interest,
-            direct,
-            open,
-        ))
-    }
-
-    /// Every scored point of one series as it happens.
-    async fn predictions(
-        &self,
-        ctx: &Context<'_>,
-        series_id: String,
-    ) -> async_graphql::Result<Results> {
-        if let Some(one) = rendering(ctx) {
-            return Ok(one);
-        }
-        let state = ctx.data_unchecked::<AppState>();
-        let series = parse_series(Some(series_id))?;
-        let subscribed = state
-            .feed
-            .subscribe(Topic::Predictions, series, None)
-            .await
-            .map_err(unavailable)?;
-        let interest = Arc::new(Interest::new(Box::new(|_| true), None, HashSet::new()));
-        let direct = direct_recipient(ctx, &interest).await;
-        let open = OpenSubscription::new(Topic::Predictions);
-        Ok(events(
-            subscribed.subscription,
-            Vec::new(),
-            false,
-            interest,
-            direct,
-            open,
-        ))
-    }
 }
 
 #[cfg(test)]
@@ -375,7 +351,7 @@ pub(super) mod tests {
             false,
             Arc::new(interest),
             None,
-            OpenSubscription::new(Topic::Anomalies),
+            OpenSubscription::new("anomalies"),
         )
     }
 }

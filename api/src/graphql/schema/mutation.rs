@@ -6,9 +6,9 @@ use async_graphql::{Context, ID, Object};
 use anomaly_workers::detector::ModelSpec;
 use anomaly_workers::domain::{SeriesId, TrainingSet};
 
+use super::context::ContextExt;
 use super::types::{AlertsInput, DetectorInput, FitResult, PointInput, Prediction};
 use crate::error::ApiError;
-use crate::state::AppState;
 
 /// Most points one `predictBatch` may score.
 const MAX_BATCH_POINTS: usize = 10_000;
@@ -17,10 +17,6 @@ pub struct MutationRoot;
 
 fn series_id(raw: &str) -> async_graphql::Result<SeriesId> {
     SeriesId::parse(raw).map_err(|e| ApiError::from(e).into_graphql())
-}
-
-fn endpoints<'a>(ctx: &Context<'a>) -> &'a crate::webhooks::Endpoints {
-    ctx.data_unchecked::<std::sync::Arc<crate::webhooks::Endpoints>>()
 }
 
 #[Object]
@@ -33,7 +29,7 @@ impl MutationRoot {
         url: String,
         secret: Option<String>,
     ) -> async_graphql::Result<super::webhooks::RegisteredWebhook> {
-        endpoints(ctx)
+        ctx.webhooks()
             .register(&url, secret)
             .await
             .map(Into::into)
@@ -42,7 +38,7 @@ impl MutationRoot {
 
     /// Removes a webhook endpoint and its delivery log.
     async fn delete_webhook(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<bool> {
-        endpoints(ctx)
+        ctx.webhooks()
             .remove(&id)
             .await
             .map(|()| true)
@@ -56,7 +52,7 @@ impl MutationRoot {
         webhook_id: ID,
         delivery_id: ID,
     ) -> async_graphql::Result<super::webhooks::WebhookDelivery> {
-        endpoints(ctx)
+        ctx.webhooks()
             .replay(&webhook_id, &delivery_id)
             .await
             .map(Into::into)
@@ -72,7 +68,7 @@ impl MutationRoot {
         detector: Option<DetectorInput>,
         alerts: Option<AlertsInput>,
     ) -> async_graphql::Result<FitResult> {
-        let state = ctx.data_unchecked::<AppState>();
+        let state = ctx.services();
         let run = async {
             let series = SeriesId::parse(&series_id)?;
             let points = points
@@ -105,7 +101,7 @@ impl MutationRoot {
         series_id: String,
         point: PointInput,
     ) -> async_graphql::Result<Prediction> {
-        let state = ctx.data_unchecked::<AppState>();
+        let state = ctx.services();
         let series = self::series_id(&series_id)?;
         let point = point.parse().map_err(ApiError::into_graphql)?;
         let prediction = state
@@ -123,7 +119,7 @@ impl MutationRoot {
         series_id: String,
         points: Vec<PointInput>,
     ) -> async_graphql::Result<Vec<Prediction>> {
-        let state = ctx.data_unchecked::<AppState>();
+        let state = ctx.services();
         let series = self::series_id(&series_id)?;
         if points.len() > MAX_BATCH_POINTS {
             return Err(ApiError::bad_request(format!(
