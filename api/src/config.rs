@@ -91,6 +91,8 @@ pub struct Config {
     pub webhooks: crate::webhooks::WebhookSettings,
 }
 
+/// `HEALTH_TOP_SERIES` when unset.
+pub const DEFAULT_HEALTH_TOP_SERIES: usize = 100;
 /// `MAX_BODY_BYTES` when unset: 2 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/anomaly.db?mode=rwc";
@@ -125,8 +127,6 @@ impl Config {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         // Read once, used by more than one part.
         let max_body_bytes = parse_or(&get, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)?;
-        let health_top_series =
-            parse_or(&get, "HEALTH_TOP_SERIES", guard::DEFAULT_HEALTH_TOP_SERIES)?;
         Ok(Self {
             host: get("APP_HOST").unwrap_or_else(|| "0.0.0.0".into()),
             port: get("APP_PORT")
@@ -169,7 +169,7 @@ impl Config {
                 .unwrap_or_default(),
             max_body_bytes,
             graphql_batch_limit: parse_or(&get, "GRAPHQL_BATCH_LIMIT", 10)?.max(1),
-            health_top_series,
+            health_top_series: parse_or(&get, "HEALTH_TOP_SERIES", DEFAULT_HEALTH_TOP_SERIES)?,
             graphql: QueryLimits {
                 max_cost: parse_or(&get, "GRAPHQL_MAX_COST", guard::DEFAULT_MAX_COST)?,
                 max_depth: parse_or(&get, "GRAPHQL_MAX_DEPTH", guard::DEFAULT_MAX_DEPTH)?,
@@ -180,7 +180,6 @@ impl Config {
                     QueryLimits::default().max_response_bytes,
                 )?,
                 timeout: secs(&get, "GRAPHQL_TIMEOUT_SECS", 30)?,
-                health_top_series,
             },
             server: ServerLimits {
                 header_timeout: secs(&get, "HTTP_HEADER_TIMEOUT_SECS", 30)?,

@@ -85,10 +85,6 @@ fn round_latency(s: LatencySummary) -> LatencySummary {
     }
 }
 
-/// How many series `model_usage` lists at most.
-#[derive(Debug, Clone, Copy)]
-pub struct HealthTopSeries(pub usize);
-
 /// Series with a model, counted in the database (the metrics store only sees trainings since it
 /// started); the metrics store's count when the database does not answer.
 pub async fn series_trained(state: &AppState, counted_by_metrics: u64) -> u64 {

@@ -15,7 +15,7 @@ use axum::routing::{get, post};
 use crate::state::AppState;
 
 pub use detect::DetectLimits;
-pub use health::{HealthTopSeries, series_trained};
+pub use health::series_trained;
 
 pub fn routes() -> Router<AppState> {
     Router::new()

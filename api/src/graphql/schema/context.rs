@@ -22,8 +22,7 @@ pub trait ContextExt<'a> {
     fn models_loader(&self) -> &'a DataLoader<ModelsLoader>;
     /// The training points of many versions, in one query per batch.
     fn training_data_loader(&self) -> &'a DataLoader<TrainingDataLoader>;
-    /// How many series `health` ranks by use (`HEALTH_TOP_SERIES`; its default in a schema
-    /// built without it).
+    /// How many series `health` ranks by use (`HEALTH_TOP_SERIES`).
     fn health_top_series(&self) -> usize;
 }
 
@@ -45,8 +44,7 @@ impl<'a> ContextExt<'a> for Context<'a> {
     }
 
     fn health_top_series(&self) -> usize {
-        self.data_opt::<crate::rest::HealthTopSeries>()
-            .map_or(super::guard::DEFAULT_HEALTH_TOP_SERIES, |t| t.0)
+        self.services().config.health_top_series
     }
 }
 

@@ -64,8 +64,6 @@ pub struct QueryLimits {
     pub max_response_bytes: usize,
     /// Longest a query or mutation may run (`GRAPHQL_TIMEOUT_SECS`).
     pub timeout: Duration,
-    /// Most series `health.modelUsage` lists, the most used (`HEALTH_TOP_SERIES`).
-    pub health_top_series: usize,
 }
 
 impl Default for QueryLimits {
@@ -76,13 +74,9 @@ impl Default for QueryLimits {
             introspection: true,
             max_response_bytes: 16 * 1024 * 1024,
             timeout: Duration::from_secs(30),
-            health_top_series: DEFAULT_HEALTH_TOP_SERIES,
         }
     }
 }
-
-/// `HEALTH_TOP_SERIES` when unset.
-pub const DEFAULT_HEALTH_TOP_SERIES: usize = 100;
 
 /// A GraphQL error with `extensions.code`.
 pub fn coded(message: impl Into<String>, pos: Option<Pos>, code: &str) -> ServerError {

@@ -72,7 +72,6 @@ pub fn schema_with(
         .data(windowed(loaders::ModelsLoader(state.store.clone())))
         .data(windowed(loaders::TrainingDataLoader(state.store.clone())))
         .data(state)
-        .data(crate::rest::HealthTopSeries(limits.health_top_series))
         .finish()
 }
 
