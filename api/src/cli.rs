@@ -1,4 +1,4 @@
-//! The `anomaly` command line: one subcommand per role (SPEC §3).
+//! The `anomaly` command line: one subcommand per role (README, "Distributed deployment").
 
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;

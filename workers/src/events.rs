@@ -1,4 +1,4 @@
-//! The events that flow between roles, one topic each (SPEC §7). Every event is keyed by its
+//! The events that flow between roles, one topic each (`Topic`, below). Every event is keyed by its
 //! series id (or role instance) so a series keeps its order on a partitioned bus.
 
 use std::collections::HashMap;
@@ -57,7 +57,7 @@ impl fmt::Display for Topic {
     }
 }
 
-/// The roles of SPEC §3 that run workloads (and so send heartbeats).
+/// The roles that run workloads (and so send heartbeats).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Role {

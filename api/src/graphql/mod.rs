@@ -1,4 +1,4 @@
-//! The GraphQL gateway (SPEC §6): mutations that fit and score through the same `Training` and
+//! The GraphQL gateway (README, "GraphQL"): mutations that fit and score through the same `Training` and
 //! `Scoring` traits as REST, queries whose nested fields load through DataLoaders (a bounded
 //! number of database queries however many series are listed), and subscriptions fed from the
 //! event bus. `schema.graphql` at the repository root is `anomaly schema`'s output.

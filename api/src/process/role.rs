@@ -1,4 +1,4 @@
-//! The distributed deployment: each role of SPEC §3 as its own process on the real backends
+//! The distributed deployment: each role (README, "Distributed deployment") as its own process on the real backends
 //! (Kafka, Redis, PostgreSQL). The gateway reaches the trainer and predictors over HTTP through
 //! the same traits `serve` calls in process; everything else flows through Kafka exactly as in
 //! `serve`. A role refuses to start on a backend that only exists inside one process.

@@ -1,4 +1,4 @@
-//! The seed's documented REST API, kept working as it was documented (SPEC §5), and the
+//! The seed's documented REST API, kept working as it was documented (README, "Use it"), and the
 //! whole-series mode (`/detect`).
 
 mod anomalies;

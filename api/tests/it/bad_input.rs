@@ -1,5 +1,5 @@
 //! Bad input of every kind gets a clear 4xx with a `detail`, never a 500, and the server keeps
-//! serving (SPEC §10).
+//! serving (README, "Errors").
 
 use serde_json::json;
 

@@ -87,7 +87,7 @@ impl KafkaBus {
     /// before handing its partitions to the others.
     pub const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
 
-    /// Connects, and creates the topics of SPEC §7 that are missing.
+    /// Connects, and creates the topics of `Topic::ALL` that are missing.
     pub async fn connect(options: KafkaOptions) -> Result<Self, BusError> {
         let producer: FutureProducer = ClientConfig::new()
             .set("bootstrap.servers", &options.brokers)

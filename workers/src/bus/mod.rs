@@ -1,4 +1,4 @@
-//! The event bus port: how roles hand events to each other (SPEC §7). One trait, one file per
+//! The event bus port: how roles hand events to each other (the topics of `events::Topic`). One trait, one file per
 //! backend: `memory` (bounded in-process queues, the embedded default) and `kafka` (the distributed
 //! deployment). Every backend passes the contract suite in `contract.rs`.
 
