@@ -1,6 +1,6 @@
-//! The event bus port: how roles hand events to each other (the topics of `events::Topic`). One trait, one file per
-//! backend: `memory` (bounded in-process queues, the embedded default) and `kafka` (the distributed
-//! deployment). Every backend passes the contract suite in `contract.rs`.
+//! The event bus port: how roles hand events to each other (the topics of `events::Topic`). One
+//! trait, one file per backend: `memory` (bounded in-process queues, the embedded default) and
+//! `kafka` (the distributed deployment). Every backend passes the contract suite in `contract.rs`.
 
 mod kafka;
 mod memory;
