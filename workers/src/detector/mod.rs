@@ -13,8 +13,22 @@
 //! alerts (rising edge, cooldown, a quiet spell in points).
 //!
 //! Each kind is one file whose fitted state implements [`Detector`], plus one line of the
-//! registry below ([`for_each_detector!`](crate::for_each_detector)): `DetectorSpec`,
-//! `DetectorParams` and their dispatch (`dispatch.rs`) are generated from it.
+//! registry below ([`for_each_detector!`](crate::for_each_detector)). Generated from it:
+//! `DetectorSpec`, `DetectorParams` and their dispatch (`dispatch.rs`), GraphQL's `DetectorKind`
+//! (`api/src/graphql/types.rs`) and OpenAPI's `kind` enum (`api/src/openapi.rs`). GraphQL's
+//! `DetectorInput` and OpenAPI's `Detector` take the union of the options listed in
+//! [`for_each_detector_option!`](crate::for_each_detector_option). A new detector touches:
+//!
+//! 1. `workers/src/detector/<name>.rs`: its options (serde, `Default`) and its fitted state,
+//!    which implements [`Detector`];
+//! 2. this file: `mod <name>;`, a `pub use` of its two types, and its line in the registry (and,
+//!    only for an option name no kind has yet, a line in the options list);
+//! 3. `schema.graphql`, regenerated (`cargo run -q -- schema > schema.graphql`) for the new
+//!    `DetectorKind` value (a test compares it with the served schema).
+//!
+//! (An option of a type no option has yet, say a string, also needs its OpenAPI form in
+//! `api/src/openapi.rs`: the build says so.) The code needs nothing more; users learn of the
+//! kind from a row in the README's detection table.
 
 mod adaptive;
 mod art;

@@ -61,7 +61,7 @@ impl Detector for ZScoreParams {
     }
 }
 
-/// Scoring and learning look at the value only: the `Detector` methods pass it on.
+/// Scoring looks at the value only: the `Detector` method passes it on.
 impl ZScoreParams {
     pub fn score(&self, value: f64) -> Verdict {
         Verdict::against_band(value, self.mean, self.threshold * self.std, self.direction)
