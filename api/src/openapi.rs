@@ -6,6 +6,7 @@
 
 use std::sync::LazyLock;
 
+use anomaly_workers::detector::DetectorSpec;
 use axum::extract::Path;
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -140,6 +141,36 @@ fn merged(mut base: Value, extra: Value) -> Value {
     base
 }
 
+/// The `Detector` schema: every kind and the union of their options, from the detectors'
+/// registry, so a new kind or option is documented without a line here.
+fn detector_schema() -> Value {
+    macro_rules! option_schema {
+        (f64) => { json!({ "type": "number" }) };
+        (u32) => { json!({ "type": "integer" }) };
+        (bool) => { json!({ "type": "boolean" }) };
+        (Direction) => { json!({ "type": "string", "enum": ["above", "below", "both"] }) };
+        ($other:ident) => {
+            compile_error!(concat!("no OpenAPI form for the option type ", stringify!($other)))
+        };
+    }
+    macro_rules! options {
+        ($($option:ident: $ty:ident),* $(,)?) => {
+            [$((stringify!($option), option_schema!($ty))),*]
+        };
+    }
+    let kinds = DetectorSpec::NAMES;
+    let mut properties = serde_json::Map::new();
+    properties.insert("kind".into(), json!({ "type": "string", "enum": kinds }));
+    for (name, schema) in anomaly_workers::for_each_detector_option!(options) {
+        properties.insert(name.into(), schema);
+    }
+    json!({
+        "type": "object", "required": ["kind"],
+        "description": "The detector and its options; options left out take the documented defaults (README, Detection).",
+        "properties": properties
+    })
+}
+
 /// The OpenAPI 3.1 document of the REST routes.
 pub fn document() -> Value {
     let points_shapes = json!({
@@ -181,23 +212,7 @@ pub fn document() -> Value {
                         "value": { "type": "number", "description": "A finite value." }
                     }
                 },
-                "Detector": {
-                    "type": "object", "required": ["kind"],
-                    "description": "The detector and its options; options left out take the documented defaults (README, Detection).",
-                    "properties": {
-                        "kind": { "type": "string", "enum": ["art", "zscore", "ewma", "robust", "seasonal", "adaptive"] },
-                        "threshold": { "type": "number" },
-                        "direction": { "type": "string", "enum": ["above", "below", "both"] },
-                        "window": { "type": "integer" },
-                        "alpha": { "type": "number" },
-                        "period": { "type": "integer" },
-                        "seasonal": { "type": "boolean" },
-                        "max_growth": { "type": "number" },
-                        "relearn_after": { "type": "integer" },
-                        "extreme_margin": { "type": "number" },
-                        "max_categories": { "type": "integer" }
-                    }
-                },
+                "Detector": detector_schema(),
                 "Alerts": {
                     "type": "object",
                     "description": "How anomalies become alerts.",

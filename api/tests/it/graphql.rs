@@ -1,6 +1,7 @@
 //! The GraphQL endpoint over HTTP on the embedded platform: the checked SDL, fit → predict →
 //! series query, the REST error cases with their GraphQL codes, and the batch limit.
 
+use anomaly_workers::detector::DetectorSpec;
 use serde_json::{Value, json};
 
 use crate::demo_scenario::T0;
@@ -313,4 +314,42 @@ async fn get_runs_queries_only_and_bad_requests_get_graphql_errors() {
         .await;
     assert_eq!(not_json.status, 400);
     assert_eq!(code(&not_json.json()), "BAD_USER_INPUT");
+}
+
+/// Every kind of the detectors' registry is a `DetectorKind` (its name in capitals), and each
+/// fits through GraphQL with all of its options spelt out (their defaults).
+#[tokio::test]
+async fn every_detector_kind_fits_with_its_options() {
+    let app = spawn_app().await;
+    let values: Vec<f64> = (0..40).map(|i| 10.0 + (i % 7) as f64 * 0.3).collect();
+    for name in DetectorSpec::NAMES {
+        let spec = serde_json::to_value(DetectorSpec::named(name).unwrap()).unwrap();
+        let mut input = serde_json::Map::new();
+        for (option, value) in spec.as_object().unwrap() {
+            let camel = option
+                .split('_')
+                .enumerate()
+                .map(|(i, w)| {
+                    if i == 0 {
+                        w.to_owned()
+                    } else {
+                        w[..1].to_uppercase() + &w[1..]
+                    }
+                })
+                .collect::<String>();
+            let value = match value.as_str() {
+                Some(enum_value) => enum_value.to_uppercase().into(),
+                None => value.clone(),
+            };
+            input.insert(camel, value);
+        }
+        let fit = app
+            .graphql(
+                "mutation($id: String!, $points: [PointInput!]!, $detector: DetectorInput!) {
+                    fit(seriesId: $id, points: $points, detector: $detector) { detector } }",
+                json!({ "id": format!("kind_{name}"), "points": points(&values), "detector": input }),
+            )
+            .await;
+        assert_eq!(fit["data"]["fit"]["detector"], name, "{input:?}: {fit}");
+    }
 }

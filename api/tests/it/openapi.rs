@@ -1,7 +1,9 @@
 //! `/openapi.json` describes the REST routes: every route the router declares is in it (read
 //! from the source, so a new route without documentation fails here), every operation in it
-//! exists, and `/docs` renders it from the gateway's own files.
+//! exists, the detector schema lists every kind and option the detectors' registry has, and
+//! `/docs` renders it from the gateway's own files.
 
+use anomaly_workers::detector::DetectorSpec;
 use serde_json::{Value, json};
 
 use crate::support::{spawn_app, spawn_app_with};
@@ -96,4 +98,32 @@ async fn the_docs_page_renders_the_document_from_the_gateways_own_files() {
     }
     let start = String::from_utf8(app.get("/docs/assets/start.js").await.bytes).unwrap();
     assert!(start.contains("/openapi.json") && start.contains("validatorUrl: null"));
+}
+
+/// The `Detector` schema names every kind (the default first) and every option of every kind,
+/// with a type its default value has.
+#[tokio::test]
+async fn the_detector_schema_has_every_kind_and_option() {
+    let app = spawn_app().await;
+    let document = app.get("/openapi.json").await.json();
+    let detector = &document["components"]["schemas"]["Detector"];
+    assert_eq!(detector["required"], json!(["kind"]));
+    let properties = detector["properties"].as_object().unwrap();
+    assert_eq!(properties["kind"]["type"], "string");
+    assert_eq!(properties["kind"]["enum"], json!(DetectorSpec::NAMES));
+    for name in DetectorSpec::NAMES {
+        let spec = serde_json::to_value(DetectorSpec::named(name).unwrap()).unwrap();
+        for (option, default) in spec.as_object().unwrap() {
+            let schema = &properties[option];
+            let fits = match schema["type"].as_str() {
+                Some("number") => default.is_f64(),
+                // `period`'s default is absent: found at fit time.
+                Some("integer") => default.is_u64() || default.is_null(),
+                Some("boolean") => default.is_boolean(),
+                Some("string") => schema["enum"].as_array().unwrap().contains(default),
+                _ => false,
+            };
+            assert!(fits, "{name}.{option} = {default} against {schema}");
+        }
+    }
 }

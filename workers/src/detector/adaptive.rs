@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::seasonal::detect_period;
 use super::stats::scale_floor;
 use super::window::MaxWindow;
-use super::{Direction, Verdict, check_threshold};
+use super::{Detector, Direction, Verdict, check_threshold};
 use crate::domain::{InvalidInput, Point, TrainingSet};
 
 /// How many of the latest training points the period search looks at.
@@ -69,8 +69,10 @@ pub struct Adaptive {
     pub flagged_run: u32,
 }
 
-impl Adaptive {
-    pub fn fit(options: &AdaptiveOptions, training: &TrainingSet) -> Result<Self, InvalidInput> {
+impl Detector for Adaptive {
+    type Options = AdaptiveOptions;
+
+    fn fit(options: &AdaptiveOptions, training: &TrainingSet) -> Result<Self, InvalidInput> {
         check_threshold(options.threshold)?;
         if !(options.alpha > 0.0 && options.alpha <= 1.0) {
             return Err(InvalidInput("alpha must be in (0, 1]".into()));
@@ -130,25 +132,16 @@ impl Adaptive {
         })
     }
 
-    /// The largest recent deviation, never below the scale floor.
-    fn record(&self) -> f64 {
-        self.deviations
-            .max()
-            .map_or(self.floor, |max| max.max(self.floor))
+    fn point_cost(options: &AdaptiveOptions) -> u64 {
+        options.window as u64
     }
 
-    pub fn score(&self, point: Point) -> Verdict {
+    fn score(&self, point: Point) -> Verdict {
         self.score_with(point, self.record())
     }
 
-    fn score_with(&self, point: Point, record: f64) -> Verdict {
-        let expected = self.baselines[self.next_phase];
-        let half_width = self.options.threshold * record;
-        Verdict::against_band(point.value, expected, half_width, self.options.direction)
-    }
-
     /// Scores `point`, then learns from it unless it is anomalous (see the module's notes).
-    pub fn observe(&mut self, point: Point) -> Verdict {
+    fn observe(&mut self, point: Point) -> Verdict {
         let record = self.record();
         let verdict = self.score_with(point, record);
         let phase = self.next_phase;
@@ -171,6 +164,25 @@ impl Adaptive {
         self.deviations.push(deviation, self.options.window);
         self.baselines[phase] = baseline;
         verdict
+    }
+
+    fn heap_bytes(&self) -> usize {
+        (self.baselines.capacity() + self.deviations.capacity()) * std::mem::size_of::<f64>()
+    }
+}
+
+impl Adaptive {
+    /// The largest recent deviation, never below the scale floor.
+    fn record(&self) -> f64 {
+        self.deviations
+            .max()
+            .map_or(self.floor, |max| max.max(self.floor))
+    }
+
+    fn score_with(&self, point: Point, record: f64) -> Verdict {
+        let expected = self.baselines[self.next_phase];
+        let half_width = self.options.threshold * record;
+        Verdict::against_band(point.value, expected, half_width, self.options.direction)
     }
 }
 

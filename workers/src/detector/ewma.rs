@@ -4,8 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::stats::scale_floor;
-use super::{Direction, Verdict, check_threshold};
-use crate::domain::{InvalidInput, TrainingSet};
+use super::{Detector, Direction, Verdict, check_threshold};
+use crate::domain::{InvalidInput, Point, TrainingSet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -38,8 +38,10 @@ pub struct Ewma {
     pub floor: f64,
 }
 
-impl Ewma {
-    pub fn fit(options: &EwmaOptions, training: &TrainingSet) -> Result<Self, InvalidInput> {
+impl Detector for Ewma {
+    type Options = EwmaOptions;
+
+    fn fit(options: &EwmaOptions, training: &TrainingSet) -> Result<Self, InvalidInput> {
         check_threshold(options.threshold)?;
         if !(options.alpha > 0.0 && options.alpha <= 1.0) {
             return Err(InvalidInput("alpha must be in (0, 1]".into()));
@@ -58,6 +60,17 @@ impl Ewma {
         })
     }
 
+    fn score(&self, point: Point) -> Verdict {
+        Ewma::score(self, point.value)
+    }
+
+    fn learn(&mut self, point: Point) {
+        Ewma::learn(self, point.value)
+    }
+}
+
+/// Scoring and learning look at the value only: the `Detector` methods pass it on.
+impl Ewma {
     pub fn score(&self, value: f64) -> Verdict {
         let std = self.variance.sqrt().max(self.floor);
         Verdict::against_band(

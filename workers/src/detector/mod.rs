@@ -11,9 +11,28 @@
 //! period found at fit time or given). `adaptive` follows the series with a slow, per-phase
 //! baseline and scales its band by the largest recent deviation. `AlertGate` turns verdicts into
 //! alerts (rising edge, cooldown, a quiet spell in points).
+//!
+//! Each kind is one file whose fitted state implements [`Detector`], plus one line of the
+//! registry below ([`for_each_detector!`](crate::for_each_detector)). Generated from it:
+//! `DetectorSpec`, `DetectorParams` and their dispatch (`dispatch.rs`), GraphQL's `DetectorKind`
+//! (`api/src/graphql/types.rs`) and OpenAPI's `kind` enum (`api/src/openapi.rs`). GraphQL's
+//! `DetectorInput` and OpenAPI's `Detector` take the union of the options listed in
+//! [`for_each_detector_option!`](crate::for_each_detector_option). A new detector touches:
+//!
+//! 1. `workers/src/detector/<name>.rs`: its options (serde, `Default`) and its fitted state,
+//!    which implements [`Detector`];
+//! 2. this file: `mod <name>;`, a `pub use` of its two types, and its line in the registry (and,
+//!    only for an option name no kind has yet, a line in the options list);
+//! 3. `schema.graphql`, regenerated (`cargo run -q -- schema > schema.graphql`) for the new
+//!    `DetectorKind` value (a test compares it with the served schema).
+//!
+//! (An option of a type no option has yet, say a string, also needs its OpenAPI form in
+//! `api/src/openapi.rs`: the build says so.) The code needs nothing more; users learn of the
+//! kind from a row in the README's detection table.
 
 mod adaptive;
 mod art;
+mod dispatch;
 mod ewma;
 mod gate;
 mod robust;
@@ -28,11 +47,98 @@ use crate::domain::{InvalidInput, Point, TrainingSet};
 
 pub use adaptive::{Adaptive, AdaptiveOptions};
 pub use art::{Art, ArtOptions};
+pub use dispatch::{DetectorParams, DetectorSpec};
 pub use ewma::{Ewma, EwmaOptions};
 pub use gate::{AlertGate, AlertOptions};
 pub use robust::{Robust, RobustOptions};
 pub use seasonal::{Seasonal, SeasonalOptions};
 pub use zscore::{ZScoreOptions, ZScoreParams};
+
+/// The registry: calls `$callback! { name => Variant(Options, Fitted), ... }` with every detector
+/// kind, one line each. `name` is the kind's `kind` tag (the variant's snake_case: serde derives
+/// the tag from the variant, a test checks they agree); the order is `DetectorSpec::NAMES`'
+/// (error messages and docs list it). Other crates build on it (the GraphQL enum), so a kind is
+/// declared nowhere else.
+#[macro_export]
+macro_rules! for_each_detector {
+    ($($callback:ident)::+) => {
+        $($callback)::+! {
+            art => Art(ArtOptions, Art),
+            zscore => Zscore(ZScoreOptions, ZScoreParams),
+            ewma => Ewma(EwmaOptions, Ewma),
+            robust => Robust(RobustOptions, Robust),
+            seasonal => Seasonal(SeasonalOptions, Seasonal),
+            adaptive => Adaptive(AdaptiveOptions, Adaptive),
+        }
+    };
+}
+
+/// Every option name any kind takes, with the type the APIs accept it as: GraphQL's
+/// `DetectorInput` and OpenAPI's `Detector` are their union (a kind refuses the options it does
+/// not know). `Direction` is the API's own direction type where the callback expands.
+#[macro_export]
+macro_rules! for_each_detector_option {
+    ($($callback:ident)::+) => {
+        $($callback)::+! {
+            threshold: f64,
+            direction: Direction,
+            alpha: f64,
+            window: u32,
+            period: u32,
+            seasonal: bool,
+            max_growth: f64,
+            relearn_after: u32,
+            extreme_margin: f64,
+            max_categories: u32,
+        }
+    };
+}
+
+/// One detector kind: its fitted state (plain data, serde) and how it scores and learns. The
+/// defaults suit an online kind that flags values out of its band and keeps no heap state.
+pub trait Detector: Sized {
+    /// What `fit` is asked for; `Default` is what `DetectorSpec::named` gives.
+    type Options: Default;
+
+    /// Whether observing a point changes the state (and so whether it is worth checkpointing).
+    const IS_ONLINE: bool = true;
+
+    /// Whether a value inside the band can be anomalous (a novel pattern, not only a value out
+    /// of range).
+    const FLAGS_PATTERNS: bool = false;
+
+    fn fit(options: &Self::Options, training: &TrainingSet) -> Result<Self, InvalidInput>;
+
+    /// About how much work scoring and learning one point takes, in units of a few
+    /// floating-point operations: what `/detect` and `predictBatch` budget by.
+    fn point_cost(_options: &Self::Options) -> u64 {
+        1
+    }
+
+    /// The verdict on `point` given everything learnt so far; changes nothing.
+    fn score(&self, point: Point) -> Verdict;
+
+    /// Learns from `point` once it is scored: nothing for a static kind.
+    fn learn(&mut self, _point: Point) {}
+
+    /// Scores `point`, then learns from it: the predictor's path. A kind that decides what to
+    /// learn from its own verdict overrides it, so one pass does both.
+    fn observe(&mut self, point: Point) -> Verdict {
+        let verdict = self.score(point);
+        self.learn(point);
+        verdict
+    }
+
+    /// Bytes of memory the detector holds beyond its own struct.
+    fn heap_bytes(&self) -> usize {
+        0
+    }
+
+    /// Points to stay quiet after an alert when the alert options do not say.
+    fn quiet_points(&self) -> u64 {
+        0
+    }
+}
 
 /// Which side of the expected band counts as anomalous.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -44,172 +150,12 @@ pub enum Direction {
     Both,
 }
 
-/// What the caller asks `fit` to build: a detector kind and its options.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum DetectorSpec {
-    Zscore(ZScoreOptions),
-    Ewma(EwmaOptions),
-    Robust(RobustOptions),
-    Seasonal(SeasonalOptions),
-    Adaptive(AdaptiveOptions),
-    Art(ArtOptions),
-}
-
-/// The default: `art`, chosen on NAB (see the README's detection section).
-impl Default for DetectorSpec {
-    fn default() -> Self {
-        Self::Art(ArtOptions::default())
-    }
-}
-
-impl DetectorSpec {
-    pub fn fit(&self, training: &TrainingSet) -> Result<DetectorParams, InvalidInput> {
-        Ok(match self {
-            Self::Zscore(o) => DetectorParams::Zscore(ZScoreParams::fit(o, training)?),
-            Self::Ewma(o) => DetectorParams::Ewma(Ewma::fit(o, training)?),
-            Self::Robust(o) => DetectorParams::Robust(Robust::fit(o, training)?),
-            Self::Seasonal(o) => DetectorParams::Seasonal(Seasonal::fit(o, training)?),
-            Self::Adaptive(o) => DetectorParams::Adaptive(Adaptive::fit(o, training)?),
-            Self::Art(o) => DetectorParams::Art(Art::fit(o, training)?),
-        })
-    }
-
-    /// The spec of a kind by name with default options (`anomaly nab --detector NAME`).
-    pub fn named(name: &str) -> Option<Self> {
-        Some(match name {
-            "zscore" => Self::Zscore(ZScoreOptions::default()),
-            "ewma" => Self::Ewma(EwmaOptions::default()),
-            "robust" => Self::Robust(RobustOptions::default()),
-            "seasonal" => Self::Seasonal(SeasonalOptions::default()),
-            "adaptive" => Self::Adaptive(AdaptiveOptions::default()),
-            "art" => Self::Art(ArtOptions::default()),
-            _ => return None,
-        })
-    }
-
-    pub const NAMES: [&'static str; 6] =
-        ["art", "zscore", "ewma", "robust", "seasonal", "adaptive"];
-
-    /// About how much work scoring and learning one point takes, in units of a few
-    /// floating-point operations: what `/detect` and `predictBatch` budget by.
-    pub fn point_cost(&self) -> u64 {
-        match self {
-            Self::Zscore(_) | Self::Ewma(_) | Self::Seasonal(_) => 1,
-            Self::Robust(o) => o.window as u64,
-            Self::Adaptive(o) => o.window as u64,
-            Self::Art(o) => o.max_categories as u64,
-        }
-    }
-
-    /// The kind's name, as `named` takes it.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::Zscore(_) => "zscore",
-            Self::Ewma(_) => "ewma",
-            Self::Robust(_) => "robust",
-            Self::Seasonal(_) => "seasonal",
-            Self::Adaptive(_) => "adaptive",
-            Self::Art(_) => "art",
-        }
-    }
-}
-
 /// Everything `fit` is asked to build: the detector and how its verdicts become alerts.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelSpec {
     pub detector: DetectorSpec,
     pub alerts: AlertOptions,
-}
-
-/// A fitted detector with its learning state: what a model version stores and what the
-/// predictor scores with (and checkpoints as it learns).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum DetectorParams {
-    Zscore(ZScoreParams),
-    Ewma(Ewma),
-    Robust(Robust),
-    Seasonal(Seasonal),
-    Adaptive(Adaptive),
-    Art(Art),
-}
-
-impl DetectorParams {
-    /// The detector's name as answers and storage show it.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::Zscore(_) => "zscore",
-            Self::Ewma(_) => "ewma",
-            Self::Robust(_) => "robust",
-            Self::Seasonal(_) => "seasonal",
-            Self::Adaptive(_) => "adaptive",
-            Self::Art(_) => "art",
-        }
-    }
-
-    /// Points to stay quiet after an alert when the alert options do not say: the `art`
-    /// detector's one-alert-per-event spell, 0 for the others.
-    pub fn quiet_points(&self) -> u64 {
-        match self {
-            Self::Art(d) => d.quiet_points(),
-            _ => 0,
-        }
-    }
-
-    /// Whether a value inside the band can be anomalous (a novel pattern, not only a value out
-    /// of range).
-    pub fn flags_patterns(&self) -> bool {
-        matches!(self, Self::Art(_))
-    }
-
-    /// Bytes of memory the fitted detector holds for its series (itself and what it points to).
-    pub fn state_bytes(&self) -> usize {
-        let f64s = |n: usize| n * std::mem::size_of::<f64>();
-        std::mem::size_of::<Self>()
-            + match self {
-                Self::Zscore(_) | Self::Ewma(_) => 0,
-                Self::Robust(d) => f64s(d.recent.capacity()),
-                Self::Seasonal(d) => f64s(d.baselines.capacity()),
-                Self::Adaptive(d) => f64s(d.baselines.capacity() + d.deviations.capacity()),
-                Self::Art(d) => d.heap_bytes(),
-            }
-    }
-
-    /// Whether observing a point changes the state (and so whether it is worth checkpointing).
-    pub fn is_online(&self) -> bool {
-        !matches!(self, Self::Zscore(_))
-    }
-
-    /// The verdict on `point` given everything learnt so far; changes nothing.
-    pub fn score(&self, point: Point) -> Verdict {
-        match self {
-            Self::Zscore(d) => d.score(point.value),
-            Self::Ewma(d) => d.score(point.value),
-            Self::Robust(d) => d.score(point.value),
-            Self::Seasonal(d) => d.score(point),
-            Self::Adaptive(d) => d.score(point),
-            Self::Art(d) => d.score(point),
-        }
-    }
-
-    /// Scores `point`, then learns from it: the predictor's path.
-    pub fn observe(&mut self, point: Point) -> Verdict {
-        let verdict = match self {
-            // These decide what to learn from their own verdict: one pass does both.
-            Self::Art(d) => return d.observe(point),
-            Self::Adaptive(d) => return d.observe(point),
-            _ => self.score(point),
-        };
-        match self {
-            Self::Zscore(_) | Self::Art(_) | Self::Adaptive(_) => {}
-            Self::Ewma(d) => d.learn(point.value),
-            Self::Robust(d) => d.learn(point.value),
-            Self::Seasonal(d) => d.learn(point),
-        }
-        verdict
-    }
 }
 
 /// The verdict on one point and the evidence for it. `score` ≤ 1 is normal, > 1 anomalous, and

@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::stats::scale_floor;
 use super::window::MedianWindow;
-use super::{Direction, Verdict, check_threshold};
-use crate::domain::{InvalidInput, TrainingSet};
+use super::{Detector, Direction, Verdict, check_threshold};
+use crate::domain::{InvalidInput, Point, TrainingSet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -37,8 +37,10 @@ pub struct Robust {
     pub floor: f64,
 }
 
-impl Robust {
-    pub fn fit(options: &RobustOptions, training: &TrainingSet) -> Result<Self, InvalidInput> {
+impl Detector for Robust {
+    type Options = RobustOptions;
+
+    fn fit(options: &RobustOptions, training: &TrainingSet) -> Result<Self, InvalidInput> {
         check_threshold(options.threshold)?;
         if !(3..=100_000).contains(&options.window) {
             return Err(InvalidInput("window must be between 3 and 100000".into()));
@@ -51,6 +53,25 @@ impl Robust {
         })
     }
 
+    fn point_cost(options: &RobustOptions) -> u64 {
+        options.window as u64
+    }
+
+    fn score(&self, point: Point) -> Verdict {
+        Robust::score(self, point.value)
+    }
+
+    fn learn(&mut self, point: Point) {
+        Robust::learn(self, point.value)
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.recent.capacity() * std::mem::size_of::<f64>()
+    }
+}
+
+/// Scoring and learning look at the value only: the `Detector` methods pass it on.
+impl Robust {
     pub fn score(&self, value: f64) -> Verdict {
         let (median, scale) = self.recent.median_and_scale();
         let scale = scale.max(self.floor);

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::stats::{median_and_scale, scale_floor};
-use super::{Direction, Verdict, check_threshold};
+use super::{Detector, Direction, Verdict, check_threshold};
 use crate::domain::{InvalidInput, Point, TrainingSet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -75,8 +75,10 @@ pub fn detect_period(values: &[f64], max_lag: usize) -> Option<usize> {
     (value >= 0.3 && best >= 2).then_some(best)
 }
 
-impl Seasonal {
-    pub fn fit(options: &SeasonalOptions, training: &TrainingSet) -> Result<Self, InvalidInput> {
+impl Detector for Seasonal {
+    type Options = SeasonalOptions;
+
+    fn fit(options: &SeasonalOptions, training: &TrainingSet) -> Result<Self, InvalidInput> {
         check_threshold(options.threshold)?;
         if !(options.alpha > 0.0 && options.alpha <= 1.0) {
             return Err(InvalidInput("alpha must be in (0, 1]".into()));
@@ -118,13 +120,13 @@ impl Seasonal {
         })
     }
 
-    pub fn score(&self, point: Point) -> Verdict {
+    fn score(&self, point: Point) -> Verdict {
         let expected = self.baselines[self.next_phase];
         let half_width = self.options.threshold * self.scale.max(self.floor);
         Verdict::against_band(point.value, expected, half_width, self.options.direction)
     }
 
-    pub fn learn(&mut self, point: Point) {
+    fn learn(&mut self, point: Point) {
         let phase = self.next_phase;
         let residual = point.value - self.baselines[phase];
         // An anomaly may teach the scale only as much as a borderline value would.
@@ -141,6 +143,10 @@ impl Seasonal {
             self.baselines[phase] = baseline;
         }
         self.next_phase = (phase + 1) % self.period;
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.baselines.capacity() * std::mem::size_of::<f64>()
     }
 }
 

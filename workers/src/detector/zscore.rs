@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Direction, Verdict, check_threshold};
-use crate::domain::{InvalidInput, TrainingSet};
+use super::{Detector, Direction, Verdict, check_threshold};
+use crate::domain::{InvalidInput, Point, TrainingSet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -31,8 +31,11 @@ pub struct ZScoreParams {
     pub direction: Direction,
 }
 
-impl ZScoreParams {
-    pub fn fit(options: &ZScoreOptions, training: &TrainingSet) -> Result<Self, InvalidInput> {
+impl Detector for ZScoreParams {
+    type Options = ZScoreOptions;
+    const IS_ONLINE: bool = false;
+
+    fn fit(options: &ZScoreOptions, training: &TrainingSet) -> Result<Self, InvalidInput> {
         check_threshold(options.threshold)?;
         let n = training.len() as f64;
         let mean = training.values().sum::<f64>() / n;
@@ -53,6 +56,13 @@ impl ZScoreParams {
         })
     }
 
+    fn score(&self, point: Point) -> Verdict {
+        ZScoreParams::score(self, point.value)
+    }
+}
+
+/// Scoring looks at the value only: the `Detector` method passes it on.
+impl ZScoreParams {
     pub fn score(&self, value: f64) -> Verdict {
         Verdict::against_band(value, self.mean, self.threshold * self.std, self.direction)
     }

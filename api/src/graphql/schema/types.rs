@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use async_graphql::{ComplexObject, Context, Enum, InputObject, Object, SimpleObject};
+use serde::Serialize;
 
 use anomaly_workers::detector::{AlertOptions, DetectorSpec};
 use anomaly_workers::domain::{Point, SeriesId};
@@ -43,80 +44,64 @@ impl PointInput {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
-pub enum DetectorKind {
-    Art,
-    Adaptive,
-    Zscore,
-    Ewma,
-    Robust,
-    Seasonal,
+/// `DetectorKind`: one value per detector kind, from the detectors' registry (`ZSCORE` for
+/// `zscore`).
+macro_rules! detector_kind {
+    ($($name:ident => $variant:ident $types:tt),* $(,)?) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+        pub enum DetectorKind {
+            $($variant,)*
+        }
+
+        impl DetectorKind {
+            /// The kind's name, as `DetectorSpec` takes it.
+            fn name(self) -> &'static str {
+                match self {
+                    $(Self::$variant => stringify!($name),)*
+                }
+            }
+        }
+    };
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+anomaly_workers::for_each_detector!(detector_kind);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Direction {
     Above,
     Below,
     Both,
 }
 
-/// A detector and its options; options left out take the documented defaults.
-#[derive(Debug, Clone, InputObject)]
-pub struct DetectorInput {
-    pub kind: DetectorKind,
-    pub threshold: Option<f64>,
-    pub direction: Option<Direction>,
-    pub alpha: Option<f64>,
-    pub window: Option<u32>,
-    pub period: Option<u32>,
-    pub seasonal: Option<bool>,
-    pub max_growth: Option<f64>,
-    pub relearn_after: Option<u32>,
-    pub extreme_margin: Option<f64>,
-    pub max_categories: Option<u32>,
+/// `DetectorInput`: the kind and the union of every kind's options, from the detectors' option
+/// list. Its JSON is the REST `detector` field, so `DetectorSpec` parses both alike.
+macro_rules! detector_input {
+    ($($option:ident: $ty:ty),* $(,)?) => {
+        /// A detector and its options; options left out take the documented defaults.
+        #[derive(Debug, Clone, InputObject)]
+        pub struct DetectorInput {
+            pub kind: DetectorKind,
+            $(pub $option: Option<$ty>,)*
+        }
+
+        impl DetectorInput {
+            pub fn parse(self) -> Result<DetectorSpec, ApiError> {
+                let mut fields = serde_json::Map::new();
+                fields.insert("kind".into(), self.kind.name().into());
+                $(
+                    if let Some(value) = self.$option {
+                        fields.insert(stringify!($option).into(), serde_json::json!(value));
+                    }
+                )*
+                serde_json::from_value(serde_json::Value::Object(fields))
+                    .map_err(|e| ApiError::bad_request(format!("detector: {e}")))
+            }
+        }
+    };
 }
 
-impl DetectorInput {
-    pub fn parse(self) -> Result<DetectorSpec, ApiError> {
-        let kind = match self.kind {
-            DetectorKind::Art => "art",
-            DetectorKind::Adaptive => "adaptive",
-            DetectorKind::Zscore => "zscore",
-            DetectorKind::Ewma => "ewma",
-            DetectorKind::Robust => "robust",
-            DetectorKind::Seasonal => "seasonal",
-        };
-        let mut fields = serde_json::Map::new();
-        fields.insert("kind".into(), kind.into());
-        let mut put = |name: &str, value: Option<serde_json::Value>| {
-            if let Some(value) = value {
-                fields.insert(name.into(), value);
-            }
-        };
-        put("threshold", self.threshold.map(Into::into));
-        put(
-            "direction",
-            self.direction.map(|d| {
-                match d {
-                    Direction::Above => "above",
-                    Direction::Below => "below",
-                    Direction::Both => "both",
-                }
-                .into()
-            }),
-        );
-        put("alpha", self.alpha.map(Into::into));
-        put("window", self.window.map(Into::into));
-        put("period", self.period.map(Into::into));
-        put("seasonal", self.seasonal.map(Into::into));
-        put("max_growth", self.max_growth.map(Into::into));
-        put("relearn_after", self.relearn_after.map(Into::into));
-        put("extreme_margin", self.extreme_margin.map(Into::into));
-        put("max_categories", self.max_categories.map(Into::into));
-        serde_json::from_value(serde_json::Value::Object(fields))
-            .map_err(|e| ApiError::bad_request(format!("detector: {e}")))
-    }
-}
+anomaly_workers::for_each_detector_option!(detector_input);
 
 /// How anomalies become alerts (see the README's detection section).
 #[derive(Debug, Clone, Copy, InputObject)]

@@ -16,7 +16,7 @@ mod engine;
 
 use serde::{Deserialize, Serialize};
 
-use super::Verdict;
+use super::{Detector, Verdict};
 use crate::domain::{InvalidInput, Point, TrainingSet};
 
 pub use engine::Engine;
@@ -65,8 +65,11 @@ pub struct Art {
     pub engine: Option<Box<Engine>>,
 }
 
-impl Art {
-    pub fn fit(options: &ArtOptions, training: &TrainingSet) -> Result<Self, InvalidInput> {
+impl Detector for Art {
+    type Options = ArtOptions;
+    const FLAGS_PATTERNS: bool = true;
+
+    fn fit(options: &ArtOptions, training: &TrainingSet) -> Result<Self, InvalidInput> {
         if !(options.threshold.is_finite() && options.threshold > 0.0 && options.threshold <= 1.0) {
             return Err(InvalidInput("threshold must be in (0, 1]".into()));
         }
@@ -104,20 +107,24 @@ impl Art {
         Ok(art)
     }
 
+    fn point_cost(options: &ArtOptions) -> u64 {
+        options.max_categories as u64
+    }
+
     /// Points to stay quiet after an alert unless the alert options say otherwise: a fifth of
     /// the probation (one alert per event).
-    pub fn quiet_points(&self) -> u64 {
+    fn quiet_points(&self) -> u64 {
         (self.probation.max(MIN_PROBATION) / 5) as u64
     }
 
     /// Bytes of memory the detector holds beyond its own struct (warm-up values, the engine).
-    pub fn heap_bytes(&self) -> usize {
+    fn heap_bytes(&self) -> usize {
         self.warming.capacity() * std::mem::size_of::<f64>()
             + self.engine.as_ref().map_or(0, |e| e.memory_bytes())
     }
 
     /// Scores `point` and learns from it.
-    pub fn observe(&mut self, point: Point) -> Verdict {
+    fn observe(&mut self, point: Point) -> Verdict {
         let value = point.value;
         let margin = self.options.extreme_margin * (self.high - self.low);
         let (lower, upper) = (self.low - margin, self.high + margin);
@@ -160,7 +167,7 @@ impl Art {
     }
 
     /// The verdict `observe` would give, without learning.
-    pub fn score(&self, point: Point) -> Verdict {
+    fn score(&self, point: Point) -> Verdict {
         self.clone().observe(point)
     }
 }
