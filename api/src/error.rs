@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use anomaly_workers::cause::Cause;
 use anomaly_workers::domain::InvalidInput;
 use anomaly_workers::metrics::MetricsError;
 use anomaly_workers::predictor::PredictError;
@@ -36,10 +37,10 @@ pub enum ApiError {
     /// 503: a backend is down; `what` is shown, `cause` only logged.
     Unavailable {
         what: &'static str,
-        cause: String,
+        cause: Cause,
     },
     /// 500: a bug or corrupt data; only logged.
-    Internal(String),
+    Internal(Cause),
 }
 
 impl ApiError {
@@ -58,40 +59,83 @@ impl ApiError {
     }
 }
 
+/// What a client is shown of a failure, the same over REST and GraphQL.
+struct Shown {
+    status: StatusCode,
+    /// GraphQL's `extensions.code`.
+    code: &'static str,
+    detail: String,
+    /// Where a malformed payload went wrong (REST's `reason`; GraphQL appends it).
+    reason: Option<String>,
+}
+
 impl ApiError {
-    /// The same failure for GraphQL: the message REST would show, and `extensions.code`
-    /// (`BAD_USER_INPUT`, `NOT_FOUND`, `FORBIDDEN`, `TIMEOUT` or `INTERNAL`); internal causes are only logged.
-    pub fn into_graphql(self) -> async_graphql::Error {
-        use async_graphql::ErrorExtensions;
-        let (code, message) = match self {
-            ApiError::BadRequest { detail, reason } => (
-                "BAD_USER_INPUT",
-                match reason {
-                    Some(reason) => format!("{detail}: {reason}"),
-                    None => detail,
-                },
-            ),
-            ApiError::NotFound(detail) => ("NOT_FOUND", detail.to_owned()),
-            ApiError::PayloadTooLarge(limit) => (
+    /// The one mapping of a failure to what the client sees: status, code and text. Internal
+    /// causes are logged here (with their whole chain) and never shown.
+    fn shown(self) -> Shown {
+        let shown = |status, code, detail: String| Shown {
+            status,
+            code,
+            detail,
+            reason: None,
+        };
+        match self {
+            ApiError::BadRequest { detail, reason } => Shown {
+                status: StatusCode::BAD_REQUEST,
+                code: "BAD_USER_INPUT",
+                detail,
+                reason,
+            },
+            ApiError::NotFound(detail) => shown(StatusCode::NOT_FOUND, "NOT_FOUND", detail.into()),
+            ApiError::PayloadTooLarge(limit) => shown(
+                StatusCode::PAYLOAD_TOO_LARGE,
                 "BAD_USER_INPUT",
                 format!("Request body too large: the limit is {limit} bytes"),
             ),
-            ApiError::UnsupportedMediaType(detail) => ("BAD_USER_INPUT", detail.to_owned()),
-            ApiError::Forbidden(detail) => ("FORBIDDEN", detail.to_owned()),
-            ApiError::RequestTimeout(detail) => ("TIMEOUT", detail),
+            ApiError::UnsupportedMediaType(detail) => shown(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "BAD_USER_INPUT",
+                detail.into(),
+            ),
+            ApiError::Forbidden(detail) => shown(StatusCode::FORBIDDEN, "FORBIDDEN", detail.into()),
+            ApiError::RequestTimeout(detail) => {
+                shown(StatusCode::REQUEST_TIMEOUT, "TIMEOUT", detail)
+            }
             ApiError::Unavailable { what, cause } => {
-                tracing::warn!(%cause, "{what} unavailable");
+                tracing::warn!(cause = %Chain(&cause), "{what} unavailable");
                 metrics::counter!("anomaly_backend_unavailable_total", "backend" => what)
                     .increment(1);
-                (
+                shown(
+                    StatusCode::SERVICE_UNAVAILABLE,
                     "INTERNAL",
                     format!("{what} is unavailable, try again shortly"),
                 )
             }
             ApiError::Internal(cause) => {
-                tracing::error!(%cause, "internal error");
-                ("INTERNAL", "Internal server error".to_owned())
+                tracing::error!(cause = %Chain(&cause), "internal error");
+                shown(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "INTERNAL",
+                    "Internal server error".into(),
+                )
             }
+        }
+    }
+
+    /// The same failure for GraphQL: the message REST would show, and `extensions.code`
+    /// (`BAD_USER_INPUT`, `NOT_FOUND`, `FORBIDDEN`, `TIMEOUT` or `INTERNAL`); internal causes are
+    /// only logged.
+    pub fn into_graphql(self) -> async_graphql::Error {
+        use async_graphql::ErrorExtensions;
+        let Shown {
+            code,
+            detail,
+            reason,
+            ..
+        } = self.shown();
+        let message = match reason {
+            Some(reason) => format!("{detail}: {reason}"),
+            None => detail,
         };
         async_graphql::Error::new(message).extend_with(|_, e| e.set("code", code))
     }
@@ -99,44 +143,16 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, body) = match self {
-            ApiError::BadRequest { detail, reason } => {
-                let mut body = json!({ "detail": detail });
-                if let Some(reason) = reason {
-                    body["reason"] = reason.into();
-                }
-                (StatusCode::BAD_REQUEST, body)
-            }
-            ApiError::NotFound(detail) => (StatusCode::NOT_FOUND, json!({ "detail": detail })),
-            ApiError::PayloadTooLarge(limit) => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                json!({ "detail": format!("Request body too large: the limit is {limit} bytes") }),
-            ),
-            ApiError::UnsupportedMediaType(detail) => (
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                json!({ "detail": detail }),
-            ),
-            ApiError::Forbidden(detail) => (StatusCode::FORBIDDEN, json!({ "detail": detail })),
-            ApiError::RequestTimeout(detail) => {
-                (StatusCode::REQUEST_TIMEOUT, json!({ "detail": detail }))
-            }
-            ApiError::Unavailable { what, cause } => {
-                tracing::warn!(%cause, "{what} unavailable");
-                metrics::counter!("anomaly_backend_unavailable_total", "backend" => what)
-                    .increment(1);
-                (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    json!({ "detail": format!("{what} is unavailable, try again shortly") }),
-                )
-            }
-            ApiError::Internal(cause) => {
-                tracing::error!(%cause, "internal error");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    json!({ "detail": "Internal server error" }),
-                )
-            }
-        };
+        let Shown {
+            status,
+            detail,
+            reason,
+            ..
+        } = self.shown();
+        let mut body = json!({ "detail": detail });
+        if let Some(reason) = reason {
+            body["reason"] = reason.into();
+        }
         let mut response = (status, Json(body)).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
             // A backend or role down is worth retrying: say when.
@@ -146,6 +162,27 @@ impl IntoResponse for ApiError {
             );
         }
         response
+    }
+}
+
+/// An error and the errors under it, as one line: "a: b: c" (each level once, though a level's
+/// text may already quote the next).
+struct Chain<'a>(&'a Cause);
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::error::Error;
+        let mut shown = self.0.to_string();
+        let mut next = self.0.source();
+        while let Some(err) = next {
+            let text = err.to_string();
+            if !shown.contains(&text) {
+                shown.push_str(": ");
+                shown.push_str(&text);
+            }
+            next = err.source();
+        }
+        f.write_str(&shown)
     }
 }
 
@@ -171,7 +208,7 @@ impl From<MetricsError> for ApiError {
     fn from(err: MetricsError) -> Self {
         ApiError::Unavailable {
             what: "The metrics store",
-            cause: err.to_string(),
+            cause: Cause::new(err),
         }
     }
 }
@@ -183,7 +220,7 @@ impl From<TrainError> for ApiError {
             TrainError::Store(store) => store.into(),
             TrainError::Bus(bus) => ApiError::Unavailable {
                 what: "The event bus",
-                cause: bus.to_string(),
+                cause: Cause::new(bus),
             },
             TrainError::Unreachable(cause) => ApiError::Unavailable {
                 what: "The trainer",
@@ -204,7 +241,7 @@ impl From<PredictError> for ApiError {
             },
             PredictError::Bus(bus) => ApiError::Unavailable {
                 what: "The event bus",
-                cause: bus.to_string(),
+                cause: Cause::new(bus),
             },
         }
     }

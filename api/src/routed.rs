@@ -38,9 +38,12 @@ pub async fn routed(
     let response = std::future::poll_fn(|cx| {
         match std::panic::catch_unwind(AssertUnwindSafe(|| answer.as_mut().poll(cx))) {
             Ok(poll) => poll,
-            Err(_) => {
-                Poll::Ready(ApiError::Internal("a request handler panicked".into()).into_response())
-            }
+            Err(_) => Poll::Ready(
+                ApiError::Internal(anomaly_workers::cause::Cause::message(
+                    "a request handler panicked",
+                ))
+                .into_response(),
+            ),
         }
     })
     .instrument(span.clone())

@@ -194,8 +194,8 @@ impl LiveFeed {
 
     async fn feed(&self, topic: Topic) -> Result<Arc<TopicFeed>, BusError> {
         let Some((_, cell)) = self.feeds.iter().find(|(live, _)| *live == topic) else {
-            return Err(BusError::Unavailable(format!(
-                "{topic} carries no scored points to follow"
+            return Err(BusError::Unavailable(crate::cause::Cause::message(
+                format!("{topic} carries no scored points to follow"),
             )));
         };
         cell.get_or_try_init(|| async {

@@ -3,6 +3,7 @@
 //! each a trait with one implementation per backend.
 
 pub mod bus;
+pub mod cause;
 pub mod consumers;
 pub mod detector;
 pub mod domain;

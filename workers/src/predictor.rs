@@ -79,7 +79,7 @@ pub enum PredictError {
     Store(#[from] StoreError),
     /// A remote predictor could not be reached or answered nonsense.
     #[error("the predictor is unreachable: {0}")]
-    Unreachable(String),
+    Unreachable(#[source] crate::cause::Cause),
     /// The point raised an alert the bus did not take: the answer is not given, so that no
     /// client holds an alert that may be lost.
     #[error("the alert could not be published: {0}")]
@@ -437,9 +437,9 @@ impl Scoring for Predictor {
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let _in_flight = InFlight(self);
         if self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(PredictError::Unreachable(
-                "this predictor is stopping; another takes its series".into(),
-            ));
+            return Err(PredictError::Unreachable(crate::cause::Cause::message(
+                "this predictor is stopping; another takes its series",
+            )));
         }
         let live = self.live_for(series).await?;
         // The event id is taken and the events handed over under the series' lock, so a series'

@@ -36,7 +36,7 @@ pub enum TrainError {
     Bus(#[from] BusError),
     /// A remote trainer could not be reached or answered nonsense.
     #[error("the trainer is unreachable: {0}")]
-    Unreachable(String),
+    Unreachable(#[source] crate::cause::Cause),
 }
 
 /// What the gateway needs from a trainer: an in-process `Trainer` in `serve`, an HTTP client in

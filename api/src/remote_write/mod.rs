@@ -99,7 +99,9 @@ async fn write(
     let Ok(taken) = tokio::time::timeout(timeout, receiver.ingest(decoded)).await else {
         return Err(ApiError::Unavailable {
             what: "Scoring",
-            cause: format!("a remote write request took longer than {timeout:?}"),
+            cause: anomaly_workers::cause::Cause::message(format!(
+                "a remote write request took longer than {timeout:?}"
+            )),
         });
     };
     match taken {

@@ -99,7 +99,12 @@ pub async fn detect(
                 limits.timeout.as_secs_f64()
             ))
         })?
-        .map_err(|e| ApiError::Internal(format!("whole-series task failed: {e}")))?;
+        .map_err(|e| {
+            ApiError::Internal(anomaly_workers::cause::Cause::context(
+                "whole-series task failed",
+                e,
+            ))
+        })?;
     let observed = observed?;
     let scored: Vec<ScoredPoint> = points[training_points..]
         .iter()

@@ -5,6 +5,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use serde::Deserialize;
 
+use anomaly_workers::cause::Cause;
 use anomaly_workers::domain::{SeriesId, Version};
 
 use crate::error::{ApiError, NO_TRAINING_DATA};
@@ -36,7 +37,7 @@ pub async fn plot(
     let title = plot::title(&series, version);
     let png = tokio::task::spawn_blocking(move || plot::render(&title, &points))
         .await
-        .map_err(|e| ApiError::Internal(format!("plot task failed: {e}")))?
-        .map_err(|e| ApiError::Internal(format!("plot rendering failed: {e}")))?;
+        .map_err(|e| ApiError::Internal(Cause::context("plot task failed", e)))?
+        .map_err(|e| ApiError::Internal(Cause::context("plot rendering failed", e)))?;
     Ok(([(header::CONTENT_TYPE, "image/png")], png))
 }

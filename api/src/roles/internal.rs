@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 use anomaly_workers::bus::BusError;
+use anomaly_workers::cause::Cause;
 use anomaly_workers::detector::ModelSpec;
 use anomaly_workers::domain::{InvalidInput, Point, SeriesId, TrainingSet};
 use anomaly_workers::predictor::{PredictError, Prediction, Scoring};
@@ -84,40 +85,38 @@ impl Failure {
 
     fn from_store(err: StoreError) -> Self {
         match err {
-            StoreError::Unavailable(message) => Self {
+            StoreError::Unavailable(cause) => Self {
                 kind: FailureKind::DatabaseUnavailable,
-                message,
+                message: cause.to_string(),
             },
-            StoreError::Corrupt(message) => Self {
+            StoreError::Corrupt(cause) => Self {
                 kind: FailureKind::DatabaseCorrupt,
-                message,
+                message: cause.to_string(),
             },
         }
     }
 
+    /// The failure the remote role reported, as the error it was there (its cause arrives as
+    /// text: the error value stayed in the other process).
     pub fn into_train_error(self) -> TrainError {
+        let cause = Cause::message(self.message.clone());
         match self.kind {
             FailureKind::Invalid => TrainError::Invalid(InvalidInput(self.message)),
-            FailureKind::BusUnavailable => TrainError::Bus(BusError::Unavailable(self.message)),
-            FailureKind::DatabaseUnavailable => {
-                TrainError::Store(StoreError::Unavailable(self.message))
-            }
-            FailureKind::DatabaseCorrupt => TrainError::Store(StoreError::Corrupt(self.message)),
-            FailureKind::ModelNotFound | FailureKind::Unreachable => {
-                TrainError::Unreachable(self.message)
-            }
+            FailureKind::BusUnavailable => TrainError::Bus(BusError::Unavailable(cause)),
+            FailureKind::DatabaseUnavailable => TrainError::Store(StoreError::Unavailable(cause)),
+            FailureKind::DatabaseCorrupt => TrainError::Store(StoreError::Corrupt(cause)),
+            FailureKind::ModelNotFound | FailureKind::Unreachable => TrainError::Unreachable(cause),
         }
     }
 
     pub fn into_predict_error(self, series: &SeriesId) -> PredictError {
+        let cause = Cause::message(self.message);
         match self.kind {
             FailureKind::ModelNotFound => PredictError::ModelNotFound(series.clone()),
-            FailureKind::DatabaseUnavailable => {
-                PredictError::Store(StoreError::Unavailable(self.message))
-            }
-            FailureKind::DatabaseCorrupt => PredictError::Store(StoreError::Corrupt(self.message)),
-            FailureKind::BusUnavailable => PredictError::Bus(BusError::Unavailable(self.message)),
-            _ => PredictError::Unreachable(self.message),
+            FailureKind::DatabaseUnavailable => PredictError::Store(StoreError::Unavailable(cause)),
+            FailureKind::DatabaseCorrupt => PredictError::Store(StoreError::Corrupt(cause)),
+            FailureKind::BusUnavailable => PredictError::Bus(BusError::Unavailable(cause)),
+            _ => PredictError::Unreachable(cause),
         }
     }
 }
@@ -143,9 +142,9 @@ impl From<TrainError> for Failure {
                 kind: FailureKind::BusUnavailable,
                 message: bus.to_string(),
             },
-            TrainError::Unreachable(message) => Self {
+            TrainError::Unreachable(cause) => Self {
                 kind: FailureKind::Unreachable,
-                message,
+                message: cause.to_string(),
             },
         }
     }
@@ -159,9 +158,9 @@ impl From<PredictError> for Failure {
                 message: format!("no model is trained for series {series}"),
             },
             PredictError::Store(store) => Self::from_store(store),
-            PredictError::Unreachable(message) => Self {
+            PredictError::Unreachable(cause) => Self {
                 kind: FailureKind::Unreachable,
-                message,
+                message: cause.to_string(),
             },
             PredictError::Bus(bus) => Self {
                 kind: FailureKind::BusUnavailable,

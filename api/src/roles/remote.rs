@@ -26,6 +26,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use anomaly_workers::bus::{BusError, Subscription};
+use anomaly_workers::cause::Cause;
 use anomaly_workers::events::{Event, Heartbeat, Serving};
 use anomaly_workers::partitioner::partition_of;
 
@@ -120,7 +121,7 @@ impl Training for RemoteTrainer {
             Answer::Ok(outcome) => Ok(outcome),
             Answer::Failed(failure) => Err(failure.into_train_error()),
             Answer::Unreachable(cause) | Answer::Refused(cause) => {
-                Err(TrainError::Unreachable(cause))
+                Err(TrainError::Unreachable(Cause::message(cause)))
             }
         }
     }
@@ -375,10 +376,9 @@ impl Scoring for RemotePredictors {
         };
         let routes = self.routes();
         let Some(first) = routes.first_choice(series, now_ms()) else {
-            return Err(PredictError::Unreachable(
-                "no predictor is known yet: none is in PREDICTOR_URL and none has announced itself"
-                    .into(),
-            ));
+            return Err(PredictError::Unreachable(Cause::message(
+                "no predictor is known yet: none is in PREDICTOR_URL and none has announced itself",
+            )));
         };
         let mut refused = match first.score(item).await {
             Ok(answer) => return answer,
@@ -394,10 +394,10 @@ impl Scoring for RemotePredictors {
                 Err(not_delivered) => not_delivered,
             };
         }
-        Err(PredictError::Unreachable(format!(
+        Err(PredictError::Unreachable(Cause::message(format!(
             "no predictor is reachable; last: {}",
             refused.cause
-        )))
+        ))))
     }
 }
 
@@ -501,10 +501,10 @@ impl PredictorLink {
         });
         let (reply, answer) = oneshot::channel();
         let gone = || {
-            Ok(Err(PredictError::Unreachable(format!(
+            Ok(Err(PredictError::Unreachable(Cause::message(format!(
                 "{}: the batch sender stopped",
                 self.url
-            ))))
+            )))))
         };
         if queue.send((item, reply)).await.is_err() {
             return gone();
@@ -586,7 +586,7 @@ async fn send_batch(link: &Link, batch: Vec<(BatchItem, Reply)>) {
 
 fn fail_all(replies: Vec<Reply>, cause: &str) {
     for reply in replies {
-        let _ = reply.send(Ok(Err(PredictError::Unreachable(cause.to_owned()))));
+        let _ = reply.send(Ok(Err(PredictError::Unreachable(Cause::message(cause)))));
     }
 }
 

@@ -73,13 +73,13 @@ pub struct KafkaBus {
 
 /// A publish whose acknowledgement did not come within `DELIVERY_TIMEOUT`.
 fn not_acknowledged() -> BusError {
-    BusError::Unavailable(format!(
+    BusError::Unavailable(crate::cause::Cause::message(format!(
         "the brokers did not acknowledge the event within {DELIVERY_TIMEOUT:?}"
-    ))
+    )))
 }
 
 fn unavailable(err: KafkaError) -> BusError {
-    BusError::Unavailable(err.to_string())
+    BusError::Unavailable(crate::cause::Cause::new(err))
 }
 
 impl KafkaBus {
@@ -145,8 +145,8 @@ impl KafkaBus {
             match result {
                 Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
                 Err((name, code)) => {
-                    return Err(BusError::Unavailable(format!(
-                        "creating topic {name}: {code}"
+                    return Err(BusError::Unavailable(crate::cause::Cause::message(
+                        format!("creating topic {name}: {code}"),
                     )));
                 }
             }
@@ -159,7 +159,7 @@ impl KafkaBus {
             Event::Point(point) => serde_json::to_vec(point),
             event => serde_json::to_vec(event),
         }
-        .map_err(|e| BusError::Unavailable(format!("encoding an event: {e}")))
+        .map_err(|e| BusError::Unavailable(crate::cause::Cause::context("encoding an event", e)))
     }
 
     fn consumer_config(&self, group: &str) -> ClientConfig {
@@ -226,9 +226,9 @@ impl EventBus for KafkaBus {
             match tokio::time::timeout(DELIVERY_TIMEOUT, delivery).await {
                 Ok(Ok(Ok(_))) => Ok(()),
                 Ok(Ok(Err((err, _)))) => Err(unavailable(err)),
-                Ok(Err(_)) => Err(BusError::Unavailable(
-                    "the producer stopped before the brokers acknowledged the event".into(),
-                )),
+                Ok(Err(_)) => Err(BusError::Unavailable(crate::cause::Cause::message(
+                    "the producer stopped before the brokers acknowledged the event",
+                ))),
                 Err(_) => Err(not_acknowledged()),
             }
         }))
@@ -265,7 +265,9 @@ impl EventBus for KafkaBus {
                 .map(|m| m.topics().first().map_or(0, |t| t.partitions().len()))
         })
         .await
-        .map_err(|e| BusError::Unavailable(format!("reading topic metadata: {e}")))?
+        .map_err(|e| {
+            BusError::Unavailable(crate::cause::Cause::context("reading topic metadata", e))
+        })?
         .map_err(unavailable)?;
         assignment.set_partition_count(i32::try_from(count).unwrap_or(i32::MAX));
         Ok(Box::new(KafkaSubscription {
@@ -310,7 +312,7 @@ impl EventBus for KafkaBus {
             Ok((consumer, name))
         })
         .await
-        .map_err(|e| BusError::Unavailable(format!("following a topic: {e}")))?
+        .map_err(|e| BusError::Unavailable(crate::cause::Cause::context("following a topic", e)))?
         .map_err(unavailable)?;
         Ok(Box::new(KafkaSubscription {
             consumer: Arc::new(consumer.0),

@@ -29,7 +29,7 @@ pub enum BusError {
     #[error("this follower fell behind and missed {0} events")]
     Lagged(u64),
     #[error("the event bus is unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] crate::cause::Cause),
 }
 
 /// Where a delivered event sits in its topic, so that `ack` can store the right offset.

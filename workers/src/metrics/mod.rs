@@ -30,7 +30,7 @@ pub const HEARTBEAT_TTL_MS: i64 = 30_000;
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsError {
     #[error("the metrics store is unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] crate::cause::Cause),
 }
 
 /// Everything `/healthcheck` reports, as of one moment.

@@ -131,7 +131,7 @@ pub struct RedisMetrics {
 }
 
 fn unavailable(err: redis::RedisError) -> MetricsError {
-    MetricsError::Unavailable(err.to_string())
+    MetricsError::Unavailable(crate::cause::Cause::new(err))
 }
 
 impl RedisMetrics {
@@ -223,8 +223,9 @@ impl MetricsStore for RedisMetrics {
 
     async fn record_heartbeat(&self, heartbeat: &Heartbeat) -> Result<(), MetricsError> {
         let mut connection = self.connection.clone();
-        let json = serde_json::to_string(heartbeat)
-            .map_err(|e| MetricsError::Unavailable(format!("encoding a heartbeat: {e}")))?;
+        let json = serde_json::to_string(heartbeat).map_err(|e| {
+            MetricsError::Unavailable(crate::cause::Cause::context("encoding a heartbeat", e))
+        })?;
         let field = format!("{}/{}", heartbeat.role.name(), heartbeat.instance);
         let _: i64 = self
             .heartbeat

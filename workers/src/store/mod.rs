@@ -11,6 +11,7 @@ pub(crate) mod contract;
 
 use async_trait::async_trait;
 
+use crate::cause::Cause;
 use crate::detector::{AlertOptions, DetectorParams};
 use crate::domain::{Point, SeriesId, Version};
 use crate::events::Scored;
@@ -22,9 +23,9 @@ pub use sql::SqlStore;
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("the database is unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Cause),
     #[error("stored data is corrupt: {0}")]
-    Corrupt(String),
+    Corrupt(#[source] Cause),
 }
 
 /// A model about to be stored; the store assigns its version.

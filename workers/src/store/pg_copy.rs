@@ -23,7 +23,7 @@ const COPY_POINTS: &str = r#"COPY training_point (series_id, version, seq, "time
     FROM STDIN (FORMAT binary)"#;
 
 fn unavailable(err: sqlx::Error) -> StoreError {
-    StoreError::Unavailable(err.to_string())
+    StoreError::Unavailable(crate::cause::Cause::new(err))
 }
 
 fn is_unique_violation(err: &sqlx::Error) -> bool {
@@ -54,7 +54,12 @@ pub(super) async fn claim_with_points(
         Some(n) => u32::try_from(n)
             .ok()
             .and_then(|n| Version::from_number(n).ok())
-            .ok_or_else(|| StoreError::Corrupt(format!("series {}: version {n}", row.series_id)))?
+            .ok_or_else(|| {
+                StoreError::Corrupt(crate::cause::Cause::message(format!(
+                    "series {}: version {n}",
+                    row.series_id
+                )))
+            })?
             .next(),
     };
     let version = i32::try_from(next.number()).unwrap_or(i32::MAX);

@@ -36,7 +36,7 @@ pub struct SqlStore {
 
 impl From<DbErr> for StoreError {
     fn from(err: DbErr) -> Self {
-        StoreError::Unavailable(err.to_string())
+        StoreError::Unavailable(crate::cause::Cause::new(err))
     }
 }
 
@@ -88,7 +88,12 @@ impl SqlStore {
 }
 
 fn to_trained(row: model::Model) -> Result<TrainedModel, StoreError> {
-    let corrupt = |what: String| StoreError::Corrupt(format!("model {}: {what}", row.id));
+    let corrupt = |what: String| {
+        StoreError::Corrupt(crate::cause::Cause::message(format!(
+            "model {}: {what}",
+            row.id
+        )))
+    };
     let series_id = SeriesId::parse(&row.series_id).map_err(|e| corrupt(e.0))?;
     let version = u32::try_from(row.version)
         .map_err(|e| e.to_string())
@@ -136,8 +141,8 @@ impl SqlStore {
             detector: new.detector.clone(),
             alerts: new.alerts,
         };
-        let parameters =
-            serde_json::to_string(&parameters).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let parameters = serde_json::to_string(&parameters)
+            .map_err(|e| StoreError::Corrupt(crate::cause::Cause::new(e)))?;
         let row = ModelRow {
             series_id: &new.series_id,
             detector: new.detector.name(),
@@ -158,9 +163,11 @@ impl SqlStore {
                 return to_trained(row);
             }
         }
-        Err(StoreError::Unavailable(format!(
-            "could not claim a version for {} after {VERSION_ATTEMPTS} attempts",
-            new.series_id
+        Err(StoreError::Unavailable(crate::cause::Cause::message(
+            format!(
+                "could not claim a version for {} after {VERSION_ATTEMPTS} attempts",
+                new.series_id
+            ),
         )))
     }
 
@@ -228,7 +235,8 @@ const MIGRATION_LOCK: i64 = 0x0061_6e6f_6d61_6c79;
 /// lock is held by a session of its own, closed afterwards, so it is released whatever happens.
 async fn migrate_one_process_at_a_time(db: &DatabaseConnection) -> Result<(), StoreError> {
     use sea_orm::sqlx;
-    let unavailable = |e: sqlx::Error| StoreError::Unavailable(format!("migration lock: {e}"));
+    let unavailable =
+        |e: sqlx::Error| StoreError::Unavailable(crate::cause::Cause::context("migration lock", e));
     let mut session = db
         .get_postgres_connection_pool()
         .acquire()
@@ -390,7 +398,9 @@ impl ModelStore for SqlStore {
                 "SELECT COUNT(DISTINCT series_id) AS n FROM model",
             ))
             .await?
-            .ok_or_else(|| StoreError::Corrupt("COUNT returned no row".into()))?;
+            .ok_or_else(|| {
+                StoreError::Corrupt(crate::cause::Cause::message("COUNT returned no row"))
+            })?;
         let n: i64 = row.try_get("", "n")?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
@@ -442,7 +452,8 @@ impl ModelStore for SqlStore {
         version: Version,
         state: &LiveState,
     ) -> Result<(), StoreError> {
-        let json = serde_json::to_string(state).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let json = serde_json::to_string(state)
+            .map_err(|e| StoreError::Corrupt(crate::cause::Cause::new(e)))?;
         let seen = i64::try_from(state.seen).unwrap_or(i64::MAX);
         let key = (series.to_string(), version_column(version));
         let existing = model_state::Entity::find_by_id(key.clone())
@@ -499,9 +510,12 @@ impl ModelStore for SqlStore {
         let Some(row) = model_state::Entity::find_by_id(key).one(&self.db).await? else {
             return Ok(None);
         };
-        serde_json::from_str(&row.state)
-            .map(Some)
-            .map_err(|e| StoreError::Corrupt(format!("state of {series} {version}: {e}")))
+        serde_json::from_str(&row.state).map(Some).map_err(|e| {
+            StoreError::Corrupt(crate::cause::Cause::context(
+                format!("state of {series} {version}"),
+                e,
+            ))
+        })
     }
 
     async fn models_for(&self, series: &[SeriesId]) -> Result<Vec<TrainedModel>, StoreError> {
@@ -576,13 +590,15 @@ impl ModelStore for SqlStore {
         let ids: Vec<String> = query.into_tuple().all(&self.db).await?;
         ids.iter()
             .map(|id| {
-                SeriesId::parse(id).map_err(|e| StoreError::Corrupt(format!("series id: {}", e.0)))
+                SeriesId::parse(id)
+                    .map_err(|e| StoreError::Corrupt(crate::cause::Cause::context("series id", e)))
             })
             .collect()
     }
 
     async fn save_alert(&self, alert: &Scored) -> Result<bool, StoreError> {
-        let event = serde_json::to_string(alert).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let event = serde_json::to_string(alert)
+            .map_err(|e| StoreError::Corrupt(crate::cause::Cause::new(e)))?;
         let row = alert::ActiveModel {
             id: Set(alert.id.to_string()),
             series_id: Set(alert.series_id.to_string()),
@@ -625,8 +641,12 @@ impl ModelStore for SqlStore {
             .await?
             .into_iter()
             .map(|row| {
-                serde_json::from_str(&row.event)
-                    .map_err(|e| StoreError::Corrupt(format!("alert {}: {e}", row.id)))
+                serde_json::from_str(&row.event).map_err(|e| {
+                    StoreError::Corrupt(crate::cause::Cause::context(
+                        format!("alert {}", row.id),
+                        e,
+                    ))
+                })
             })
             .collect()
     }

@@ -11,7 +11,9 @@ use uuid::Uuid;
 use super::{Delivery, StoreError, Webhook};
 
 fn uuid(text: &str, what: &str) -> Result<Uuid, StoreError> {
-    Uuid::parse_str(text).map_err(|e| StoreError::Corrupt(format!("{what} {text:?}: {e}")))
+    Uuid::parse_str(text).map_err(|e| {
+        StoreError::Corrupt(crate::cause::Cause::context(format!("{what} {text:?}"), e))
+    })
 }
 
 pub async fn create(db: &DatabaseConnection, hook: &Webhook) -> Result<(), StoreError> {
@@ -60,7 +62,7 @@ pub async fn delete(db: &DatabaseConnection, id: Uuid) -> Result<bool, StoreErro
 
 fn row(delivery: &Delivery) -> Result<webhook_delivery::ActiveModel, StoreError> {
     let attempts = serde_json::to_string(&delivery.attempts)
-        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        .map_err(|e| StoreError::Corrupt(crate::cause::Cause::new(e)))?;
     Ok(webhook_delivery::ActiveModel {
         id: Set(delivery.id.to_string()),
         webhook_id: Set(delivery.webhook_id.to_string()),
@@ -119,8 +121,12 @@ fn delivery_of(row: webhook_delivery::Model) -> Result<Delivery, StoreError> {
         webhook_id: uuid(&row.webhook_id, "webhook id")?,
         created_at_ms: row.created_at_ms,
         delivered: row.delivered,
-        attempts: serde_json::from_str(&row.attempts)
-            .map_err(|e| StoreError::Corrupt(format!("delivery {}: {e}", row.id)))?,
+        attempts: serde_json::from_str(&row.attempts).map_err(|e| {
+            StoreError::Corrupt(crate::cause::Cause::context(
+                format!("delivery {}", row.id),
+                e,
+            ))
+        })?,
         payload: row.payload,
     })
 }

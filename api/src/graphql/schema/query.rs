@@ -164,7 +164,7 @@ impl QueryRoot {
             .map_err(|e| {
                 ApiError::Unavailable {
                     what: "The event bus",
-                    cause: e.to_string(),
+                    cause: anomaly_workers::cause::Cause::new(e),
                 }
                 .into_graphql()
             })?;

@@ -132,10 +132,10 @@ fn replay_cut_short() -> async_graphql::Error {
     .extend_with(|_, e| e.set("code", "LAGGED"))
 }
 
-fn unavailable(err: impl ToString) -> async_graphql::Error {
+fn unavailable(err: impl std::error::Error + Send + Sync + 'static) -> async_graphql::Error {
     ApiError::Unavailable {
         what: "The event bus",
-        cause: err.to_string(),
+        cause: anomaly_workers::cause::Cause::new(err),
     }
     .into_graphql()
 }
