@@ -17,7 +17,7 @@ use serde_json::{Map, Value, json};
 
 use anomaly_workers::events::now_ms;
 use anomaly_workers::metrics::MetricsStore;
-use anomaly_workers::store::ModelStore;
+use anomaly_workers::store::Models;
 
 /// How long a backend may take to answer a readiness check.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -37,7 +37,7 @@ pub struct Check {
 
 impl Check {
     /// The database answers `SELECT 1`.
-    pub fn database(store: Arc<dyn ModelStore>) -> Self {
+    pub fn database(store: Arc<dyn Models>) -> Self {
         Self {
             name: "database",
             down: "The database is unavailable",

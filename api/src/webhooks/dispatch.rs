@@ -12,7 +12,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use anomaly_workers::events::{Scored, now_ms};
-use anomaly_workers::store::{Attempt, Delivery, ModelStore, StoreError, Webhook};
+use anomaly_workers::store::{Attempt, Delivery, StoreError, Webhook, Webhooks};
 
 use super::signature::Secret;
 
@@ -101,7 +101,7 @@ pub fn client(settings: &WebhookSettings) -> reqwest::Client {
 /// Runs deliveries: at most `concurrency` at once, each retried until delivered or out of
 /// attempts, every attempt written to the delivery log.
 pub struct Deliverer {
-    store: Arc<dyn ModelStore>,
+    store: Arc<dyn Webhooks>,
     client: reqwest::Client,
     settings: WebhookSettings,
     running: Arc<Semaphore>,
@@ -111,7 +111,7 @@ pub struct Deliverer {
 
 impl Deliverer {
     pub fn new(
-        store: Arc<dyn ModelStore>,
+        store: Arc<dyn Webhooks>,
         settings: &WebhookSettings,
         stop: CancellationToken,
     ) -> Arc<Self> {
@@ -124,7 +124,7 @@ impl Deliverer {
         })
     }
 
-    pub fn store(&self) -> &Arc<dyn ModelStore> {
+    pub fn store(&self) -> &Arc<dyn Webhooks> {
         &self.store
     }
 

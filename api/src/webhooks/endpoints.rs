@@ -7,7 +7,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use anomaly_workers::events::now_ms;
-use anomaly_workers::store::{Delivery, ModelStore, Webhook};
+use anomaly_workers::store::{Delivery, Webhook, Webhooks};
 
 use super::dispatch::{self, WebhookSettings};
 use super::signature::Secret;
@@ -20,7 +20,7 @@ pub const MAX_PAGE: u64 = 1000;
 
 /// The registered endpoints, as the APIs manage them.
 pub struct Endpoints {
-    store: Arc<dyn ModelStore>,
+    store: Arc<dyn Webhooks>,
     client: reqwest::Client,
     settings: WebhookSettings,
 }
@@ -47,7 +47,7 @@ pub fn id(raw: &str, what: &str) -> Result<Uuid, ApiError> {
 }
 
 impl Endpoints {
-    pub fn new(store: Arc<dyn ModelStore>, settings: &WebhookSettings) -> Self {
+    pub fn new(store: Arc<dyn Webhooks>, settings: &WebhookSettings) -> Self {
         Self {
             store,
             client: dispatch::client(settings),

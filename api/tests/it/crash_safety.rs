@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anomaly_workers::domain::{SeriesId, Version};
-use anomaly_workers::store::{ModelStore, SqlStore};
+use anomaly_workers::store::{Models, SqlStore, TrainingPoints};
 use serde_json::{Value, json};
 
 use crate::demo_scenario::T0;

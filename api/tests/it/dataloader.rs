@@ -10,7 +10,7 @@ use anomaly_workers::detector::{DetectorParams, Direction, ZScoreParams};
 use anomaly_workers::domain::{Point, SeriesId};
 use anomaly_workers::metrics::MemoryMetrics;
 use anomaly_workers::predictor::Predictor;
-use anomaly_workers::store::{ModelStore, NewModel, SqlStore};
+use anomaly_workers::store::{ModelStore, Models, NewModel, SqlStore, TrainingPoints};
 use anomaly_workers::trainer::Trainer;
 
 const SERIES: usize = 50;

@@ -1,7 +1,7 @@
 //! The seed's demo scenario, replayed end to end on the embedded platform, then across a restart.
 
 use anomaly_workers::domain::{Point, SeriesId, Version};
-use anomaly_workers::store::ModelStore;
+use anomaly_workers::store::TrainingPoints;
 use serde_json::{Value, json};
 
 use anomaly_workers::store::SqlStore;

@@ -3,7 +3,7 @@
 //! subscription and the training rows in PostgreSQL all work that way.
 
 use anomaly_workers::domain::{SeriesId, Version};
-use anomaly_workers::store::{ModelStore, SqlStore};
+use anomaly_workers::store::{SqlStore, TrainingPoints};
 use serde_json::json;
 
 use crate::distributed::{FreshDatabase, uuid_like};

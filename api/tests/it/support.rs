@@ -178,7 +178,7 @@ impl TestApp {
     /// them: on Kafka a fit answers once its points are in the broker, and the training-data
     /// consumer writes them a moment later (on the embedded backends they already are).
     pub async fn training_points_stored(&self, series: &str, version: &str, points: usize) {
-        use anomaly_workers::store::ModelStore;
+        use anomaly_workers::store::TrainingPoints;
         let store = self.store().await;
         let series = anomaly_workers::domain::SeriesId::parse(series).expect("a series id");
         let version = anomaly_workers::domain::Version::parse(version).expect("a version");

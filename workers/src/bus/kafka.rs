@@ -659,7 +659,7 @@ pub(crate) mod tests {
         use crate::consumers::{Handler, TrainingDataWriter};
         use crate::domain::{Point, SeriesId, TrainingSet};
         use crate::events::Topic;
-        use crate::store::{ModelStore, SqlStore};
+        use crate::store::{SqlStore, TrainingPoints};
         use crate::trainer::{POINTS_PER_CHUNK, Trainer, Training};
 
         let dir = tempfile::tempdir().unwrap();

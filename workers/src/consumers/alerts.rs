@@ -7,17 +7,17 @@ use async_trait::async_trait;
 
 use super::{HandleError, Handler};
 use crate::events::Event;
-use crate::store::ModelStore;
+use crate::store::Alerts;
 
 pub struct AlertWriter {
-    store: Arc<dyn ModelStore>,
+    store: Arc<dyn Alerts>,
 }
 
 impl AlertWriter {
     /// The consumer group every alert-storing process joins (one copy per alert in total).
     pub const GROUP: &'static str = "alert-store";
 
-    pub fn new(store: Arc<dyn ModelStore>) -> Self {
+    pub fn new(store: Arc<dyn Alerts>) -> Self {
         Self { store }
     }
 }
@@ -47,7 +47,7 @@ mod tests {
     use super::*;
     use crate::bus::{EventBus, MemoryBus};
     use crate::events::Topic;
-    use crate::store::SqlStore;
+    use crate::store::{ModelStore, SqlStore};
 
     #[tokio::test]
     async fn a_redelivered_alert_is_stored_once() {

@@ -6,14 +6,14 @@ use async_trait::async_trait;
 
 use super::{HandleError, Handler};
 use crate::events::Event;
-use crate::store::ModelStore;
+use crate::store::TrainingPoints;
 
 pub struct TrainingDataWriter {
-    store: Arc<dyn ModelStore>,
+    store: Arc<dyn TrainingPoints>,
 }
 
 impl TrainingDataWriter {
-    pub fn new(store: Arc<dyn ModelStore>) -> Self {
+    pub fn new(store: Arc<dyn TrainingPoints>) -> Self {
         Self { store }
     }
 }

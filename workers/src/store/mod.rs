@@ -1,10 +1,9 @@
-//! The model and training-data store port. sea-orm already speaks both dialects, so there is one
-//! implementation (`sql`) that runs on SQLite (embedded default) and PostgreSQL; the contract
-//! suite runs against both.
+//! The database's ports, one per use: `Models`, `TrainingPoints`, `LiveStates`, `Alerts` and
+//! `Webhooks` (`ModelStore` is all of them). sea-orm already speaks both dialects, so there is one
+//! implementation (`sql`, a file per table) that runs on SQLite (embedded default) and PostgreSQL;
+//! the contract suite runs against both.
 
-mod pg_copy;
 mod sql;
-mod sql_webhooks;
 
 #[cfg(test)]
 pub(crate) mod contract;
@@ -88,8 +87,9 @@ pub struct Attempt {
     pub error: Option<String>,
 }
 
+/// The `model` table: versions of each series' model.
 #[async_trait]
-pub trait ModelStore: Send + Sync + 'static {
+pub trait Models: Send + Sync + 'static {
     /// Stores a model as the series' next version (`v1` for a new series).
     async fn create_model(&self, model: NewModel) -> Result<TrainedModel, StoreError>;
 
@@ -113,6 +113,20 @@ pub trait ModelStore: Send + Sync + 'static {
     /// The newest version of a series.
     async fn latest_model(&self, series: &SeriesId) -> Result<Option<TrainedModel>, StoreError>;
 
+    /// Every version of each of `series` (for batched loading), by series then version.
+    async fn models_for(&self, series: &[SeriesId]) -> Result<Vec<TrainedModel>, StoreError>;
+
+    /// Series ids in order, after `after`, at most `limit` of them (cursor pagination).
+    async fn list_series(
+        &self,
+        after: Option<&SeriesId>,
+        limit: u64,
+    ) -> Result<Vec<SeriesId>, StoreError>;
+}
+
+/// What each model version was trained on.
+#[async_trait]
+pub trait TrainingPoints: Send + Sync + 'static {
     /// Saves training points of a version, the first at position `first_seq` of its training
     /// set (0 for the whole set). Saving the same batch again adds nothing; returns how many rows
     /// were new.
@@ -124,6 +138,24 @@ pub trait ModelStore: Send + Sync + 'static {
         points: &[Point],
     ) -> Result<u64, StoreError>;
 
+    /// The training points of each `(series, version)` in `keys`, in one round trip; keys
+    /// without data are left out.
+    async fn training_points_for(
+        &self,
+        keys: &[(SeriesId, Version)],
+    ) -> Result<Vec<((SeriesId, Version), Vec<Point>)>, StoreError>;
+
+    /// A version's training points in their original order.
+    async fn training_points(
+        &self,
+        series: &SeriesId,
+        version: Version,
+    ) -> Result<Vec<Point>, StoreError>;
+}
+
+/// Checkpoints of each version's online learning state.
+#[async_trait]
+pub trait LiveStates: Send + Sync + 'static {
     /// Saves a checkpoint of a version's online state, unless a later one (more points seen) is
     /// already saved.
     async fn save_state(
@@ -139,35 +171,22 @@ pub trait ModelStore: Send + Sync + 'static {
         series: &SeriesId,
         version: Version,
     ) -> Result<Option<LiveState>, StoreError>;
+}
 
-    /// Every version of each of `series` (for batched loading), by series then version.
-    async fn models_for(&self, series: &[SeriesId]) -> Result<Vec<TrainedModel>, StoreError>;
-    /// The training points of each `(series, version)` in `keys`, in one round trip; keys
-    /// without data are left out.
-    async fn training_points_for(
-        &self,
-        keys: &[(SeriesId, Version)],
-    ) -> Result<Vec<((SeriesId, Version), Vec<Point>)>, StoreError>;
-    /// Series ids in order, after `after`, at most `limit` of them (cursor pagination).
-    async fn list_series(
-        &self,
-        after: Option<&SeriesId>,
-        limit: u64,
-    ) -> Result<Vec<SeriesId>, StoreError>;
+/// Every alert raised, once.
+#[async_trait]
+pub trait Alerts: Send + Sync + 'static {
     /// Stores an alert once: saving the same event again (a redelivery) adds nothing. Returns
     /// whether it was new.
     async fn save_alert(&self, alert: &Scored) -> Result<bool, StoreError>;
 
     /// Stored alerts as `query` asks.
     async fn alerts(&self, query: &AlertQuery) -> Result<Vec<Scored>, StoreError>;
+}
 
-    /// A version's training points in their original order.
-    async fn training_points(
-        &self,
-        series: &SeriesId,
-        version: Version,
-    ) -> Result<Vec<Point>, StoreError>;
-
+/// Registered webhook endpoints and their deliveries.
+#[async_trait]
+pub trait Webhooks: Send + Sync + 'static {
     /// Registers a webhook endpoint.
     async fn create_webhook(&self, webhook: &Webhook) -> Result<(), StoreError>;
 
@@ -197,3 +216,10 @@ pub trait ModelStore: Send + Sync + 'static {
     /// One delivery.
     async fn delivery(&self, id: uuid::Uuid) -> Result<Option<Delivery>, StoreError>;
 }
+
+/// Everything the database keeps, as one connection to it serves it (`SqlStore`). A caller
+/// that needs only part of it takes that port (`Arc<dyn Alerts>`, ...): an `Arc<dyn ModelStore>`
+/// coerces to any of them.
+pub trait ModelStore: Models + TrainingPoints + LiveStates + Alerts + Webhooks {}
+
+impl<T: Models + TrainingPoints + LiveStates + Alerts + Webhooks> ModelStore for T {}

@@ -8,13 +8,13 @@ use async_graphql::dataloader::Loader;
 
 use anomaly_workers::domain::{Point, SeriesId, Version};
 use anomaly_workers::model::TrainedModel;
-use anomaly_workers::store::{ModelStore, StoreError};
+use anomaly_workers::store::{Models, StoreError, TrainingPoints};
 
 /// Every version of a series, oldest first.
-pub struct ModelsLoader(pub Arc<dyn ModelStore>);
+pub struct ModelsLoader(pub Arc<dyn Models>);
 
 /// A version's training points.
-pub struct TrainingDataLoader(pub Arc<dyn ModelStore>);
+pub struct TrainingDataLoader(pub Arc<dyn TrainingPoints>);
 
 /// Loader errors must be cloneable; the store's error is shared.
 pub type LoadError = Arc<StoreError>;

@@ -12,9 +12,9 @@
 use entity::model;
 use sea_orm::sqlx::{self, PgPool, Row, postgres::PgConnection};
 
-use super::StoreError;
-use super::sql::{Claim, ModelRow};
+use super::models::{Claim, ModelRow};
 use crate::domain::{Point, SeriesId, Version};
+use crate::store::StoreError;
 
 /// Bytes of `COPY` data sent in one message.
 const SEND_BYTES: usize = 1 << 20;

@@ -1,5 +1,7 @@
-//! The webhook tables' queries, for `SqlStore` (SQLite and PostgreSQL alike).
+//! The webhook tables (`webhook`, `webhook_delivery`): registered endpoints and every delivery
+//! with its attempts, for `SqlStore` (SQLite and PostgreSQL alike).
 
+use async_trait::async_trait;
 use entity::{webhook, webhook_delivery};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
@@ -8,7 +10,8 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::{Delivery, StoreError, Webhook};
+use super::SqlStore;
+use crate::store::{Delivery, StoreError, Webhook, Webhooks};
 
 fn uuid(text: &str, what: &str) -> Result<Uuid, StoreError> {
     Uuid::parse_str(text).map_err(|e| {
@@ -153,4 +156,43 @@ pub async fn delivery(db: &DatabaseConnection, id: Uuid) -> Result<Option<Delive
         .await?
         .map(delivery_of)
         .transpose()
+}
+
+#[async_trait]
+impl Webhooks for SqlStore {
+    async fn create_webhook(&self, webhook: &Webhook) -> Result<(), StoreError> {
+        create(&self.db, webhook).await
+    }
+
+    async fn webhooks(&self) -> Result<Vec<Webhook>, StoreError> {
+        all(&self.db).await
+    }
+
+    async fn delete_webhook(&self, id: uuid::Uuid) -> Result<bool, StoreError> {
+        delete(&self.db, id).await
+    }
+
+    async fn create_delivery(&self, delivery: &Delivery) -> Result<bool, StoreError> {
+        create_delivery(&self.db, delivery).await
+    }
+
+    async fn save_delivery(&self, delivery: &Delivery) -> Result<(), StoreError> {
+        save_delivery(&self.db, delivery).await
+    }
+
+    async fn undelivered(&self, limit: u64) -> Result<Vec<Delivery>, StoreError> {
+        undelivered(&self.db, limit).await
+    }
+
+    async fn deliveries(
+        &self,
+        webhook: uuid::Uuid,
+        limit: u64,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        deliveries(&self.db, webhook, limit).await
+    }
+
+    async fn delivery(&self, id: uuid::Uuid) -> Result<Option<Delivery>, StoreError> {
+        delivery(&self.db, id).await
+    }
 }
