@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use anomaly_workers::bus::{EventBus, KafkaBus, KafkaOptions, MemoryBus};
 use anomaly_workers::events::{Role, Topic};
 use anomaly_workers::fanout::LiveFeed;
-use anomaly_workers::metrics::{MemoryMetrics, MetricsStore, RedisMetrics};
+use anomaly_workers::stats::{MemoryStats, RedisStats, StatsStore};
 use anomaly_workers::store::{ModelStore, SqlStore};
 
 use crate::config::Config;
@@ -102,11 +102,11 @@ pub async fn live_feed(events: Arc<dyn EventBus>, config: &Config) -> anyhow::Re
 }
 
 /// Redis when `REDIS_URL` (or the seed's `REDIS_HOST`) is set, else the in-process store.
-pub async fn metrics(config: &Config) -> anyhow::Result<Arc<dyn MetricsStore>> {
+pub async fn metrics(config: &Config) -> anyhow::Result<Arc<dyn StatsStore>> {
     match config.redis_url.as_deref() {
-        None => Ok(Arc::new(MemoryMetrics::new())),
+        None => Ok(Arc::new(MemoryStats::new())),
         Some(url) => Ok(Arc::new(
-            RedisMetrics::connect(url, &config.redis_prefix)
+            RedisStats::connect(url, &config.redis_prefix)
                 .await
                 .with_context(|| format!("connecting to Redis at {url}"))?,
         )),
@@ -114,7 +114,7 @@ pub async fn metrics(config: &Config) -> anyhow::Result<Arc<dyn MetricsStore>> {
 }
 
 /// The metrics store of a role that shares it with other instances: Redis, or a refusal.
-pub async fn shared_metrics(config: &Config, role: Role) -> anyhow::Result<Arc<dyn MetricsStore>> {
+pub async fn shared_metrics(config: &Config, role: Role) -> anyhow::Result<Arc<dyn StatsStore>> {
     if config.redis_url.is_none() {
         bail!(
             "the {} role shares metrics with the other instances through Redis: set REDIS_URL \

@@ -8,8 +8,8 @@ use serde_json::json;
 
 use anomaly_workers::cause::Cause;
 use anomaly_workers::domain::InvalidInput;
-use anomaly_workers::metrics::MetricsError;
 use anomaly_workers::predictor::PredictError;
+use anomaly_workers::stats::StatsError;
 use anomaly_workers::store::StoreError;
 use anomaly_workers::trainer::TrainError;
 
@@ -204,8 +204,8 @@ impl From<StoreError> for ApiError {
     }
 }
 
-impl From<MetricsError> for ApiError {
-    fn from(err: MetricsError) -> Self {
+impl From<StatsError> for ApiError {
+    fn from(err: StatsError) -> Self {
         ApiError::Unavailable {
             what: "The metrics store",
             cause: Cause::new(err),

@@ -16,7 +16,7 @@ use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 
 use anomaly_workers::events::now_ms;
-use anomaly_workers::metrics::MetricsStore;
+use anomaly_workers::stats::StatsStore;
 use anomaly_workers::store::Models;
 
 /// How long a backend may take to answer a readiness check.
@@ -49,7 +49,7 @@ impl Check {
     }
 
     /// The metrics store answers a snapshot.
-    pub fn metrics(metrics: Arc<dyn MetricsStore>) -> Self {
+    pub fn metrics(metrics: Arc<dyn StatsStore>) -> Self {
         Self {
             name: "metrics_store",
             down: "The metrics store is unavailable",

@@ -7,8 +7,8 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use anomaly_workers::fanout::LiveFeed;
-use anomaly_workers::metrics::MetricsStore;
 use anomaly_workers::predictor::Scoring;
+use anomaly_workers::stats::StatsStore;
 use anomaly_workers::store::ModelStore;
 use anomaly_workers::trainer::Training;
 
@@ -23,7 +23,7 @@ pub struct Services {
     pub training: Arc<dyn Training>,
     pub scoring: Arc<dyn Scoring>,
     pub store: Arc<dyn ModelStore>,
-    pub metrics: Arc<dyn MetricsStore>,
+    pub stats: Arc<dyn StatsStore>,
     /// Live predictions and anomalies (GraphQL subscriptions): one follower per topic, shared.
     pub feed: LiveFeed,
 }

@@ -9,10 +9,10 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use anomaly_workers::bus::EventBus;
-use anomaly_workers::consumers::{AlertWriter, MetricsWriter, TrainingDataWriter, consume};
+use anomaly_workers::consumers::{AlertWriter, StatsWriter, TrainingDataWriter, consume};
 use anomaly_workers::events::{Role, Topic};
-use anomaly_workers::metrics::MetricsStore;
 use anomaly_workers::predictor::{Predictor, Scoring};
+use anomaly_workers::stats::StatsStore;
 use anomaly_workers::store::ModelStore;
 use anomaly_workers::trainer::Training;
 
@@ -24,12 +24,12 @@ use crate::webhooks::{Deliverer, WebhookOutbox};
 /// shared by its instances.
 pub async fn metrics_consumer(
     bus: &Arc<dyn EventBus>,
-    metrics: Arc<dyn MetricsStore>,
+    metrics: Arc<dyn StatsStore>,
     tasks: &mut JoinSet<()>,
     stop: &CancellationToken,
 ) -> anyhow::Result<()> {
     let group = Role::MetricsConsumer.name();
-    let writer = Arc::new(MetricsWriter::new(metrics));
+    let writer = Arc::new(StatsWriter::new(metrics));
     for (name, topic) in [
         ("metrics", Topic::Metrics),
         ("heartbeats", Topic::Heartbeats),
@@ -104,14 +104,14 @@ pub async fn predictor(
 }
 
 /// What the gateway serves from: the trainer and predictors (in process or remote), the store
-/// it reads plots and alerts from, the metrics it reports health from, and the bus its live
+/// it reads plots and alerts from, the statistics it reports health from, and the bus its live
 /// feeds follow.
 pub struct Gateway {
     pub training: Arc<dyn Training>,
     /// Already wrapped by whatever sees every prediction (`alertmanager::notifying`).
     pub scoring: Arc<dyn Scoring>,
     pub store: Arc<dyn ModelStore>,
-    pub metrics: Arc<dyn MetricsStore>,
+    pub stats: Arc<dyn StatsStore>,
     pub bus: Arc<dyn EventBus>,
 }
 
@@ -133,7 +133,7 @@ pub async fn gateway_state(config: Arc<Config>, parts: Gateway) -> anyhow::Resul
         training: parts.training,
         scoring: parts.scoring,
         store: parts.store,
-        metrics: parts.metrics,
+        stats: parts.stats,
         feed,
     }))
 }

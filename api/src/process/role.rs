@@ -111,7 +111,7 @@ async fn gateway(
         training: Arc::new(remote::RemoteTrainer::new(trainer_url)),
         scoring: crate::alertmanager::notifying(predictors, config.alertmanager.as_ref()),
         store,
-        metrics,
+        stats: metrics,
         bus,
     };
     let router = parts::gateway(config.clone(), gateway, shutdown.clone()).await?;

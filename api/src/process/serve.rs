@@ -94,7 +94,7 @@ pub async fn run(
         training: Arc::new(trainer),
         scoring,
         store,
-        metrics,
+        stats: metrics,
         bus: events.clone(),
     };
     tracing::info!(

@@ -9,7 +9,7 @@ use axum::extract::State;
 use serde::Serialize;
 
 use anomaly_workers::events::{Heartbeat, Role, now_ms};
-use anomaly_workers::metrics::LatencySummary;
+use anomaly_workers::stats::LatencySummary;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -99,7 +99,7 @@ pub async fn series_trained(state: &AppState, counted_by_metrics: u64) -> u64 {
 
 pub async fn healthcheck(State(state): State<AppState>) -> Result<Json<HealthAnswer>, ApiError> {
     let top = state.config.health_top_series;
-    let snap = state.metrics.snapshot(now_ms(), top).await?;
+    let snap = state.stats.snapshot(now_ms(), top).await?;
     Ok(Json(HealthAnswer {
         series_trained: series_trained(&state, snap.series_trained).await,
         inference_latency_ms: round_latency(snap.inference_latency),

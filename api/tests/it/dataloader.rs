@@ -8,8 +8,8 @@ use anomaly_api::process::parts;
 use anomaly_workers::bus::MemoryBus;
 use anomaly_workers::detector::{DetectorParams, Direction, ZScoreParams};
 use anomaly_workers::domain::{Point, SeriesId};
-use anomaly_workers::metrics::MemoryMetrics;
 use anomaly_workers::predictor::Predictor;
+use anomaly_workers::stats::MemoryStats;
 use anomaly_workers::store::{ModelStore, Models, NewModel, SqlStore, TrainingPoints};
 use anomaly_workers::trainer::Trainer;
 
@@ -75,7 +75,7 @@ async fn fifty_series_with_versions_and_training_data_cost_a_few_statements() {
             training: Arc::new(Trainer::new(store.clone(), bus.clone())),
             scoring: Arc::new(Predictor::new(store.clone(), bus.clone(), 100)),
             store,
-            metrics: Arc::new(MemoryMetrics::new()),
+            stats: Arc::new(MemoryStats::new()),
             bus,
         },
     )

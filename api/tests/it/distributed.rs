@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use anomaly_workers::bus::KafkaBus;
-use anomaly_workers::metrics::{MetricsStore, RedisMetrics};
+use anomaly_workers::stats::{RedisStats, StatsStore};
 use anomaly_workers::store::SqlStore;
 use sea_orm::{ConnectionTrait, Database, Statement};
 use serde_json::json;
@@ -186,7 +186,7 @@ async fn every_role_as_a_process_on_real_backends_loses_and_doubles_nothing() {
     replay(&gateway, &store).await;
 
     // Metrics reached Redis (the gateway's health reads them; check the store directly too).
-    let metrics = RedisMetrics::connect(&redis_url, &redis_prefix)
+    let metrics = RedisStats::connect(&redis_url, &redis_prefix)
         .await
         .expect("Redis");
     // The metrics consumers (two members of a group) may still be consuming or settling their

@@ -378,8 +378,8 @@ async fn a_distributed_gateway_fits_and_scores_remote_written_series() {
     use anomaly_api::roles::internal::{predictor_routes, trainer_routes};
     use anomaly_api::roles::remote::{RemotePredictors, RemoteTrainer};
     use anomaly_workers::bus::MemoryBus;
-    use anomaly_workers::metrics::MemoryMetrics;
     use anomaly_workers::predictor::Predictor;
+    use anomaly_workers::stats::MemoryStats;
     use anomaly_workers::store::SqlStore;
     use anomaly_workers::trainer::Trainer;
 
@@ -401,7 +401,7 @@ async fn a_distributed_gateway_fits_and_scores_remote_written_series() {
             training: Arc::new(RemoteTrainer::new(&trainer_url)),
             scoring: Arc::new(RemotePredictors::new(&[predictor_url])),
             store: store.clone(),
-            metrics: Arc::new(MemoryMetrics::new()),
+            stats: Arc::new(MemoryStats::new()),
             bus,
         },
         Default::default(),

@@ -10,8 +10,8 @@ use anomaly_api::process::parts;
 use anomaly_api::roles::internal::{predictor_routes, trainer_routes};
 use anomaly_api::roles::remote::{RemotePredictors, RemoteTrainer};
 use anomaly_workers::bus::MemoryBus;
-use anomaly_workers::metrics::MemoryMetrics;
 use anomaly_workers::predictor::Predictor;
+use anomaly_workers::stats::MemoryStats;
 use anomaly_workers::store::SqlStore;
 use anomaly_workers::trainer::Trainer;
 use opentelemetry::Value;
@@ -87,7 +87,7 @@ async fn a_distributed_fit_is_one_trace_across_gateway_and_trainer() {
         training: Arc::new(RemoteTrainer::new(&trainer_url)),
         scoring: Arc::new(RemotePredictors::new(&["http://127.0.0.1:9".to_owned()])),
         store,
-        metrics: Arc::new(MemoryMetrics::new()),
+        stats: Arc::new(MemoryStats::new()),
         bus,
     })
     .await;
@@ -146,7 +146,7 @@ async fn a_distributed_predict_is_one_trace_across_gateway_and_predictor() {
         training: Arc::new(Trainer::storing_points(store.clone(), bus.clone())),
         scoring: Arc::new(RemotePredictors::new(&[predictor_url])),
         store,
-        metrics: Arc::new(MemoryMetrics::new()),
+        stats: Arc::new(MemoryStats::new()),
         bus,
     })
     .await;

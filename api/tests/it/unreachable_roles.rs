@@ -7,8 +7,8 @@ use anomaly_api::process::parts;
 use anomaly_api::roles::internal::{predictor_routes, trainer_routes};
 use anomaly_api::roles::remote::{RemotePredictors, RemoteTrainer};
 use anomaly_workers::bus::MemoryBus;
-use anomaly_workers::metrics::MemoryMetrics;
 use anomaly_workers::predictor::Predictor;
+use anomaly_workers::stats::MemoryStats;
 use anomaly_workers::store::SqlStore;
 use anomaly_workers::trainer::Trainer;
 use serde_json::json;
@@ -42,7 +42,7 @@ async fn a_missing_trainer_or_predictor_gets_503_and_recovery_is_automatic() {
             training: Arc::new(RemoteTrainer::new(&trainer_url)),
             scoring: Arc::new(RemotePredictors::new(std::slice::from_ref(&predictor_url))),
             store: store.clone(),
-            metrics: Arc::new(MemoryMetrics::new()),
+            stats: Arc::new(MemoryStats::new()),
             bus: bus.clone(),
         },
         Default::default(),

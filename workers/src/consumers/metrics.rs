@@ -7,20 +7,20 @@ use async_trait::async_trait;
 
 use super::{HandleError, Handler};
 use crate::events::Event;
-use crate::metrics::MetricsStore;
+use crate::stats::StatsStore;
 
-pub struct MetricsWriter {
-    metrics: Arc<dyn MetricsStore>,
+pub struct StatsWriter {
+    metrics: Arc<dyn StatsStore>,
 }
 
-impl MetricsWriter {
-    pub fn new(metrics: Arc<dyn MetricsStore>) -> Self {
+impl StatsWriter {
+    pub fn new(metrics: Arc<dyn StatsStore>) -> Self {
         Self { metrics }
     }
 }
 
 #[async_trait]
-impl Handler for MetricsWriter {
+impl Handler for StatsWriter {
     async fn handle(&self, event: &Event) -> Result<(), HandleError> {
         let written = match event {
             Event::Metric(metric) => self.metrics.record(metric).await,

@@ -19,7 +19,7 @@ use crate::bus::{BusError, Delivery, Subscription};
 use crate::events::Event;
 
 pub use alerts::AlertWriter;
-pub use metrics::MetricsWriter;
+pub use metrics::StatsWriter;
 pub use points::{PointScorer, score_points};
 pub use training_data::TrainingDataWriter;
 

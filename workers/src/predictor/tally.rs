@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::domain::SeriesId;
 use crate::events::{InferenceBatch, now_ms};
-use crate::metrics::LATENCY_WINDOW;
+use crate::stats::LATENCY_WINDOW;
 
 /// Distinct series a batch counts at most (about 140 KB of JSON with the longest ids).
 pub const MAX_SERIES: usize = 1_000;

@@ -194,7 +194,7 @@ impl QueryRoot {
         let state = ctx.services();
         let top = ctx.health_top_series();
         let snapshot = state
-            .metrics
+            .stats
             .snapshot(now_ms(), top)
             .await
             .map_err(|e| ApiError::from(e).into_graphql())?;

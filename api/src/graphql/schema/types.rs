@@ -8,9 +8,9 @@ use serde::Serialize;
 use anomaly_workers::detector::{AlertOptions, DetectorSpec};
 use anomaly_workers::domain::{Point, SeriesId};
 use anomaly_workers::events::{Heartbeat, Scored};
-use anomaly_workers::metrics::MetricsSnapshot;
 use anomaly_workers::model::TrainedModel;
 use anomaly_workers::predictor::Prediction as Scoring;
+use anomaly_workers::stats::StatsSnapshot;
 
 use super::context::ContextExt;
 use crate::error::ApiError;
@@ -395,8 +395,8 @@ pub struct Health {
     pub instances: Vec<Instance>,
 }
 
-impl From<MetricsSnapshot> for Health {
-    fn from(s: MetricsSnapshot) -> Self {
+impl From<StatsSnapshot> for Health {
+    fn from(s: StatsSnapshot) -> Self {
         Self {
             series_trained: s.series_trained,
             inference_latency: Latency {

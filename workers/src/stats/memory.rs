@@ -7,10 +7,10 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use super::stats::{LatencySummary, minute_of, per_minute};
+use super::latency::{LatencySummary, minute_of, per_minute};
 use super::{
-    HEARTBEAT_TTL_MS, LATENCY_WINDOW, MetricsError, MetricsSnapshot, MetricsStore,
-    THROUGHPUT_MINUTES, sort_instances,
+    HEARTBEAT_TTL_MS, LATENCY_WINDOW, StatsError, StatsSnapshot, StatsStore, THROUGHPUT_MINUTES,
+    sort_instances,
 };
 use crate::events::{Heartbeat, InferenceBatch, Metric, MetricKind, Role};
 
@@ -18,7 +18,7 @@ use crate::events::{Heartbeat, InferenceBatch, Metric, MetricKind, Role};
 const SEEN_IDS: usize = 10_000;
 
 #[derive(Default)]
-pub struct MemoryMetrics {
+pub struct MemoryStats {
     state: Mutex<State>,
 }
 
@@ -79,7 +79,7 @@ impl Series {
     }
 }
 
-impl MemoryMetrics {
+impl MemoryStats {
     pub fn new() -> Self {
         Self::default()
     }
@@ -116,8 +116,8 @@ impl State {
 }
 
 #[async_trait]
-impl MetricsStore for MemoryMetrics {
-    async fn record(&self, metric: &Metric) -> Result<(), MetricsError> {
+impl StatsStore for MemoryStats {
+    async fn record(&self, metric: &Metric) -> Result<(), StatsError> {
         let mut state = self.lock();
         if !state.first_sighting(metric.id) {
             return Ok(());
@@ -138,7 +138,7 @@ impl MetricsStore for MemoryMetrics {
         Ok(())
     }
 
-    async fn record_inferences(&self, batch: &InferenceBatch) -> Result<(), MetricsError> {
+    async fn record_inferences(&self, batch: &InferenceBatch) -> Result<(), StatsError> {
         let mut state = self.lock();
         if !state.first_sighting(batch.id) {
             return Ok(());
@@ -152,7 +152,7 @@ impl MetricsStore for MemoryMetrics {
         Ok(())
     }
 
-    async fn record_heartbeat(&self, heartbeat: &Heartbeat) -> Result<(), MetricsError> {
+    async fn record_heartbeat(&self, heartbeat: &Heartbeat) -> Result<(), StatsError> {
         let mut state = self.lock();
         let key = (heartbeat.role, heartbeat.instance.clone());
         let newer = state
@@ -165,11 +165,7 @@ impl MetricsStore for MemoryMetrics {
         Ok(())
     }
 
-    async fn snapshot(
-        &self,
-        now_ms: i64,
-        top_usage: usize,
-    ) -> Result<MetricsSnapshot, MetricsError> {
+    async fn snapshot(&self, now_ms: i64, top_usage: usize) -> Result<StatsSnapshot, StatsError> {
         let mut state = self.lock();
         state
             .heartbeats
@@ -177,7 +173,7 @@ impl MetricsStore for MemoryMetrics {
         let mut instances: Vec<Heartbeat> = state.heartbeats.values().cloned().collect();
         sort_instances(&mut instances);
         let now_minute = minute_of(now_ms);
-        Ok(MetricsSnapshot {
+        Ok(StatsSnapshot {
             series_trained: state.series_trained.len() as u64,
             training_latency: LatencySummary::of(state.training.latencies.make_contiguous()),
             inference_latency: LatencySummary::of(state.inference.latencies.make_contiguous()),
@@ -216,7 +212,7 @@ fn most_used(usage: &HashMap<String, u64>, top: usize) -> BTreeMap<String, u64> 
 #[cfg(test)]
 mod tests {
     use super::super::contract::metrics_contract;
-    use super::MemoryMetrics;
+    use super::MemoryStats;
 
-    metrics_contract!(memory, MemoryMetrics::new());
+    metrics_contract!(memory, MemoryStats::new());
 }

@@ -15,10 +15,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use super::stats::{LatencySummary, minute_of, per_minute};
+use super::latency::{LatencySummary, minute_of, per_minute};
 use super::{
-    HEARTBEAT_TTL_MS, LATENCY_WINDOW, MetricsError, MetricsSnapshot, MetricsStore,
-    THROUGHPUT_MINUTES, sort_instances,
+    HEARTBEAT_TTL_MS, LATENCY_WINDOW, StatsError, StatsSnapshot, StatsStore, THROUGHPUT_MINUTES,
+    sort_instances,
 };
 use crate::events::{Heartbeat, InferenceBatch, Metric, MetricKind};
 
@@ -121,7 +121,7 @@ return 1
 "#;
 
 #[derive(Clone)]
-pub struct RedisMetrics {
+pub struct RedisStats {
     connection: ConnectionManager,
     prefix: String,
     record: redis::Script,
@@ -130,13 +130,13 @@ pub struct RedisMetrics {
     heartbeat: redis::Script,
 }
 
-fn unavailable(err: redis::RedisError) -> MetricsError {
-    MetricsError::Unavailable(crate::cause::Cause::new(err))
+fn unavailable(err: redis::RedisError) -> StatsError {
+    StatsError::Unavailable(crate::cause::Cause::new(err))
 }
 
-impl RedisMetrics {
+impl RedisStats {
     /// Connects to `url` (`redis://host:port[/db]`); keys go under `prefix`.
-    pub async fn connect(url: &str, prefix: &str) -> Result<Self, MetricsError> {
+    pub async fn connect(url: &str, prefix: &str) -> Result<Self, StatsError> {
         let client = redis::Client::open(url).map_err(unavailable)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(5)))
@@ -175,8 +175,8 @@ fn throughput(buckets: HashMap<i64, u64>, now_minute: i64) -> f64 {
 }
 
 #[async_trait]
-impl MetricsStore for RedisMetrics {
-    async fn record(&self, metric: &Metric) -> Result<(), MetricsError> {
+impl StatsStore for RedisStats {
+    async fn record(&self, metric: &Metric) -> Result<(), StatsError> {
         let mut connection = self.connection.clone();
         let _: i64 = self
             .record
@@ -195,7 +195,7 @@ impl MetricsStore for RedisMetrics {
         Ok(())
     }
 
-    async fn record_inferences(&self, batch: &InferenceBatch) -> Result<(), MetricsError> {
+    async fn record_inferences(&self, batch: &InferenceBatch) -> Result<(), StatsError> {
         let mut connection = self.connection.clone();
         // Redis keeps the newest LATENCY_WINDOW anyway: only those travel.
         let latencies =
@@ -221,10 +221,10 @@ impl MetricsStore for RedisMetrics {
         Ok(())
     }
 
-    async fn record_heartbeat(&self, heartbeat: &Heartbeat) -> Result<(), MetricsError> {
+    async fn record_heartbeat(&self, heartbeat: &Heartbeat) -> Result<(), StatsError> {
         let mut connection = self.connection.clone();
         let json = serde_json::to_string(heartbeat).map_err(|e| {
-            MetricsError::Unavailable(crate::cause::Cause::context("encoding a heartbeat", e))
+            StatsError::Unavailable(crate::cause::Cause::context("encoding a heartbeat", e))
         })?;
         let field = format!("{}/{}", heartbeat.role.name(), heartbeat.instance);
         let _: i64 = self
@@ -239,11 +239,7 @@ impl MetricsStore for RedisMetrics {
         Ok(())
     }
 
-    async fn snapshot(
-        &self,
-        now_ms: i64,
-        top_usage: usize,
-    ) -> Result<MetricsSnapshot, MetricsError> {
+    async fn snapshot(&self, now_ms: i64, top_usage: usize) -> Result<StatsSnapshot, StatsError> {
         let mut connection = self.connection.clone();
         type Read = (
             u64,
@@ -307,7 +303,7 @@ impl MetricsStore for RedisMetrics {
         }
         sort_instances(&mut instances);
         let now_minute = minute_of(now_ms);
-        Ok(MetricsSnapshot {
+        Ok(StatsSnapshot {
             series_trained: series,
             training_latency: LatencySummary::of(&training),
             inference_latency: LatencySummary::of(&inference),
@@ -322,14 +318,14 @@ impl MetricsStore for RedisMetrics {
 #[cfg(test)]
 mod tests {
     use super::super::contract::metrics_contract;
-    use super::RedisMetrics;
+    use super::RedisStats;
 
     /// A fresh key prefix per test on the Redis at `TEST_REDIS_URL`.
-    async fn redis() -> RedisMetrics {
+    async fn redis() -> RedisStats {
         let url =
             std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
         let prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
-        RedisMetrics::connect(&url, &prefix)
+        RedisStats::connect(&url, &prefix)
             .await
             .expect("Redis at TEST_REDIS_URL (bash .ci/run starts it)")
     }
@@ -345,7 +341,7 @@ mod tests {
     #[tokio::test]
     #[ignore = "needs Redis: run bash .ci/run"]
     async fn usage_from_before_the_ranked_set_is_kept() {
-        use super::super::MetricsStore;
+        use super::super::StatsStore;
         use crate::domain::SeriesId;
         use crate::events::InferenceBatch;
         let store = redis().await;

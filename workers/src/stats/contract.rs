@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 
-use super::{HEARTBEAT_TTL_MS, LatencySummary, MetricsStore};
+use super::{HEARTBEAT_TTL_MS, LatencySummary, StatsStore};
 use crate::domain::SeriesId;
 use crate::events::{Heartbeat, InferenceBatch, Metric, MetricKind, Role};
 
@@ -46,7 +46,7 @@ fn heartbeat(role: Role, instance: &str, cpu: f64, at_ms: i64) -> Heartbeat {
     }
 }
 
-pub async fn an_empty_store_reports_zeros(store: impl MetricsStore) {
+pub async fn an_empty_store_reports_zeros(store: impl StatsStore) {
     let snap = store.snapshot(NOW, ALL).await.unwrap();
     assert_eq!(snap.series_trained, 0);
     assert_eq!(snap.inference_latency, LatencySummary::default());
@@ -54,7 +54,7 @@ pub async fn an_empty_store_reports_zeros(store: impl MetricsStore) {
     assert!(snap.model_usage.is_empty() && snap.instances.is_empty());
 }
 
-pub async fn latencies_usage_and_series_are_counted(store: impl MetricsStore) {
+pub async fn latencies_usage_and_series_are_counted(store: impl StatsStore) {
     for (series, latency) in [("a", 2.0), ("b", 4.0), ("a", 6.0)] {
         let m = metric(MetricKind::Training, series, latency, NOW);
         store.record(&m).await.unwrap();
@@ -79,7 +79,7 @@ pub async fn latencies_usage_and_series_are_counted(store: impl MetricsStore) {
     assert_eq!(snap.model_usage.get("b"), None);
 }
 
-pub async fn a_redelivered_metric_counts_once(store: impl MetricsStore) {
+pub async fn a_redelivered_metric_counts_once(store: impl StatsStore) {
     let m = metric(MetricKind::Inference, "a", 1.0, NOW);
     store.record(&m).await.unwrap();
     store.record(&m).await.unwrap();
@@ -88,9 +88,7 @@ pub async fn a_redelivered_metric_counts_once(store: impl MetricsStore) {
     assert_eq!(snap.inference_per_minute, 1.0);
 }
 
-pub async fn a_batch_of_predictions_counts_like_its_predictions_one_by_one(
-    store: impl MetricsStore,
-) {
+pub async fn a_batch_of_predictions_counts_like_its_predictions_one_by_one(store: impl StatsStore) {
     store
         .record(&metric(MetricKind::Inference, "a", 100.0, NOW))
         .await
@@ -126,7 +124,7 @@ pub async fn a_batch_of_predictions_counts_like_its_predictions_one_by_one(
     assert_eq!(snap.inference_per_minute, (6 + n) as f64);
 }
 
-pub async fn usage_lists_the_most_used_series_ties_by_smaller_id(store: impl MetricsStore) {
+pub async fn usage_lists_the_most_used_series_ties_by_smaller_id(store: impl StatsStore) {
     let uses = [("a", 5), ("b", 9), ("c", 1), ("d", 9), ("e", 5)];
     store
         .record_inferences(&batch(&uses, vec![1.0], NOW))
@@ -154,7 +152,7 @@ pub async fn usage_lists_the_most_used_series_ties_by_smaller_id(store: impl Met
     assert!(top(0).await.is_empty());
 }
 
-pub async fn throughput_spreads_over_the_minutes_since_the_first(store: impl MetricsStore) {
+pub async fn throughput_spreads_over_the_minutes_since_the_first(store: impl StatsStore) {
     for at in [NOW - 120_000, NOW - 120_000, NOW - 60_000, NOW] {
         let m = metric(MetricKind::Inference, "a", 1.0, at);
         store.record(&m).await.unwrap();
@@ -163,7 +161,7 @@ pub async fn throughput_spreads_over_the_minutes_since_the_first(store: impl Met
     assert!((snap.inference_per_minute - 4.0 / 3.0).abs() < 1e-9);
 }
 
-pub async fn heartbeats_list_live_instances_only(store: impl MetricsStore) {
+pub async fn heartbeats_list_live_instances_only(store: impl StatsStore) {
     store
         .record_heartbeat(&heartbeat(Role::Trainer, "t1", 10.0, NOW - 1000))
         .await
@@ -202,7 +200,7 @@ macro_rules! metrics_contract {
         mod $backend {
             #[allow(unused_imports)]
             use super::*;
-            use crate::metrics::contract;
+            use crate::stats::contract;
 
             #[tokio::test]
             $(#[$attr])*

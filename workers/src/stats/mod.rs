@@ -1,10 +1,16 @@
-//! The metrics store port: where the metrics consumer keeps latencies, throughput, model usage and
-//! heartbeats, and where `/healthcheck` reads them. One trait, one file per backend (`memory` for
-//! the embedded default, `redis` for the distributed deployment), one contract suite.
+//! The health statistics port (`StatsStore`): where the metrics consumer keeps latencies,
+//! throughput, model usage and heartbeats, and where `/healthcheck` reads them. One trait, one
+//! file per backend (`memory` for the embedded default, `redis` for the distributed deployment),
+//! one contract suite.
+//!
+//! Three things were all called "metrics"; each now has its own name: these statistics
+//! (`stats`, `StatsStore`), the events they are made from (the `metrics` topic: `Event::Metric`
+//! and `Event::Inferences`, named as the deployment's topics and roles are), and the Prometheus
+//! series at `/metrics` (the `metrics` crate, `api/src/prometheus.rs`).
 
+pub mod latency;
 mod memory;
 mod redis;
-pub mod stats;
 
 #[cfg(test)]
 mod contract;
@@ -16,9 +22,9 @@ use serde::Serialize;
 
 use crate::events::{Heartbeat, InferenceBatch, Metric};
 
-pub use self::redis::RedisMetrics;
-pub use memory::MemoryMetrics;
-pub use stats::LatencySummary;
+pub use self::redis::RedisStats;
+pub use latency::LatencySummary;
+pub use memory::MemoryStats;
 
 /// How many recent latency samples each kind keeps: the window avg and p95 are computed over.
 pub const LATENCY_WINDOW: usize = 1000;
@@ -28,14 +34,14 @@ pub const THROUGHPUT_MINUTES: i64 = 60;
 pub const HEARTBEAT_TTL_MS: i64 = 30_000;
 
 #[derive(Debug, thiserror::Error)]
-pub enum MetricsError {
+pub enum StatsError {
     #[error("the metrics store is unavailable: {0}")]
     Unavailable(#[source] crate::cause::Cause),
 }
 
 /// Everything `/healthcheck` reports, as of one moment.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct MetricsSnapshot {
+pub struct StatsSnapshot {
     pub series_trained: u64,
     pub training_latency: LatencySummary,
     pub inference_latency: LatencySummary,
@@ -59,22 +65,18 @@ pub(crate) fn sort_instances(instances: &mut [Heartbeat]) {
 }
 
 #[async_trait]
-pub trait MetricsStore: Send + Sync + 'static {
+pub trait StatsStore: Send + Sync + 'static {
     /// Records one timed operation. Recording the same metric id twice counts it once.
-    async fn record(&self, metric: &Metric) -> Result<(), MetricsError>;
+    async fn record(&self, metric: &Metric) -> Result<(), StatsError>;
 
     /// Records a batch of predictions: each series' uses, the batch's latencies and its count in
     /// the minute of `at_ms`. Recording the same batch id twice counts it once.
-    async fn record_inferences(&self, batch: &InferenceBatch) -> Result<(), MetricsError>;
+    async fn record_inferences(&self, batch: &InferenceBatch) -> Result<(), StatsError>;
 
     /// Records a role instance's heartbeat, replacing its previous one.
-    async fn record_heartbeat(&self, heartbeat: &Heartbeat) -> Result<(), MetricsError>;
+    async fn record_heartbeat(&self, heartbeat: &Heartbeat) -> Result<(), StatsError>;
 
     /// The figures as of `now_ms`, with the `top_usage` most used series (of equally used ones,
     /// the smaller ids): what it costs does not grow with the number of series used.
-    async fn snapshot(
-        &self,
-        now_ms: i64,
-        top_usage: usize,
-    ) -> Result<MetricsSnapshot, MetricsError>;
+    async fn snapshot(&self, now_ms: i64, top_usage: usize) -> Result<StatsSnapshot, StatsError>;
 }
