@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::demo_scenario::T0;
 use crate::subscriptions::fit_steady;
-use crate::support::{DEADLINE, Http, spawn_app};
+use crate::support::{DEADLINE, Http, eventually_some, spawn_app};
 use crate::ws_client::{GraphqlWs, Protocol};
 
 const RESUMABLE: &str = "subscription($id: String, $after: String) {
@@ -31,27 +31,19 @@ async fn raise_alert(http: &Http, series: &str, timestamp: i64) -> String {
 
 /// The cursor of `series`' stored alert at `timestamp`, once it is stored.
 async fn stored_cursor_of(http: &Http, series: &str, timestamp: i64) -> String {
-    let mut cursor = None;
-    let started = Instant::now();
-    while cursor.is_none() {
-        assert!(
-            started.elapsed() < DEADLINE,
-            "the alert at {timestamp} was never stored"
-        );
+    eventually_some(DEADLINE, || async {
         let page = http
             .graphql(STORED, json!({ "id": series, "first": 100 }))
             .await;
-        cursor = page["data"]["anomalies"]["nodes"]
+        page["data"]["anomalies"]["nodes"]
             .as_array()
             .expect("a page of alerts")
             .iter()
             .find(|a| a["timestamp"] == timestamp)
-            .map(|a| a["cursor"].as_str().expect("a cursor").to_owned());
-        if cursor.is_none() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-    cursor.unwrap_or_default()
+            .map(|a| a["cursor"].as_str().expect("a cursor").to_owned())
+    })
+    .await
+    .unwrap_or_else(|| panic!("the alert at {timestamp} was never stored"))
 }
 
 /// The next `anomalies` result's timestamp.

@@ -15,7 +15,7 @@ use serde_json::json;
 
 use crate::demo_scenario::{T0, replay};
 use crate::processes::{RoleProcess, message};
-use crate::support::{Http, eventually};
+use crate::support::{Http, eventually, eventually_explained};
 
 const BULK_FITS: usize = 240;
 const KILL_AT: usize = 60;
@@ -259,16 +259,20 @@ async fn every_role_as_a_process_on_real_backends_loses_and_doubles_nothing() {
     }
     let expected = demo_rows + 3 * BULK_FITS as i64;
     let started = std::time::Instant::now();
-    while row_count(&store).await < expected {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "after 60 s, {} of {expected} training rows are in PostgreSQL; the training-data \
-             consumer logged last:\n{}",
-            row_count(&store).await,
-            training_data.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually_explained(
+        Duration::from_secs(60),
+        "every training row is in PostgreSQL",
+        || async { row_count(&store).await >= expected },
+        || async {
+            format!(
+                "{} of {expected} training rows are there; the training-data consumer logged \
+                 last:\n{}",
+                row_count(&store).await,
+                training_data.log_tail()
+            )
+        },
+    )
+    .await;
     eprintln!("rows complete {:?} after the last fit", started.elapsed());
     assert_eq!(
         row_count(&store).await,
@@ -290,22 +294,26 @@ async fn every_role_as_a_process_on_real_backends_loses_and_doubles_nothing() {
     )
     .await;
     training_data = RoleProcess::start("training-data-3", &["training-data-consumer"], &env);
-    let started = std::time::Instant::now();
-    loop {
-        let missing = crate::crash_safety::incomplete(&store, &acknowledged).await;
-        if missing.is_empty() {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "after 60 s, {} of {} acknowledged fits are incomplete: {:?}; the consumer logged:\n{}",
-            missing.len(),
-            acknowledged.len(),
-            &missing[..missing.len().min(5)],
-            training_data.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually_explained(
+        Duration::from_secs(60),
+        "every acknowledged fit is complete in PostgreSQL",
+        || async {
+            crate::crash_safety::incomplete(&store, &acknowledged)
+                .await
+                .is_empty()
+        },
+        || async {
+            let missing = crate::crash_safety::incomplete(&store, &acknowledged).await;
+            format!(
+                "{} of {} acknowledged fits are incomplete: {:?}; the consumer logged:\n{}",
+                missing.len(),
+                acknowledged.len(),
+                &missing[..missing.len().min(5)],
+                training_data.log_tail()
+            )
+        },
+    )
+    .await;
 
     // Both metrics consumers took part: each reports what it handled when it stops.
     metrics_a.terminate().await;

@@ -302,18 +302,53 @@ where
 }
 
 /// Polls `check` until it holds, failing after `deadline`.
-pub async fn eventually_within<F, Fut>(deadline: Duration, what: &str, mut check: F)
+pub async fn eventually_within<F, Fut>(deadline: Duration, what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
+    eventually_explained(deadline, what, check, || async { String::new() }).await
+}
+
+/// Polls `check` until it holds; past `deadline`, fails saying `what` and what `explain` finds
+/// then (a count, a process's last log lines).
+pub async fn eventually_explained<F, Fut, E, EFut>(
+    deadline: Duration,
+    what: &str,
+    mut check: F,
+    explain: E,
+) where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+    E: FnOnce() -> EFut,
+    EFut: Future<Output = String>,
+{
+    let found = eventually_some(deadline, || {
+        let checked = check();
+        async move { checked.await.then_some(()) }
+    })
+    .await;
+    if found.is_none() {
+        panic!("timed out waiting until {what}\n{}", explain().await);
+    }
+}
+
+/// Polls `find` until it finds something (backing off from 5 ms to 200 ms between tries); none
+/// once `deadline` has passed.
+pub async fn eventually_some<T, F, Fut>(deadline: Duration, mut find: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
     let started = tokio::time::Instant::now();
     let mut wait = Duration::from_millis(5);
-    while !check().await {
-        assert!(
-            started.elapsed() < deadline,
-            "timed out waiting until {what}"
-        );
+    loop {
+        if let Some(found) = find().await {
+            return Some(found);
+        }
+        if started.elapsed() >= deadline {
+            return None;
+        }
         tokio::time::sleep(wait).await;
         wait = (wait * 2).min(Duration::from_millis(200));
     }

@@ -122,25 +122,7 @@ pub async fn a_member_resuming_inside_a_batch_receives_the_rest(bus: impl EventB
 pub async fn every_follower_sees_every_event(bus: impl EventBus) {
     let mut a = bus.follow(Topic::Anomalies).await.unwrap();
     let mut b = bus.follow(Topic::Anomalies).await.unwrap();
-    let scored = crate::events::Scored {
-        id: uuid::Uuid::now_v7(),
-        series_id: SeriesId::parse("s1").unwrap(),
-        model_version: Version::FIRST,
-        detector: "zscore".into(),
-        point: Point {
-            timestamp: 1,
-            value: 22.5,
-        },
-        verdict: crate::detector::Verdict {
-            anomaly: true,
-            score: 2.0,
-            expected: 10.5,
-            lower: Some(9.0),
-            upper: Some(12.0),
-        },
-        alert: true,
-        at_ms: 1,
-    };
+    let scored = crate::store::contract::alert("s1", 22.5, 1);
     bus.emit(Event::Anomaly(std::sync::Arc::new(scored.clone())))
         .unwrap();
     for follower in [&mut a, &mut b] {
