@@ -526,3 +526,62 @@ impl Scoring for Predictor {
         Ok(prediction)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::MemoryBus;
+    use crate::events::Topic;
+    use crate::testing::{sqlite_store, training, zscore};
+    use crate::trainer::{Trainer, Training};
+
+    /// A predictor over a store holding one `zscore` model of series `s`, and the bus it emits on.
+    async fn trained() -> (Predictor, Arc<MemoryBus>, tempfile::TempDir) {
+        let (store, dir) = sqlite_store().await;
+        let bus = Arc::new(MemoryBus::new(64));
+        Trainer::storing_points(store.clone(), bus.clone())
+            .fit(
+                SeriesId::parse("s").unwrap(),
+                training(&[10.0, 11.0, 9.0, 10.0, 12.0, 10.0]),
+                zscore(),
+            )
+            .await
+            .unwrap();
+        (Predictor::new(store, bus.clone(), 100), bus, dir)
+    }
+
+    fn point(value: f64) -> Point {
+        Point::parse(3_600, value).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_point_near_the_training_data_is_normal_and_a_spike_raises_an_alert_event() {
+        let (predictor, bus, _dir) = trained().await;
+        let mut anomalies = bus.follow(Topic::Anomalies).await.unwrap();
+        let series = SeriesId::parse("s").unwrap();
+
+        let normal = predictor.predict(&series, point(10.5)).await.unwrap();
+        let spike = predictor.predict(&series, point(1_000.0)).await.unwrap();
+
+        assert!(!normal.verdict.anomaly && !normal.alert, "{normal:?}");
+        assert!(spike.verdict.anomaly && spike.alert, "{spike:?}");
+        assert_eq!(spike.model_version, Version::FIRST);
+        let event = anomalies.next().await.unwrap().expect("the alert's event");
+        assert!(
+            matches!(&event.event, Event::Anomaly(a) if a.id == spike.event_id && a.point.value == 1_000.0),
+            "{event:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_series_without_a_model_is_not_found() {
+        let (predictor, _bus, _dir) = trained().await;
+        let missing = predictor
+            .predict(&SeriesId::parse("nobody").unwrap(), point(1.0))
+            .await;
+        assert!(
+            matches!(missing, Err(PredictError::ModelNotFound(ref s)) if s.as_str() == "nobody"),
+            "{missing:?}"
+        );
+    }
+}

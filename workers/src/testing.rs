@@ -44,3 +44,32 @@ impl Drop for PgSchema {
         .join();
     }
 }
+
+/// A store on a fresh SQLite file, kept while the directory lives.
+pub async fn sqlite_store() -> (
+    std::sync::Arc<dyn crate::store::ModelStore>,
+    tempfile::TempDir,
+) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+    let store = crate::store::SqlStore::connect(&url).await.expect("store");
+    (std::sync::Arc::new(store), dir)
+}
+
+/// A training set of `values`, a minute apart.
+pub fn training(values: &[f64]) -> crate::domain::TrainingSet {
+    let points = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| crate::domain::Point::parse(60 * i as i64, *v).expect("a point"))
+        .collect();
+    crate::domain::TrainingSet::parse(points).expect("a training set")
+}
+
+/// What `fit` is asked to build: the `zscore` detector with its defaults.
+pub fn zscore() -> crate::detector::ModelSpec {
+    crate::detector::ModelSpec {
+        detector: crate::detector::DetectorSpec::named("zscore").expect("zscore"),
+        alerts: Default::default(),
+    }
+}

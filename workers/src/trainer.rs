@@ -183,3 +183,64 @@ impl Training for Trainer {
         Ok(outcome)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::MemoryBus;
+    use crate::events::Topic;
+    use crate::testing::{sqlite_store, training, zscore};
+
+    const VALUES: [f64; 5] = [10.0, 11.0, 9.0, 10.0, 12.0];
+
+    #[tokio::test]
+    async fn a_fit_stores_the_next_version_with_its_points_and_announces_it() {
+        let (store, _dir) = sqlite_store().await;
+        let bus = Arc::new(MemoryBus::new(16));
+        let mut models = bus.follow(Topic::Models).await.unwrap();
+        let trainer = Trainer::storing_points(store.clone(), bus.clone());
+        let series = SeriesId::parse("s").unwrap();
+
+        let first = trainer
+            .fit(series.clone(), training(&VALUES), zscore())
+            .await
+            .unwrap();
+        let second = trainer
+            .fit(series.clone(), training(&VALUES[..3]), zscore())
+            .await
+            .unwrap();
+
+        assert_eq!((first.version, first.points_used), (Version::FIRST, 5));
+        assert_eq!(
+            (second.version, second.points_used),
+            (Version::FIRST.next(), 3)
+        );
+        assert_eq!(second.detector, "zscore");
+        let stored = store
+            .training_points(&series, Version::FIRST)
+            .await
+            .unwrap();
+        assert_eq!(stored, training(&VALUES).points());
+        let announced = models.next().await.unwrap().expect("an announcement");
+        assert!(
+            matches!(&announced.event, Event::Model(m) if m.series_id == series && m.version == Version::FIRST),
+            "{announced:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_fit_whose_points_the_bus_refuses_takes_its_version_back() {
+        let (store, _dir) = sqlite_store().await;
+        let bus = Arc::new(MemoryBus::new(16));
+        bus.close();
+        let trainer = Trainer::new(store.clone(), bus);
+        let series = SeriesId::parse("s").unwrap();
+
+        let refused = trainer
+            .fit(series.clone(), training(&VALUES), zscore())
+            .await;
+
+        assert!(matches!(refused, Err(TrainError::Bus(_))), "{refused:?}");
+        assert!(store.latest_model(&series).await.unwrap().is_none());
+    }
+}
