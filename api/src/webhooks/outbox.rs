@@ -55,7 +55,7 @@ impl Handler for WebhookOutbox {
             .deliverer
             .endpoints()
             .await
-            .map_err(|e| HandleError::Transient(e.to_string()))?;
+            .map_err(|e| HandleError::Transient(anomaly_workers::cause::Cause::new(e)))?;
         for hook in endpoints {
             let delivery = Delivery {
                 id: delivery_id(alert.id, hook.id),
@@ -70,7 +70,7 @@ impl Handler for WebhookOutbox {
                 .store()
                 .create_delivery(&delivery)
                 .await
-                .map_err(|e| HandleError::Transient(e.to_string()))?;
+                .map_err(|e| HandleError::Transient(anomaly_workers::cause::Cause::new(e)))?;
             if new {
                 self.deliverer.start(hook, delivery).await;
             }

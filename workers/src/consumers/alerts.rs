@@ -34,7 +34,7 @@ impl Handler for AlertWriter {
             .store
             .save_alert(alert)
             .await
-            .map_err(|e| HandleError::Transient(e.to_string()))?;
+            .map_err(|e| HandleError::Transient(crate::cause::Cause::new(e)))?;
         if new {
             ::metrics::counter!("anomaly_alerts_stored_total").increment(1);
         }

@@ -32,6 +32,6 @@ impl Handler for StatsWriter {
                 )));
             }
         };
-        written.map_err(|e| HandleError::Transient(e.to_string()))
+        written.map_err(|e| HandleError::Transient(crate::cause::Cause::new(e)))
     }
 }

@@ -33,7 +33,7 @@ pub enum HandleError {
     Poison(String),
     /// The write failed but may succeed later (a backend is down): try again.
     #[error("{0}")]
-    Transient(String),
+    Transient(#[source] crate::cause::Cause),
 }
 
 /// One consumer's write for one event; must be idempotent.

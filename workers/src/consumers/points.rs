@@ -83,7 +83,7 @@ impl Handler for PointScorer {
                 Ok(())
             }
             Err(err @ PredictError::ModelNotFound(_)) => Err(refused(err.to_string())),
-            Err(err) => Err(HandleError::Transient(err.to_string())),
+            Err(err) => Err(HandleError::Transient(crate::cause::Cause::new(err))),
         }
     }
 }

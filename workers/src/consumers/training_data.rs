@@ -30,7 +30,7 @@ impl Handler for TrainingDataWriter {
             .store
             .save_training_points(&data.series_id, data.version, data.first_seq, &data.points)
             .await
-            .map_err(|e| HandleError::Transient(e.to_string()))?;
+            .map_err(|e| HandleError::Transient(crate::cause::Cause::new(e)))?;
         ::metrics::counter!("anomaly_training_points_written_total").increment(inserted);
         tracing::debug!(series = %data.series_id, version = %data.version, inserted, "training data stored");
         Ok(())
