@@ -63,10 +63,38 @@ static FILES: LazyLock<[(&str, Asset); 3]> = LazyLock::new(|| {
     ]
 });
 
+/// The REST operations the gateway serves, as their routers registered them (`operation`).
+static SERVED: std::sync::Mutex<std::collections::BTreeSet<&'static str>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// `path`, recorded as a REST operation the gateway serves: the router modules wrap every
+/// operation's path in it (not pages, their files or the WebSocket), and the OpenAPI test checks
+/// that this document describes each one (`served_operations`).
+pub fn operation(path: &'static str) -> &'static str {
+    SERVED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(path);
+    path
+}
+
+/// Every path given to `operation` by the routers built in this process so far.
+pub fn served_operations() -> Vec<&'static str> {
+    SERVED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .iter()
+        .copied()
+        .collect()
+}
+
 /// `/openapi.json`, `/docs` and the page's files.
 pub fn routes() -> Router {
     Router::new()
-        .route("/openapi.json", get(|| async { Json(document()) }))
+        .route(
+            operation("/openapi.json"),
+            get(|| async { Json(document()) }),
+        )
         .route(
             "/docs",
             get(|headers: HeaderMap| async move { PAGE.respond(&headers) }),

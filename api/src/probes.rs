@@ -70,8 +70,8 @@ impl Check {
 /// `/livez` and `/readyz` for a role that needs `checks`.
 pub fn routes(checks: Vec<Check>) -> Router {
     Router::new()
-        .route("/livez", get(live))
-        .route("/readyz", get(ready))
+        .route(crate::openapi::operation("/livez"), get(live))
+        .route(crate::openapi::operation("/readyz"), get(ready))
         .with_state(Arc::new(checks))
 }
 

@@ -88,7 +88,7 @@ fn describe() {
 
 /// `GET /metrics`.
 pub fn routes() -> Router {
-    Router::new().route("/metrics", get(render))
+    Router::new().route(crate::openapi::operation("/metrics"), get(render))
 }
 
 async fn render() -> Response {

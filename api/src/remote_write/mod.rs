@@ -82,8 +82,8 @@ async fn sweep(receiver: Weak<Receiver>) {
 
 pub fn routes(receiver: Arc<Receiver>) -> Router {
     Router::new()
-        .route("/api/v1/write", post(write))
-        .route("/federate", get(federate))
+        .route(crate::openapi::operation("/api/v1/write"), post(write))
+        .route(crate::openapi::operation("/federate"), get(federate))
         .with_state(receiver)
 }
 

@@ -19,11 +19,26 @@ pub use health::series_trained;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/fit/{series_id}", post(fit::fit))
-        .route("/predict/{series_id}", post(predict::predict))
-        .route("/predict-batch", post(predict_batch::predict_batch))
-        .route("/plot", get(plot::plot))
-        .route("/healthcheck", get(health::healthcheck))
-        .route("/detect", post(detect::detect))
-        .route("/anomalies", get(anomalies::anomalies))
+        .route(
+            crate::openapi::operation("/fit/{series_id}"),
+            post(fit::fit),
+        )
+        .route(
+            crate::openapi::operation("/predict/{series_id}"),
+            post(predict::predict),
+        )
+        .route(
+            crate::openapi::operation("/predict-batch"),
+            post(predict_batch::predict_batch),
+        )
+        .route(crate::openapi::operation("/plot"), get(plot::plot))
+        .route(
+            crate::openapi::operation("/healthcheck"),
+            get(health::healthcheck),
+        )
+        .route(crate::openapi::operation("/detect"), post(detect::detect))
+        .route(
+            crate::openapi::operation("/anomalies"),
+            get(anomalies::anomalies),
+        )
 }

@@ -20,11 +20,20 @@ use crate::extract::{JsonBody, QueryParams};
 
 pub fn routes(endpoints: Arc<Endpoints>) -> Router {
     Router::new()
-        .route("/webhooks", post(register).get(list))
-        .route("/webhooks/{webhook_id}", axum::routing::delete(remove))
-        .route("/webhooks/{webhook_id}/deliveries", get(deliveries))
         .route(
-            "/webhooks/{webhook_id}/deliveries/{delivery_id}/replay",
+            crate::openapi::operation("/webhooks"),
+            post(register).get(list),
+        )
+        .route(
+            crate::openapi::operation("/webhooks/{webhook_id}"),
+            axum::routing::delete(remove),
+        )
+        .route(
+            crate::openapi::operation("/webhooks/{webhook_id}/deliveries"),
+            get(deliveries),
+        )
+        .route(
+            crate::openapi::operation("/webhooks/{webhook_id}/deliveries/{delivery_id}/replay"),
             post(replay),
         )
         .with_state(endpoints)

@@ -54,7 +54,10 @@ pub fn routes(
     ws: WsSettings,
 ) -> Router {
     Router::new()
-        .route("/graphql", get(http::query_or_graphiql).post(http::execute))
+        .route(
+            crate::openapi::operation("/graphql"),
+            get(http::query_or_graphiql).post(http::execute),
+        )
         .route("/graphql/ws", get(ws::upgrade))
         .with_state(Endpoint {
             schema,
