@@ -71,7 +71,8 @@ struct Shown {
 
 impl ApiError {
     /// The one mapping of a failure to what the client sees: status, code and text. Internal
-    /// causes are logged here (with their whole chain) and never shown.
+    /// causes are logged here (a `Cause`'s text already holds every level of its chain) and
+    /// never shown.
     fn shown(self) -> Shown {
         let shown = |status, code, detail: String| Shown {
             status,
@@ -102,7 +103,7 @@ impl ApiError {
                 shown(StatusCode::REQUEST_TIMEOUT, "TIMEOUT", detail)
             }
             ApiError::Unavailable { what, cause } => {
-                tracing::warn!(cause = %Chain(&cause), "{what} unavailable");
+                tracing::warn!(%cause, "{what} unavailable");
                 metrics::counter!("anomaly_backend_unavailable_total", "backend" => what)
                     .increment(1);
                 shown(
@@ -112,7 +113,7 @@ impl ApiError {
                 )
             }
             ApiError::Internal(cause) => {
-                tracing::error!(cause = %Chain(&cause), "internal error");
+                tracing::error!(%cause, "internal error");
                 shown(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "INTERNAL",
@@ -162,27 +163,6 @@ impl IntoResponse for ApiError {
             );
         }
         response
-    }
-}
-
-/// An error and the errors under it, as one line: "a: b: c" (each level once, though a level's
-/// text may already quote the next).
-struct Chain<'a>(&'a Cause);
-
-impl std::fmt::Display for Chain<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        use std::error::Error;
-        let mut shown = self.0.to_string();
-        let mut next = self.0.source();
-        while let Some(err) = next {
-            let text = err.to_string();
-            if !shown.contains(&text) {
-                shown.push_str(": ");
-                shown.push_str(&text);
-            }
-            next = err.source();
-        }
-        f.write_str(&shown)
     }
 }
 

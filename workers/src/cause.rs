@@ -1,8 +1,9 @@
 //! Why a port failed, kept as a real error chain: the backend's own error (a `DbErr`, a
 //! `KafkaError`, a `RedisError`, a serde error) is the `source` of ours, with what we were doing
-//! when it happened in front of it. Logs print the whole chain; clients never see it (the edge
-//! maps a port error to a status and a fixed text). Where there is no error value to keep (a
-//! timeout we decided, a failure reported by another role over HTTP), the cause is a message.
+//! when it happened in front of it. Its text holds every level, so a log of it is whole; clients
+//! never see it (the edge maps a port error to a status and a fixed text). Where there is no
+//! error value to keep (a timeout we decided, a failure reported by another role over HTTP), the
+//! cause is a message.
 
 use std::fmt;
 use std::sync::Arc;

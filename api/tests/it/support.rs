@@ -63,11 +63,12 @@ pub async fn spawn_app() -> TestApp {
 /// Starts the app with extra configuration variables.
 pub async fn spawn_app_with(vars: &[(&str, &str)]) -> TestApp {
     let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
-    let vars = vars
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    start(dir, vars).await
+    // Chosen once per app (a restart finds the same database, topics and keys); the test's own
+    // variables come last and win.
+    let mut all = backends(&dir).await;
+    all.push(("HEARTBEAT_INTERVAL_SECS".to_owned(), "1".to_owned()));
+    all.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    start(dir, all).await
 }
 
 /// Whether `TEST_BACKENDS=services` asks for PostgreSQL, Kafka and Redis.
@@ -108,31 +109,17 @@ async fn backends(dir: &TempDir) -> Vec<(String, String)> {
     ]
 }
 
+/// Starts the app on `vars` (where a name repeats, the last value wins).
 async fn start(dir: Arc<TempDir>, vars: Vec<(String, String)>) -> TestApp {
     init_logs();
-    // Chosen once per app: a restart finds the same database, topics and keys.
-    let backends = match dir.path().join("backends.json") {
-        path if path.exists() => {
-            serde_json::from_slice(&std::fs::read(&path).expect("backends")).expect("backends")
-        }
-        path => {
-            let chosen = backends(&dir).await;
-            std::fs::write(&path, serde_json::to_vec(&chosen).expect("json")).expect("write");
-            chosen
-        }
-    };
-    // The test's own variables win over these defaults.
-    let mut all = backends;
-    all.push(("HEARTBEAT_INTERVAL_SECS".to_owned(), "1".to_owned()));
-    all.extend(vars.iter().cloned());
-    let database_url = all
+    let database_url = vars
         .iter()
         .rev()
         .find(|(k, _)| k == "DATABASE_URL")
         .map(|(_, v)| v.clone())
         .expect("a database");
     let config = Config::from_lookup(|name| {
-        all.iter()
+        vars.iter()
             .rev()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.clone())
