@@ -321,19 +321,22 @@ pub async fn eventually_explained<F, Fut, E, EFut>(
 }
 
 /// Polls `find` until it finds something (backing off from 5 ms to 200 ms between tries); none
-/// once `deadline` has passed.
+/// once `deadline` has passed. A try still running at the deadline is abandoned: a request that
+/// never answers fails the wait instead of hanging it.
 pub async fn eventually_some<T, F, Fut>(deadline: Duration, mut find: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let started = tokio::time::Instant::now();
+    let until = tokio::time::Instant::now() + deadline;
     let mut wait = Duration::from_millis(5);
     loop {
-        if let Some(found) = find().await {
-            return Some(found);
+        match tokio::time::timeout_at(until, find()).await {
+            Ok(Some(found)) => return Some(found),
+            Ok(None) => {}
+            Err(_) => return None,
         }
-        if started.elapsed() >= deadline {
+        if tokio::time::Instant::now() >= until {
             return None;
         }
         tokio::time::sleep(wait).await;
