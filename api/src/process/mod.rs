@@ -13,9 +13,13 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use anomaly_workers::bus::wait_for_closing_consumers;
 use anomaly_workers::events::Role;
 
 use crate::config::Config;
+
+/// How long a stopping process waits for its Kafka consumers to leave their groups.
+const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What one process plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +40,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let config = Arc::new(config);
-    match roles {
+    let ran = match roles {
         Roles::All => {
             let Some(listener) = listener else {
                 anyhow::bail!("`serve` answers HTTP and needs a listener");
@@ -44,5 +48,10 @@ pub async fn run(
             serve::run(config, listener, shutdown).await
         }
         Roles::One(role) => role::run(role, config, listener, shutdown).await,
-    }
+    };
+    // The Kafka consumers the roles dropped leave their groups (their partitions move to the
+    // other members at once), within a bound: a broker that never answers does not keep the
+    // process from ending.
+    let _ = tokio::task::spawn_blocking(|| wait_for_closing_consumers(CLOSE_TIMEOUT)).await;
+    ran
 }

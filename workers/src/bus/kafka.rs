@@ -271,7 +271,7 @@ impl EventBus for KafkaBus {
         .map_err(unavailable)?;
         assignment.set_partition_count(i32::try_from(count).unwrap_or(i32::MAX));
         Ok(Box::new(KafkaSubscription {
-            consumer,
+            consumer: OwnedConsumer(Some(consumer)),
             topic: name,
             bare_points: topic == Topic::Points,
             commits: true,
@@ -315,7 +315,7 @@ impl EventBus for KafkaBus {
         .map_err(|e| BusError::Unavailable(crate::cause::Cause::context("following a topic", e)))?
         .map_err(unavailable)?;
         Ok(Box::new(KafkaSubscription {
-            consumer: Arc::new(consumer.0),
+            consumer: OwnedConsumer(Some(Arc::new(consumer.0))),
             topic: consumer.1,
             bare_points: topic == Topic::Points,
             commits: false,
@@ -424,7 +424,7 @@ impl ConsumerContext for MemberContext {
 }
 
 struct KafkaSubscription {
-    consumer: Arc<StreamConsumer<MemberContext>>,
+    consumer: OwnedConsumer,
     topic: String,
     /// `points`: bare `IngestedPoint`s, not event envelopes.
     bare_points: bool,
@@ -449,13 +449,17 @@ struct PartitionProgress {
 
 impl KafkaSubscription {
     fn commit(&self) {
-        if !self.commits {
-            return;
+        if self.commits {
+            final_commit(&self.consumer, &self.topic);
         }
-        match self.consumer.commit_consumer_state(CommitMode::Sync) {
-            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-            Err(err) => tracing::warn!(topic = %self.topic, error = %err, "final commit failed"),
-        }
+    }
+}
+
+/// Commits what `consumer` stored, waiting for the brokers' answer.
+fn final_commit(consumer: &StreamConsumer<MemberContext>, topic: &str) {
+    match consumer.commit_consumer_state(CommitMode::Sync) {
+        Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+        Err(err) => tracing::warn!(topic, error = %err, "final commit failed"),
     }
 }
 
@@ -556,8 +560,32 @@ impl KafkaSubscription {
 }
 
 impl Drop for KafkaSubscription {
+    /// The final commit and the group's leave are broker round trips, and rdkafka's drop waits
+    /// for the leave with no bound: both happen on a thread of their own (`closing`).
     fn drop(&mut self) {
-        self.commit();
+        let Some(consumer) = self.consumer.0.take() else {
+            return;
+        };
+        let (commits, topic) = (self.commits, std::mem::take(&mut self.topic));
+        super::closing::close_apart(move || {
+            if commits {
+                final_commit(&consumer, &topic);
+            }
+            drop(consumer);
+        });
+    }
+}
+
+/// A subscription's consumer, until the subscription is dropped and hands it to `closing`.
+struct OwnedConsumer(Option<Arc<StreamConsumer<MemberContext>>>);
+
+impl std::ops::Deref for OwnedConsumer {
+    type Target = StreamConsumer<MemberContext>;
+
+    fn deref(&self) -> &Self::Target {
+        self.0
+            .as_deref()
+            .expect("a subscription's consumer until it is dropped")
     }
 }
 

@@ -2,6 +2,7 @@
 //! trait, one file per backend: `memory` (bounded in-process queues, the embedded default) and
 //! `kafka` (the distributed deployment). Every backend passes the contract suite in `contract.rs`.
 
+mod closing;
 mod kafka;
 mod memory;
 
@@ -14,6 +15,7 @@ use async_trait::async_trait;
 
 use crate::events::{Event, Topic};
 
+pub use closing::wait_for_closing_consumers;
 /// A `KafkaBus` on librdkafka's in-process mock cluster, with fresh topics: for tests.
 #[cfg(test)]
 pub(crate) use kafka::tests::mock as mock_kafka;
