@@ -5,7 +5,7 @@
 //! metrics store). With `TEST_BACKENDS=services` every app runs on the real ones instead: a
 //! fresh PostgreSQL database (`TEST_POSTGRES_URL`), Kafka (`TEST_KAFKA_BROKERS`, topics and
 //! groups under a prefix of its own) and Redis (`TEST_REDIS_URL`, keys under a prefix of its
-//! own). A test's own variables win over either.
+//! own); `bash .ci/run` runs the suite both ways. A test's own variables win over either.
 
 use std::future::Future;
 use std::sync::{Arc, Once};
