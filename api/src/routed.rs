@@ -56,7 +56,7 @@ pub async fn routed(
         if status.is_server_error() {
             tracing::error!(status = status.as_u16(), latency_ms, "response failed");
         } else {
-            tracing::info!(
+            tracing::debug!(
                 status = status.as_u16(),
                 latency_ms,
                 "finished processing request"

@@ -189,7 +189,6 @@ fn start_role(
         .env("APP_HOST", "127.0.0.1")
         .env("APP_PORT", port.to_string())
         .env("HEARTBEAT_INTERVAL_SECS", "1")
-        .env("RUST_LOG", "warn")
         .stdout(Stdio::null());
     if backends.mock.is_some() {
         // The benchmark made the topics: the mock cluster answers no admin requests.

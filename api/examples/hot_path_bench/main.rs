@@ -319,7 +319,7 @@ async fn main() {
             .env("APP_PORT", product_port.to_string())
             .env("DATABASE_URL", &database_url)
             .env("MODEL_CACHE_MAX", options.series.max(100_000).to_string())
-            .env("RUST_LOG", "warn")
+            // Logging as a user runs it: the product's default filter, unless RUST_LOG is set.
             .stdout(Stdio::null())
             .spawn()
             .expect("starting anomaly serve"),
