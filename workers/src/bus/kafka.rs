@@ -447,14 +447,6 @@ struct PartitionProgress {
     poison: Option<(i64, i64)>,
 }
 
-impl KafkaSubscription {
-    fn commit(&self) {
-        if self.commits {
-            final_commit(&self.consumer, &self.topic);
-        }
-    }
-}
-
 /// Commits what `consumer` stored, waiting for the brokers' answer.
 fn final_commit(consumer: &StreamConsumer<MemberContext>, topic: &str) {
     match consumer.commit_consumer_state(CommitMode::Sync) {
@@ -469,10 +461,8 @@ impl Subscription for KafkaSubscription {
         loop {
             let message = tokio::select! {
                 biased;
-                _ = self.stop.cancelled() => {
-                    self.commit();
-                    return Ok(None);
-                }
+                // The final commit is the drop's, off the async runtime.
+                _ = self.stop.cancelled() => return Ok(None),
                 message = self.consumer.recv() => message.map_err(unavailable)?,
             };
             let position = Position {
