@@ -5,12 +5,18 @@
 //! kept from the client or made up, by `listen::serve`) that the logs carry and the answer
 //! returns.
 
+use std::convert::Infallible;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::response::Response;
+use futures_util::FutureExt as _;
+use futures_util::future::Either;
 use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
-use tower_http::compression::{CompressionLayer, CompressionLevel};
+use tower_http::compression::{Compression, CompressionBody, CompressionLayer, CompressionLevel};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 /// The request id header.
@@ -64,4 +70,58 @@ pub fn request_id(request: &Request) -> &str {
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-")
+}
+
+/// The compression layer for requests that accept an encoding, and `plain` (the same service
+/// without it) for those that accept none (most API clients and load generators): for them the
+/// layer would only wrap every answer's body in an encoder that passes it through, a box and a
+/// copy per request on the hot path.
+#[derive(Clone)]
+pub struct CompressWhenAsked<S, P: Predicate> {
+    compressed: Compression<S, P>,
+    plain: S,
+}
+
+impl<S: Clone, P: Predicate> CompressWhenAsked<S, P> {
+    pub fn new(layer: CompressionLayer<P>, plain: S) -> Self {
+        Self {
+            compressed: tower::Layer::layer(&layer, plain.clone()),
+            plain,
+        }
+    }
+}
+
+/// A compressed answer with its body boxed, as the router's answers are.
+type Boxed =
+    fn(Result<Response<CompressionBody<Body>>, Infallible>) -> Result<Response, Infallible>;
+
+impl<S, P> tower::Service<Request> for CompressWhenAsked<S, P>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible> + Clone,
+    P: Predicate,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<
+        futures_util::future::Map<<Compression<S, P> as tower::Service<Request>>::Future, Boxed>,
+        S::Future,
+    >;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.plain.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let asks = request
+            .headers()
+            .get_all(header::ACCEPT_ENCODING)
+            .iter()
+            .any(|v| v.as_bytes().iter().any(|b| !b.is_ascii_whitespace()));
+        if asks {
+            let boxed: Boxed = |answer| answer.map(|response| response.map(Body::new));
+            Either::Left(self.compressed.call(request).map(boxed))
+        } else {
+            Either::Right(self.plain.call(request))
+        }
+    }
 }

@@ -93,12 +93,13 @@ pub fn app(state: AppState, shutdown: CancellationToken) -> Router {
         .layer(axum::middleware::from_fn_with_state(token, routed::routed));
     // Run once around the router, not per route (see `routed`); CORS outside the token check,
     // so a browser's preflight is answered.
-    let around = tower::ServiceBuilder::new()
-        .option_layer(edge::cors(&config.cors_origins))
-        .layer(edge::compression())
+    let limited = tower::ServiceBuilder::new()
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::Extension(BodyLimit(max_body_bytes)))
         .service(routes);
+    let around = tower::ServiceBuilder::new()
+        .option_layer(edge::cors(&config.cors_origins))
+        .service(edge::CompressWhenAsked::new(edge::compression(), limited));
     Router::new().fallback_service(around)
 }
 

@@ -21,7 +21,6 @@ use axum::body::Body;
 use axum::body::Bytes;
 use axum::extract::Request;
 use axum::http::{HeaderValue, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -30,7 +29,6 @@ use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 use crate::edge::REQUEST_ID;
 use crate::error::ApiError;
@@ -112,33 +110,65 @@ fn open_files_limit() -> Option<usize> {
     line.split_whitespace().nth(3)?.parse().ok()
 }
 
-/// What every request is held to before the router sees it: a body announced over
-/// `max_body_bytes` is refused unread ([`refuse_large_body`]), and a request (its body included)
-/// taking longer than `timeout` gets 408. One middleware, not two: each `from_fn` layer boxes a
-/// future and clones the service behind it per request.
-pub async fn request_limits(
+/// What runs around the router for every request, as one service rather than a stack of layers
+/// (each layer is a future wrapped around the next, a clone and often a box per request): the
+/// request id (the client's `x-request-id`, or a new UUID, returned on the answer), the body
+/// limit (a body announced over `max_body_bytes` is refused unread, [`refuse_large_body`]) and
+/// the deadline (a request, its body included, taking longer than `timeout` gets 408).
+#[derive(Clone)]
+struct Edge {
+    router: Router,
     timeout: Duration,
     max_body_bytes: usize,
-    request: Request,
-    next: Next,
-) -> Response {
-    if let Some(refused) = refuse_large_body(max_body_bytes, &request) {
-        return refused;
+}
+
+impl tower::Service<hyper::Request<hyper::body::Incoming>> for Edge {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future =
+        Pin<Box<dyn std::future::Future<Output = Result<Response, Self::Error>> + Send + 'static>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
     }
-    match tokio::time::timeout(timeout, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => {
-            let mut response = ApiError::RequestTimeout(format!(
-                "The request did not complete within {} s",
-                timeout.as_secs_f64()
-            ))
-            .into_response();
-            // Its body may still be unread: the connection cannot carry another request.
-            response
-                .headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            response
+
+    fn call(&mut self, request: hyper::Request<hyper::body::Incoming>) -> Self::Future {
+        let mut request = request.map(Body::new);
+        let id = match request.headers().get(REQUEST_ID) {
+            Some(id) => id.clone(),
+            None => {
+                let id = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
+                    .expect("a UUID is a valid header value");
+                request.headers_mut().insert(REQUEST_ID, id.clone());
+                id
+            }
+        };
+        if let Some(mut refused) = refuse_large_body(self.max_body_bytes, &request) {
+            refused.headers_mut().insert(REQUEST_ID, id);
+            return Box::pin(std::future::ready(Ok(refused)));
         }
+        let answer = tower::Service::call(&mut self.router, request);
+        let timeout = self.timeout;
+        Box::pin(async move {
+            let mut response = match tokio::time::timeout(timeout, answer).await {
+                Ok(Ok(response)) => response,
+                Ok(Err(infallible)) => match infallible {},
+                Err(_) => {
+                    let mut response = ApiError::RequestTimeout(format!(
+                        "The request did not complete within {} s",
+                        timeout.as_secs_f64()
+                    ))
+                    .into_response();
+                    // Its body may still be unread: the connection cannot carry another request.
+                    response
+                        .headers_mut()
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                    response
+                }
+            };
+            response.headers_mut().entry(REQUEST_ID).or_insert(id);
+            Ok(response)
+        })
     }
 }
 
@@ -178,18 +208,12 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let timeout = limits.request_timeout;
     let max_body_bytes = limits.max_body_bytes;
-    // Once around the router (not per route): the request id (the client's, or a new one,
-    // returned on the answer), the deadline and the body limit.
-    let service = tower::ServiceBuilder::new()
-        .map_request(|request: hyper::Request<hyper::body::Incoming>| request.map(Body::new))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(axum::middleware::from_fn(
-            move |request: Request, next: Next| {
-                request_limits(timeout, max_body_bytes, request, next)
-            },
-        ))
-        .service(router);
+    // Once around the router (not per route).
+    let service = Edge {
+        router,
+        timeout,
+        max_body_bytes,
+    };
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let connections = TaskTracker::new();
     let mut http1 = hyper::server::conn::http1::Builder::new();

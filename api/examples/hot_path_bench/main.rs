@@ -250,6 +250,42 @@ fn report(round: usize, name: &str, run: &Run, baseline: Option<&Run>) {
     );
 }
 
+/// Each scenario's median over the rounds (a round's ratio is to the reference run just before
+/// it, so a slow moment of the shared machine moves both): the figure the README gives, steadier
+/// from run to run than any one round.
+fn summarise(scenarios: &[Scenario], ratios: &[(String, f64, f64)]) {
+    println!(
+        "\n| scenario | median ratio to reference | rounds' range | median server CPU per request |"
+    );
+    println!("|---|---|---|---|");
+    for scenario in scenarios {
+        let mine: Vec<(f64, f64)> = ratios
+            .iter()
+            .filter(|(name, ..)| *name == scenario.name)
+            .map(|(_, ratio, cpu)| (*ratio, *cpu))
+            .collect();
+        let median = |mut values: Vec<f64>| {
+            values.sort_by(f64::total_cmp);
+            let mid = values.len() / 2;
+            if values.len() % 2 == 0 {
+                (values[mid - 1] + values[mid]) / 2.0
+            } else {
+                values[mid]
+            }
+        };
+        let ratio: Vec<f64> = mine.iter().map(|(r, _)| *r).collect();
+        let (low, high) = ratio
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(l, h), r| (l.min(*r), h.max(*r)));
+        println!(
+            "| {} | {:.2} | {low:.2}–{high:.2} | {:.1} µs |",
+            scenario.name,
+            median(ratio),
+            median(mine.iter().map(|(_, c)| *c).collect())
+        );
+    }
+}
+
 /// A scenario: the load it sends, to which port, and whose CPU counts.
 struct Scenario {
     name: String,
@@ -483,6 +519,7 @@ async fn main() {
     );
     println!("|---|---|---|---|---|---|---|---|");
     let mut rates: Vec<(usize, String, f64)> = Vec::new();
+    let mut ratios: Vec<(String, f64, f64)> = Vec::new();
     for round in 1..=options.rounds {
         for scenario in &scenarios {
             let (connections, seconds) = (options.connections, options.seconds);
@@ -504,8 +541,14 @@ async fn main() {
             let run = measure(scenario.port, scenario.pids.clone(), scenario.load.clone()).await;
             report(round, &scenario.name, &run, Some(&baseline));
             rates.push((round, scenario.name.clone(), run.rate()));
+            ratios.push((
+                scenario.name.clone(),
+                run.rate() / baseline.rate(),
+                run.cpu_us_per_request(),
+            ));
         }
     }
+    summarise(&scenarios, &ratios);
     // Scaling: two predictors against one, and against the embedded process, round by round.
     for round in 1..=options.rounds {
         let rate = |needle: &str| {

@@ -51,6 +51,18 @@ async fn larger_answers_are_compressed_for_clients_that_accept_it() {
         .await
         .unwrap();
     assert!(plain.headers().get("content-encoding").is_none());
+    // A client that accepts no encoding skips the compression layer and gets the whole file.
+    let unasked = app
+        .client
+        .get(format!("{}/graphql/assets/graphiql.min.js", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert!(unasked.headers().get("content-encoding").is_none());
+    assert!(unasked.headers().get("x-request-id").is_some());
+    let whole = unasked.bytes().await.unwrap().len();
+    assert_eq!(whole, plain.bytes().await.unwrap().len());
+    assert!(whole > compressed, "{whole} bytes");
 }
 
 #[tokio::test]
