@@ -169,6 +169,16 @@ impl RouteHandles {
         })
     }
 
+    /// The method's label (`OTHER` for a method without one of its own).
+    pub(crate) fn method(&self) -> &'static str {
+        self.method
+    }
+
+    /// The route pattern.
+    pub(crate) fn route(&self) -> &str {
+        &self.route
+    }
+
     pub(crate) fn record(&self, status: u16, seconds: f64) {
         self.duration.record(seconds);
         let counter = kept(&self.counters, &status, || {

@@ -1,5 +1,6 @@
 //! The one middleware that runs inside the router, where the matched route is known: the
-//! request's span (continuing the caller's trace; a log line per answer, an error line per 5xx),
+//! request's span (continuing the caller's trace; `debug` unless traces are exported, see
+//! `telemetry::request_span`), a log line per answer (`debug`) and an error line per 5xx,
 //! the request metrics by route pattern, the token check, and a 500 for a handler that panics.
 //! One layer on purpose: axum boxes every layer applied to its routes and clones the whole chain
 //! for every request (measured on REST predict: eight route layers cost about a fifth of the
@@ -31,6 +32,11 @@ pub async fn routed(
         .map_or("(unmatched)", MatchedPath::as_str);
     let handles = RouteHandles::of(route, request.method());
     let span = crate::telemetry::request_span(&request);
+    // For the error line of a 5xx when the span is off (a header's clone is a reference count).
+    let id = span
+        .is_disabled()
+        .then(|| request.headers().get(crate::edge::REQUEST_ID).cloned())
+        .flatten();
     let started = Instant::now();
     let mut answer = std::pin::pin!(require_token(State(token), request, next));
     // A panicking handler answers 500 (the panic hook reports it as usual) instead of dropping
@@ -54,7 +60,19 @@ pub async fn routed(
     span.in_scope(|| {
         let latency_ms = latency.as_secs_f64() * 1000.0;
         if status.is_server_error() {
-            tracing::error!(status = status.as_u16(), latency_ms, "response failed");
+            if span.is_disabled() {
+                let id = id.as_ref().and_then(|id| id.to_str().ok()).unwrap_or("-");
+                tracing::error!(
+                    method = handles.method(),
+                    path = handles.route(),
+                    id,
+                    status = status.as_u16(),
+                    latency_ms,
+                    "response failed"
+                );
+            } else {
+                tracing::error!(status = status.as_u16(), latency_ms, "response failed");
+            }
         } else {
             tracing::debug!(
                 status = status.as_u16(),

@@ -52,6 +52,7 @@ pub fn install(format: LogFormat, provider: Option<SdkTracerProvider>) {
             .boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer().json().boxed(),
     };
+    EXPORTING.store(provider.is_some(), std::sync::atomic::Ordering::Relaxed);
     let traces = provider.map(|provider| {
         let tracer = provider.tracer("anomaly");
         opentelemetry::global::set_tracer_provider(provider);
@@ -152,15 +153,28 @@ pub fn continue_trace(span: &tracing::Span, headers: &axum::http::HeaderMap) {
     }
 }
 
+/// Whether spans are exported (`install` was given a trace provider).
+static EXPORTING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// The span of one HTTP request (method, route pattern, request id), continuing the caller's
-/// trace when the request carries one (`routed` runs the request in it).
+/// trace when the request carries one (`routed` runs the request in it). It is an `info` span
+/// when traces are exported, else a `debug` one of target `anomaly_api::routed`, on with the
+/// access log (`RUST_LOG=info,anomaly_api::routed=debug`): at the default `info` a span per
+/// request, formatted as it opens, cost about a tenth of REST predict's throughput, and a 5xx's
+/// error line names its method, route and id itself.
 pub(crate) fn request_span(request: &axum::extract::Request) -> tracing::Span {
     let path = request
         .extensions()
         .get::<axum::extract::MatchedPath>()
         .map_or("(unmatched)", axum::extract::MatchedPath::as_str);
     let id = crate::edge::request_id(request);
-    let span = tracing::info_span!("request", method = %request.method(), path, id);
-    continue_trace(&span, request.headers());
+    let span = if EXPORTING.load(std::sync::atomic::Ordering::Relaxed) {
+        tracing::info_span!(target: "anomaly_api::routed", "request", method = %request.method(), path, id)
+    } else {
+        tracing::debug_span!(target: "anomaly_api::routed", "request", method = %request.method(), path, id)
+    };
+    if !span.is_disabled() {
+        continue_trace(&span, request.headers());
+    }
     span
 }
