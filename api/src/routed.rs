@@ -63,7 +63,7 @@ pub async fn routed(
             if span.is_disabled() {
                 let id = id.as_ref().and_then(|id| id.to_str().ok()).unwrap_or("-");
                 tracing::error!(
-                    method = handles.method(),
+                    method = %handles.method(),
                     path = handles.route(),
                     id,
                     status = status.as_u16(),
@@ -115,5 +115,63 @@ mod tests {
         );
         let answer = app.oneshot(get("/fine")).await.unwrap();
         assert_eq!(answer.status(), StatusCode::OK);
+    }
+
+    /// What a test subscriber wrote.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn at_info_a_5xx_is_logged_with_its_method_route_and_id_and_a_2xx_is_not() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _default = tracing::subscriber::set_default(subscriber);
+        async fn failing() -> StatusCode {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        let app = Router::new()
+            .route("/failing/{id}", get(failing))
+            .route("/fine", get(|| async { "fine" }))
+            .layer(axum::middleware::from_fn_with_state(None, routed));
+        let get = |path: &str| {
+            Request::get(path)
+                .header(crate::edge::REQUEST_ID, "req-42")
+                .body(Body::empty())
+                .unwrap()
+        };
+        let answer = app.clone().oneshot(get("/fine")).await.unwrap();
+        assert_eq!(answer.status(), StatusCode::OK);
+        assert!(
+            captured.0.lock().unwrap().is_empty(),
+            "a 200 logs nothing at info"
+        );
+        let answer = app.oneshot(get("/failing/x")).await.unwrap();
+        assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        for part in [
+            "ERROR",
+            "response failed",
+            "method=GET",
+            "path=\"/failing/{id}\"",
+            "id=\"req-42\"",
+            "status=503",
+        ] {
+            assert!(log.contains(part), "{part} in {log}");
+        }
     }
 }

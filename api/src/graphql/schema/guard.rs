@@ -237,7 +237,7 @@ impl Extension for GuardExtension {
             }
         }
         for kind in operation_types(document).into_iter().filter(|_| !rendering) {
-            metrics::counter!("anomaly_graphql_operations_total", "type" => kind).increment(1);
+            operations_counter(kind).increment(1);
         }
         next.run(ctx, request).await
     }
@@ -265,6 +265,21 @@ impl Extension for GuardExtension {
 }
 
 /// The types of the operations in `document` (one, unless a client sends several).
+/// `anomaly_graphql_operations_total` of one operation type, registered once (a labelled counter
+/// looked up per request hashes its key every time).
+fn operations_counter(kind: &'static str) -> &'static metrics::Counter {
+    static COUNTERS: std::sync::LazyLock<[metrics::Counter; 3]> = std::sync::LazyLock::new(|| {
+        ["query", "mutation", "subscription"]
+            .map(|kind| metrics::counter!("anomaly_graphql_operations_total", "type" => kind))
+    });
+    let at = match kind {
+        "query" => 0,
+        "mutation" => 1,
+        _ => 2,
+    };
+    &COUNTERS[at]
+}
+
 fn operation_types(document: &ExecutableDocument) -> Vec<&'static str> {
     let name = |op: &Positioned<OperationDefinition>| match op.node.ty {
         OperationType::Query => "query",

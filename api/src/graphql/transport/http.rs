@@ -175,7 +175,15 @@ pub(super) async fn execute(
             );
         }
     };
-    let batch: async_graphql::BatchRequest = match serde_json::from_slice(&body) {
+    // One operation (nearly every request) is read as one: the batch type is an untagged enum,
+    // which buffers the whole document before trying each of its forms.
+    let single = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    let parsed = if single {
+        serde_json::from_slice(&body).map(async_graphql::BatchRequest::Single)
+    } else {
+        serde_json::from_slice(&body)
+    };
+    let batch = match parsed {
         Ok(batch) => batch,
         Err(err) => {
             return BadRequest(ParseRequestError::InvalidRequest(Box::new(err))).into_response();
