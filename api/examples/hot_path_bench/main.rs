@@ -250,19 +250,28 @@ fn report(round: usize, name: &str, run: &Run, baseline: Option<&Run>) {
     );
 }
 
+/// One scenario's run in one round.
+struct Measured {
+    round: usize,
+    scenario: String,
+    rate: f64,
+    /// To the reference run just before it.
+    ratio: f64,
+    cpu_us: f64,
+}
+
 /// Each scenario's median over the rounds (a round's ratio is to the reference run just before
 /// it, so a slow moment of the shared machine moves both): the figure the README gives, steadier
 /// from run to run than any one round.
-fn summarise(scenarios: &[Scenario], ratios: &[(String, f64, f64)]) {
+fn summarise(scenarios: &[Scenario], measured: &[Measured]) {
     println!(
         "\n| scenario | median ratio to reference | rounds' range | median server CPU per request |"
     );
     println!("|---|---|---|---|");
     for scenario in scenarios {
-        let mine: Vec<(f64, f64)> = ratios
+        let mine: Vec<&Measured> = measured
             .iter()
-            .filter(|(name, ..)| *name == scenario.name)
-            .map(|(_, ratio, cpu)| (*ratio, *cpu))
+            .filter(|m| m.scenario == scenario.name)
             .collect();
         let median = |mut values: Vec<f64>| {
             values.sort_by(f64::total_cmp);
@@ -273,7 +282,7 @@ fn summarise(scenarios: &[Scenario], ratios: &[(String, f64, f64)]) {
                 values[mid]
             }
         };
-        let ratio: Vec<f64> = mine.iter().map(|(r, _)| *r).collect();
+        let ratio: Vec<f64> = mine.iter().map(|m| m.ratio).collect();
         let (low, high) = ratio
             .iter()
             .fold((f64::MAX, f64::MIN), |(l, h), r| (l.min(*r), h.max(*r)));
@@ -281,7 +290,7 @@ fn summarise(scenarios: &[Scenario], ratios: &[(String, f64, f64)]) {
             "| {} | {:.2} | {low:.2}–{high:.2} | {:.1} µs |",
             scenario.name,
             median(ratio),
-            median(mine.iter().map(|(_, c)| *c).collect())
+            median(mine.iter().map(|m| m.cpu_us).collect())
         );
     }
 }
@@ -518,8 +527,7 @@ async fn main() {
         "| round | scenario | requests/s | ratio to reference | p50 | p99 | server CPU per request | errors |"
     );
     println!("|---|---|---|---|---|---|---|---|");
-    let mut rates: Vec<(usize, String, f64)> = Vec::new();
-    let mut ratios: Vec<(String, f64, f64)> = Vec::new();
+    let mut measured: Vec<Measured> = Vec::new();
     for round in 1..=options.rounds {
         for scenario in &scenarios {
             let (connections, seconds) = (options.connections, options.seconds);
@@ -540,22 +548,23 @@ async fn main() {
             report(round, "reference axum handler", &baseline, None);
             let run = measure(scenario.port, scenario.pids.clone(), scenario.load.clone()).await;
             report(round, &scenario.name, &run, Some(&baseline));
-            rates.push((round, scenario.name.clone(), run.rate()));
-            ratios.push((
-                scenario.name.clone(),
-                run.rate() / baseline.rate(),
-                run.cpu_us_per_request(),
-            ));
+            measured.push(Measured {
+                round,
+                scenario: scenario.name.clone(),
+                rate: run.rate(),
+                ratio: run.rate() / baseline.rate(),
+                cpu_us: run.cpu_us_per_request(),
+            });
         }
     }
-    summarise(&scenarios, &ratios);
+    summarise(&scenarios, &measured);
     // Scaling: two predictors against one, and against the embedded process, round by round.
     for round in 1..=options.rounds {
         let rate = |needle: &str| {
-            rates
+            measured
                 .iter()
-                .find(|(r, name, _)| *r == round && name.contains(needle))
-                .map(|(_, _, rate)| *rate)
+                .find(|m| m.round == round && m.scenario.contains(needle))
+                .map(|m| m.rate)
         };
         if let (Some(embedded), Some(one), Some(two)) = (
             rate("embedded (serve)"),

@@ -236,8 +236,11 @@ impl Extension for GuardExtension {
                 return Err(refused);
             }
         }
-        for kind in operation_types(document).into_iter().filter(|_| !rendering) {
-            operations_counter(kind).increment(1);
+        for counter in operation_counters(document)
+            .into_iter()
+            .filter(|_| !rendering)
+        {
+            counter.increment(1);
         }
         next.run(ctx, request).await
     }
@@ -264,31 +267,31 @@ impl Extension for GuardExtension {
     }
 }
 
-/// The types of the operations in `document` (one, unless a client sends several).
-/// `anomaly_graphql_operations_total` of one operation type, registered once (a labelled counter
-/// looked up per request hashes its key every time).
-fn operations_counter(kind: &'static str) -> &'static metrics::Counter {
-    static COUNTERS: std::sync::LazyLock<[metrics::Counter; 3]> = std::sync::LazyLock::new(|| {
-        ["query", "mutation", "subscription"]
-            .map(|kind| metrics::counter!("anomaly_graphql_operations_total", "type" => kind))
+/// `anomaly_graphql_operations_total` of each operation in `document` (one, unless a client
+/// sends several). The counters are registered once: a labelled counter looked up per request
+/// hashes its key every time.
+fn operation_counters(document: &ExecutableDocument) -> Vec<&'static metrics::Counter> {
+    struct Counters {
+        query: metrics::Counter,
+        mutation: metrics::Counter,
+        subscription: metrics::Counter,
+    }
+    static COUNTERS: std::sync::LazyLock<Counters> = std::sync::LazyLock::new(|| {
+        let of = |kind: &'static str| metrics::counter!("anomaly_graphql_operations_total", "type" => kind);
+        Counters {
+            query: of("query"),
+            mutation: of("mutation"),
+            subscription: of("subscription"),
+        }
     });
-    let at = match kind {
-        "query" => 0,
-        "mutation" => 1,
-        _ => 2,
-    };
-    &COUNTERS[at]
-}
-
-fn operation_types(document: &ExecutableDocument) -> Vec<&'static str> {
-    let name = |op: &Positioned<OperationDefinition>| match op.node.ty {
-        OperationType::Query => "query",
-        OperationType::Mutation => "mutation",
-        OperationType::Subscription => "subscription",
+    let counter = |op: &Positioned<OperationDefinition>| match op.node.ty {
+        OperationType::Query => &COUNTERS.query,
+        OperationType::Mutation => &COUNTERS.mutation,
+        OperationType::Subscription => &COUNTERS.subscription,
     };
     match &document.operations {
-        DocumentOperations::Single(operation) => vec![name(operation)],
-        DocumentOperations::Multiple(operations) => operations.values().map(name).collect(),
+        DocumentOperations::Single(operation) => vec![counter(operation)],
+        DocumentOperations::Multiple(operations) => operations.values().map(counter).collect(),
     }
 }
 
