@@ -202,6 +202,16 @@ pub struct IngestedPoint {
     pub scored: Option<ScoredBy>,
 }
 
+/// Points that predicts taught online models, logged on `points` as one record (keyed by the
+/// first point's series; every point's series is on the record's partition): a predictor's
+/// learning log groups the points scored while its previous record was on its way, so the
+/// broker stores one record where it would store one per predict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LearntPoints {
+    /// In the order they were learnt; each carries `scored`.
+    pub learnt: Vec<IngestedPoint>,
+}
+
 /// Who scored a logged point, and where it sits in its model version's learning.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScoredBy {
@@ -225,6 +235,8 @@ pub enum Event {
     Heartbeat(Heartbeat),
     /// On the wire as the bare `IngestedPoint`, not in this envelope.
     Point(IngestedPoint),
+    /// Points predicts taught, logged together (on the wire as the bare `LearntPoints`).
+    Learnt(LearntPoints),
 }
 
 impl Event {
@@ -236,7 +248,7 @@ impl Event {
             Event::Anomaly(_) => Topic::Anomalies,
             Event::Prediction(_) => Topic::Predictions,
             Event::Heartbeat(_) => Topic::Heartbeats,
-            Event::Point(_) => Topic::Points,
+            Event::Point(_) | Event::Learnt(_) => Topic::Points,
         }
     }
 
@@ -250,6 +262,7 @@ impl Event {
             Event::Anomaly(s) | Event::Prediction(s) => s.series_id.as_str(),
             Event::Heartbeat(h) => &h.instance,
             Event::Point(p) => &p.series_id,
+            Event::Learnt(l) => l.learnt.first().map_or("", |p| p.series_id.as_str()),
         }
     }
 }

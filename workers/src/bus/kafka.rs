@@ -8,7 +8,8 @@
 //! end, each on its own, so every
 //! follower sees every new event. Records are partitioned as the Java client does (murmur2), so
 //! a series lands where `partitioner::partition_of` says whoever produced it; `points` carries
-//! bare `IngestedPoint`s, not the event envelope, so any producer can write it. A group member
+//! bare `IngestedPoint`s, not the event envelope, so any producer can write it, and the records
+//! of predictors' learning logs (`learning_log`: bare `LearntPoints`). A group member
 //! keeps its `Assignment` current after every rebalance.
 //!
 //! Topic and group names get an optional prefix, so tests (and tenants) never share them.
@@ -32,6 +33,7 @@ use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
+use super::learning_log::LearningLog;
 use super::{BusError, Delivery, EventBus, Position, Subscription};
 use crate::events::{Event, Topic};
 
@@ -67,6 +69,8 @@ pub struct KafkaOptions {
 pub struct KafkaBus {
     options: Arc<KafkaOptions>,
     producer: FutureProducer,
+    /// Where `emit_acknowledged` puts the points predicts taught (`learning_log`).
+    learning_log: Arc<LearningLog>,
     closed: Arc<AtomicBool>,
     stop: CancellationToken,
 }
@@ -89,7 +93,8 @@ impl KafkaBus {
 
     /// Connects, and creates the topics of `Topic::ALL` that are missing.
     pub async fn connect(options: KafkaOptions) -> Result<Self, BusError> {
-        let producer: FutureProducer = ClientConfig::new()
+        let mut config = ClientConfig::new();
+        config
             .set("bootstrap.servers", &options.brokers)
             .set("enable.idempotence", "true")
             .set("acks", "all")
@@ -101,14 +106,22 @@ impl KafkaBus {
             // 0.6's SQLite engine cannot take: it panics and serves nothing more
             // (docs/tansu/restart_produce.py). The queue is bounded: full, a publish fails at once.
             .set("message.timeout.ms", "0")
-            .set("queue.buffering.max.kbytes", PRODUCER_QUEUE_KBYTES)
-            .create()
-            .map_err(unavailable)?;
+            .set("queue.buffering.max.kbytes", PRODUCER_QUEUE_KBYTES);
+        let producer: FutureProducer = config.create().map_err(unavailable)?;
+        let stop = CancellationToken::new();
+        let learning_log = LearningLog::start(
+            config,
+            format!("{}{}", options.prefix, Topic::Points.name()),
+            DELIVERY_TIMEOUT,
+            METADATA_TIMEOUT,
+            stop.clone(),
+        );
         let bus = Self {
             options: Arc::new(options),
             producer,
+            learning_log,
             closed: Arc::new(AtomicBool::new(false)),
-            stop: CancellationToken::new(),
+            stop,
         };
         if bus.options.create_topics {
             bus.create_topics().await?;
@@ -157,6 +170,7 @@ impl KafkaBus {
     fn encode(event: &Event) -> Result<Vec<u8>, BusError> {
         match event {
             Event::Point(point) => serde_json::to_vec(point),
+            Event::Learnt(points) => serde_json::to_vec(points),
             event => serde_json::to_vec(event),
         }
         .map_err(|e| BusError::Unavailable(crate::cause::Cause::context("encoding an event", e)))
@@ -221,6 +235,14 @@ impl EventBus for KafkaBus {
     }
 
     fn emit_acknowledged(&self, event: Event) -> Result<super::Acknowledgement, BusError> {
+        // A point a predict taught goes in the learning log's next round.
+        let event = match event {
+            Event::Point(point) if point.scored.is_some() => {
+                self.check_open()?;
+                return self.learning_log.append(point);
+            }
+            event => event,
+        };
         let delivery = self.enqueue(&event)?;
         Ok(Box::pin(async move {
             match tokio::time::timeout(DELIVERY_TIMEOUT, delivery).await {
@@ -426,7 +448,7 @@ impl ConsumerContext for MemberContext {
 struct KafkaSubscription {
     consumer: OwnedConsumer,
     topic: String,
-    /// `points`: bare `IngestedPoint`s, not event envelopes.
+    /// `points`: bare `IngestedPoint`s and `LearntPoints`, not event envelopes.
     bare_points: bool,
     /// Group members commit what they acked; followers keep no offsets.
     commits: bool,
@@ -474,7 +496,14 @@ impl Subscription for KafkaSubscription {
                 .ok_or_else(|| "no payload".to_owned())
                 .and_then(|bytes| {
                     if self.bare_points {
-                        serde_json::from_slice(bytes).map(Event::Point)
+                        // A producer's point, or a record of a predictor's learning log.
+                        serde_json::from_slice(bytes)
+                            .map(Event::Point)
+                            .or_else(|err| {
+                                serde_json::from_slice(bytes)
+                                    .map(Event::Learnt)
+                                    .map_err(|_| err)
+                            })
                     } else {
                         serde_json::from_slice::<Event>(bytes)
                     }
@@ -784,6 +813,67 @@ pub(crate) mod tests {
         assert!(seen.contains(&"from_kcat".to_owned()));
         let held = member.assignment().unwrap().now();
         assert_eq!((held.partitions, held.partition_count), (vec![0, 1, 2], 3));
+    }
+
+    /// The points predicts taught, acknowledged one by one, reach `points` as a few records of
+    /// the learning log, each on the partition of every series it holds, and each series' points
+    /// in the order they were appended.
+    #[tokio::test]
+    async fn learnt_points_are_logged_together_on_their_series_partitions_in_order() {
+        use super::super::EventBus;
+        use crate::domain::Version;
+        use crate::events::{Event, IngestedPoint, ScoredBy, Topic};
+        use crate::partitioner::partition_of;
+        let bus = mock().await;
+        let learnt = |series: usize, seq: u64| IngestedPoint {
+            series_id: format!("sensor_{series}"),
+            timestamp: 1_700_000_000 + seq as i64,
+            value: seq as f64,
+            scored: Some(ScoredBy {
+                by: "predictor-a".into(),
+                version: Version::FIRST,
+                seq,
+            }),
+        };
+        // Appended as a predictor does, all before any is acknowledged.
+        let acknowledgements: Vec<_> = (1..=50_u64)
+            .flat_map(|seq| (0..20).map(move |series| (series, seq)))
+            .map(|(series, seq)| {
+                bus.emit_acknowledged(Event::Point(learnt(series, seq)))
+                    .unwrap()
+            })
+            .collect();
+        for acknowledged in acknowledgements {
+            acknowledged.await.expect("acknowledged by the brokers");
+        }
+        let mut member = bus.join_group(Topic::Points, "replayers").await.unwrap();
+        let (mut records, mut points) = (0, Vec::new());
+        while points.len() < 1_000 {
+            let delivery = tokio::time::timeout(std::time::Duration::from_secs(30), member.next())
+                .await
+                .expect("a record within 30 s")
+                .unwrap()
+                .unwrap();
+            let Event::Learnt(logged) = &delivery.event else {
+                panic!("{delivery:?}")
+            };
+            records += 1;
+            let partition = delivery.position.unwrap().partition;
+            for point in &logged.learnt {
+                assert_eq!(partition, partition_of(&point.series_id, 3), "{point:?}");
+            }
+            points.extend(logged.learnt.iter().cloned());
+        }
+        // All were waiting when the first round began: one record per partition.
+        assert!(records <= 3, "{records} records for 1,000 points");
+        for series in 0..20 {
+            let seqs: Vec<u64> = points
+                .iter()
+                .filter(|p| p.series_id == format!("sensor_{series}"))
+                .map(|p| p.scored.as_ref().unwrap().seq)
+                .collect();
+            assert_eq!(seqs, (1..=50).collect::<Vec<_>>(), "sensor_{series}");
+        }
     }
 
     /// Ownership is group membership: two members split the partitions between them, and when

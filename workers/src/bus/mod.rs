@@ -4,6 +4,7 @@
 
 mod closing;
 mod kafka;
+mod learning_log;
 mod memory;
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Commit, HandleError, Handler, consume_committing};
 use crate::bus::Subscription;
 use crate::domain::{Point, SeriesId};
-use crate::events::Event;
+use crate::events::{Event, IngestedPoint};
 use crate::predictor::{PredictError, Predictor, Scoring};
 
 /// How long a predictor goes between commits of `points` while points flow: at most this much
@@ -62,9 +62,27 @@ fn refused(reason: String) -> HandleError {
 #[async_trait]
 impl Handler for PointScorer {
     async fn handle(&self, event: &Event) -> Result<(), HandleError> {
-        let Event::Point(ingested) = event else {
-            return Err(refused(format!("expected a point, got {event:?}")));
-        };
+        match event {
+            Event::Point(ingested) => self.take(ingested).await,
+            // A predictor's learning log: each point is learnt in turn, unless held already (a
+            // record handled again after a failure learns only what it did not).
+            Event::Learnt(learnt) => {
+                for ingested in &learnt.learnt {
+                    match self.take(ingested).await {
+                        Ok(()) | Err(HandleError::Poison(_)) => {}
+                        Err(err) => return Err(err),
+                    }
+                }
+                Ok(())
+            }
+            event => Err(refused(format!("expected a point, got {event:?}"))),
+        }
+    }
+}
+
+impl PointScorer {
+    /// Scores a producer's point, or replays a logged one.
+    async fn take(&self, ingested: &IngestedPoint) -> Result<(), HandleError> {
         let series =
             SeriesId::parse(&ingested.series_id).map_err(|e| refused(format!("series_id: {e}")))?;
         let point = Point::parse(ingested.timestamp, ingested.value)
