@@ -29,6 +29,8 @@ pub const MAX_POINTS_PER_RECORD: usize = 1_000;
 /// Rounds on their way at once: a round waits for a slot, and the points that arrive meanwhile
 /// wait with it (the idempotent producer keeps a partition's records in order across them).
 pub const ROUNDS_IN_FLIGHT: usize = 4;
+/// How often the topic's partition count is read again.
+const PARTITIONS_READ_EVERY: Duration = Duration::from_secs(60);
 /// Most points waiting for their round: beyond, `append` refuses (the broker is away or slow,
 /// and the predict answers 503 instead of queueing without end).
 pub const MAX_WAITING: usize = 100_000;
@@ -42,6 +44,9 @@ struct Waiting {
 pub struct LearningLog {
     waiting: Mutex<Option<Vec<Waiting>>>,
     wake: Notify,
+    /// How long a predict waits for its point's acknowledgement, from the append: a point that
+    /// waited for a round behind others stuck on an absent broker is not given longer.
+    delivery_timeout: Duration,
 }
 
 impl LearningLog {
@@ -57,6 +62,7 @@ impl LearningLog {
         let log = Arc::new(Self {
             waiting: Mutex::new(Some(Vec::new())),
             wake: Notify::new(),
+            delivery_timeout,
         });
         let writer = Writer {
             log: log.clone(),
@@ -85,12 +91,18 @@ impl LearningLog {
             waiting.push(Waiting { point, done });
         }
         self.wake.notify_one();
+        let timeout = self.delivery_timeout;
         Ok(Box::pin(async move {
-            acknowledged.await.unwrap_or_else(|_| {
-                Err(BusError::Unavailable(crate::cause::Cause::message(
+            match tokio::time::timeout(timeout, acknowledged).await {
+                Ok(Ok(outcome)) => outcome,
+                Ok(Err(_)) => Err(BusError::Unavailable(crate::cause::Cause::message(
                     "the learning log stopped before the brokers acknowledged the point",
-                )))
-            })
+                ))),
+                // It stays queued: the producer delivers it once the brokers are back.
+                Err(_) => Err(BusError::Unavailable(crate::cause::Cause::message(
+                    format!("the brokers did not acknowledge the point within {timeout:?}"),
+                ))),
+            }
         }))
     }
 
@@ -114,8 +126,9 @@ struct Writer {
     topic: String,
     delivery_timeout: Duration,
     metadata_timeout: Duration,
-    /// How many partitions the topic has, once read.
-    partitions: Option<i32>,
+    /// How many partitions the topic has, and when that was read (again after
+    /// `PARTITIONS_READ_EVERY`: an operator may add partitions).
+    partitions: Option<(i32, tokio::time::Instant)>,
 }
 
 impl Writer {
@@ -219,11 +232,25 @@ impl Writer {
         Ok(self.producer.as_ref().expect("made above"))
     }
 
-    /// The topic's partition count, read from the brokers once.
+    /// The topic's partition count, as the brokers said at most `PARTITIONS_READ_EVERY` ago
+    /// (or the last count read, while they cannot say).
     async fn partitions(&mut self) -> Result<i32, BusError> {
-        if let Some(partitions) = self.partitions {
-            return Ok(partitions);
+        match self.partitions {
+            Some((partitions, read)) if read.elapsed() < PARTITIONS_READ_EVERY => Ok(partitions),
+            known => {
+                let read = self.read_partitions().await;
+                match (read, known) {
+                    (Ok(count), _) | (Err(_), Some((count, _))) => {
+                        self.partitions = Some((count, tokio::time::Instant::now()));
+                        Ok(count)
+                    }
+                    (Err(err), None) => Err(err),
+                }
+            }
         }
+    }
+
+    async fn read_partitions(&mut self) -> Result<i32, BusError> {
         let (producer, topic, timeout) = (
             self.producer()?.clone(),
             self.topic.clone(),
@@ -240,14 +267,12 @@ impl Writer {
             BusError::Unavailable(crate::cause::Cause::context("reading topic metadata", e))
         })?
         .map_err(|e| BusError::Unavailable(crate::cause::Cause::new(e)))?;
-        let count = i32::try_from(count).unwrap_or(i32::MAX);
-        if count == 0 {
-            return Err(BusError::Unavailable(crate::cause::Cause::message(
+        match i32::try_from(count) {
+            Ok(count) if count > 0 => Ok(count),
+            _ => Err(BusError::Unavailable(crate::cause::Cause::message(
                 format!("topic {} has no partitions yet", self.topic),
-            )));
+            ))),
         }
-        self.partitions = Some(count);
-        Ok(count)
     }
 }
 
