@@ -14,7 +14,7 @@ use serde_json::json;
 use crate::demo_scenario::T0;
 use crate::distributed::{FreshDatabase, env_with, migrate, role_env, uuid_like};
 use crate::processes::RoleProcess;
-use crate::support::{Http, eventually_within, free_port};
+use crate::support::{Http, eventually_explained, eventually_within, free_port};
 
 /// A tansu broker on `port`, its data and log in `dir`; SIGKILLed when dropped (and its log
 /// printed when the test failed).
@@ -132,7 +132,7 @@ async fn alerts_acknowledged_around_a_broker_restart_are_all_stored_once() {
     let trainer_url = trainer.base_url().await;
     let mut predictor = RoleProcess::start("predictor", &["predictor"], &env);
     let predictor_url = predictor.base_url().await;
-    let _alerts = RoleProcess::start("alert-store", &["training-data-consumer"], &env);
+    let alerts = RoleProcess::start("alert-store", &["training-data-consumer"], &env);
     let mut gateway = RoleProcess::start(
         "gateway",
         &["gateway"],
@@ -172,12 +172,22 @@ async fn alerts_acknowledged_around_a_broker_restart_are_all_stored_once() {
         .collect::<Vec<_>>()
         .join(",");
     let stored = format!("SELECT COUNT(*) AS n FROM alert WHERE id IN ({ids})");
-    eventually_within(
+    // On failure it says how many are stored and what the alert store and the predictor logged
+    // last (a member left without partitions after the restart, say).
+    eventually_explained(
         Duration::from_secs(90),
         "the 60 alerts the clients were told of are stored",
         || async { database.count(&stored).await == 60 },
+        || async {
+            format!(
+                "{} of the 60 are stored; the alert store logged last:\n{}\nthe predictor:\n{}",
+                database.count(&stored).await,
+                alerts.log_tail(),
+                predictor.log_tail()
+            )
+        },
     )
     .await;
-    drop((trainer, predictor, broker));
+    drop((trainer, predictor, alerts, broker));
     database.drop_now().await;
 }
