@@ -39,13 +39,13 @@ use crate::events::{Event, Topic};
 
 /// How long a publish waits for the brokers' acknowledgement before it fails (the event stays
 /// queued: see `KafkaBus::connect`).
-const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most the producer queues for brokers that are away (librdkafka's default is 1 GiB).
 const PRODUCER_QUEUE_KBYTES: &str = "131072";
 /// How long a follower's fetch waits at the broker for new records.
 const FOLLOWER_FETCH_WAIT_MS: &str = "10";
 /// How long metadata and watermark requests may take.
-const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where the brokers are and how topics are made.
 #[derive(Debug, Clone)]
@@ -76,14 +76,51 @@ pub struct KafkaBus {
 }
 
 /// A publish whose acknowledgement did not come within `DELIVERY_TIMEOUT`.
-fn not_acknowledged() -> BusError {
+pub(super) fn not_acknowledged() -> BusError {
     BusError::Unavailable(crate::cause::Cause::message(format!(
         "the brokers did not acknowledge the event within {DELIVERY_TIMEOUT:?}"
     )))
 }
 
-fn unavailable(err: KafkaError) -> BusError {
+pub(super) fn unavailable(err: KafkaError) -> BusError {
     BusError::Unavailable(crate::cause::Cause::new(err))
+}
+
+/// Why the producer did not take a record for `topic`: its queue is full, or worse.
+pub(super) fn not_queued(err: KafkaError, topic: Topic) -> BusError {
+    match err {
+        KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) => BusError::Full(topic),
+        err => unavailable(err),
+    }
+}
+
+/// What became of a queued record by `deadline`: acknowledged by the brokers, failed, or not
+/// acknowledged yet (it stays queued: see `KafkaBus::connect`).
+pub(super) async fn acknowledged(
+    delivery: rdkafka::producer::DeliveryFuture,
+    deadline: tokio::time::Instant,
+) -> Result<(), BusError> {
+    match tokio::time::timeout_at(deadline, delivery).await {
+        Ok(Ok(Ok(_))) => Ok(()),
+        Ok(Ok(Err((err, _)))) => Err(unavailable(err)),
+        Ok(Err(_)) => Err(BusError::Unavailable(crate::cause::Cause::message(
+            "the producer stopped before the brokers acknowledged the event",
+        ))),
+        Err(_) => Err(not_acknowledged()),
+    }
+}
+
+/// How many partitions the topic has, as `fetch` (a metadata request for it, which blocks) says.
+pub(super) async fn partition_count(
+    fetch: impl FnOnce() -> rdkafka::error::KafkaResult<rdkafka::metadata::Metadata> + Send + 'static,
+) -> Result<i32, BusError> {
+    let count = tokio::task::spawn_blocking(move || {
+        fetch().map(|m| m.topics().first().map_or(0, |t| t.partitions().len()))
+    })
+    .await
+    .map_err(|e| BusError::Unavailable(crate::cause::Cause::context("reading topic metadata", e)))?
+    .map_err(unavailable)?;
+    Ok(i32::try_from(count).unwrap_or(i32::MAX))
 }
 
 impl KafkaBus {
@@ -112,8 +149,6 @@ impl KafkaBus {
         let learning_log = LearningLog::start(
             config,
             format!("{}{}", options.prefix, Topic::Points.name()),
-            DELIVERY_TIMEOUT,
-            METADATA_TIMEOUT,
             stop.clone(),
         );
         let bus = Self {
@@ -197,13 +232,9 @@ impl KafkaBus {
         let payload = Self::encode(event)?;
         let topic = self.topic_name(event.topic());
         let record = record(&topic, event, &payload);
-        match self.producer.send_result(record) {
-            Ok(delivery) => Ok(delivery),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                Err(BusError::Full(event.topic()))
-            }
-            Err((err, _)) => Err(unavailable(err)),
-        }
+        self.producer
+            .send_result(record)
+            .map_err(|(err, _)| not_queued(err, event.topic()))
     }
 
     fn check_open(&self) -> Result<(), BusError> {
@@ -244,16 +275,8 @@ impl EventBus for KafkaBus {
             event => event,
         };
         let delivery = self.enqueue(&event)?;
-        Ok(Box::pin(async move {
-            match tokio::time::timeout(DELIVERY_TIMEOUT, delivery).await {
-                Ok(Ok(Ok(_))) => Ok(()),
-                Ok(Ok(Err((err, _)))) => Err(unavailable(err)),
-                Ok(Err(_)) => Err(BusError::Unavailable(crate::cause::Cause::message(
-                    "the producer stopped before the brokers acknowledged the event",
-                ))),
-                Err(_) => Err(not_acknowledged()),
-            }
-        }))
+        let deadline = tokio::time::Instant::now() + DELIVERY_TIMEOUT;
+        Ok(Box::pin(acknowledged(delivery, deadline)))
     }
 
     async fn join_group(
@@ -281,17 +304,11 @@ impl EventBus for KafkaBus {
         let consumer = Arc::new(consumer);
         let counting = consumer.clone();
         let topic_name = name.clone();
-        let count = tokio::task::spawn_blocking(move || {
-            counting
-                .fetch_metadata(Some(topic_name.as_str()), METADATA_TIMEOUT)
-                .map(|m| m.topics().first().map_or(0, |t| t.partitions().len()))
+        let count = partition_count(move || {
+            counting.fetch_metadata(Some(topic_name.as_str()), METADATA_TIMEOUT)
         })
-        .await
-        .map_err(|e| {
-            BusError::Unavailable(crate::cause::Cause::context("reading topic metadata", e))
-        })?
-        .map_err(unavailable)?;
-        assignment.set_partition_count(i32::try_from(count).unwrap_or(i32::MAX));
+        .await?;
+        assignment.set_partition_count(count);
         Ok(Box::new(KafkaSubscription {
             consumer: OwnedConsumer(Some(consumer)),
             topic: name,

@@ -19,6 +19,10 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use tokio::sync::{Notify, Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use super::kafka::{
+    DELIVERY_TIMEOUT, METADATA_TIMEOUT, acknowledged, not_acknowledged, not_queued,
+    partition_count, unavailable,
+};
 use super::{Acknowledgement, BusError};
 use crate::events::{IngestedPoint, LearntPoints, Topic};
 use crate::partitioner::partition_of;
@@ -44,40 +48,30 @@ struct Waiting {
 pub struct LearningLog {
     waiting: Mutex<Option<Vec<Waiting>>>,
     wake: Notify,
-    /// How long a predict waits for its point's acknowledgement, from the append: a point that
-    /// waited for a round behind others stuck on an absent broker is not given longer.
-    delivery_timeout: Duration,
 }
 
 impl LearningLog {
     /// A log, and the task that writes it on `topic` with a producer made of `config` until
     /// `stop` fires and nothing waits.
-    pub fn start(
-        config: ClientConfig,
-        topic: String,
-        delivery_timeout: Duration,
-        metadata_timeout: Duration,
-        stop: CancellationToken,
-    ) -> Arc<Self> {
+    pub fn start(config: ClientConfig, topic: String, stop: CancellationToken) -> Arc<Self> {
         let log = Arc::new(Self {
             waiting: Mutex::new(Some(Vec::new())),
             wake: Notify::new(),
-            delivery_timeout,
         });
         let writer = Writer {
             log: log.clone(),
             config,
             producer: None,
             topic,
-            delivery_timeout,
-            metadata_timeout,
             partitions: None,
         };
         tokio::spawn(writer.run(stop));
         log
     }
 
-    /// Queues `point` for the next round; what it returns resolves once the brokers hold it.
+    /// Queues `point` for the next round; what it returns resolves once the brokers hold it, or
+    /// fails `DELIVERY_TIMEOUT` after the append (a point that waited for a round behind others
+    /// stuck on an absent broker is not given longer).
     pub fn append(&self, point: IngestedPoint) -> Result<Acknowledgement, BusError> {
         let (done, acknowledged) = oneshot::channel();
         {
@@ -91,17 +85,14 @@ impl LearningLog {
             waiting.push(Waiting { point, done });
         }
         self.wake.notify_one();
-        let timeout = self.delivery_timeout;
         Ok(Box::pin(async move {
-            match tokio::time::timeout(timeout, acknowledged).await {
+            match tokio::time::timeout(DELIVERY_TIMEOUT, acknowledged).await {
                 Ok(Ok(outcome)) => outcome,
                 Ok(Err(_)) => Err(BusError::Unavailable(crate::cause::Cause::message(
                     "the learning log stopped before the brokers acknowledged the point",
                 ))),
                 // It stays queued: the producer delivers it once the brokers are back.
-                Err(_) => Err(BusError::Unavailable(crate::cause::Cause::message(
-                    format!("the brokers did not acknowledge the point within {timeout:?}"),
-                ))),
+                Err(_) => Err(not_acknowledged()),
             }
         }))
     }
@@ -124,8 +115,6 @@ struct Writer {
     config: ClientConfig,
     producer: Option<FutureProducer>,
     topic: String,
-    delivery_timeout: Duration,
-    metadata_timeout: Duration,
     /// How many partitions the topic has, and when that was read (again after
     /// `PARTITIONS_READ_EVERY`: an operator may add partitions).
     partitions: Option<(i32, tokio::time::Instant)>,
@@ -147,19 +136,15 @@ impl Writer {
                 }
             }
             let sent = self.send_round(waiting).await;
-            let deadline = tokio::time::Instant::now() + self.delivery_timeout;
-            let timeout = self.delivery_timeout;
             tokio::spawn(async move {
-                acknowledge(sent, deadline, timeout).await;
+                acknowledge(sent).await;
                 drop(slot);
             });
         }
         // Stopping: what was appended before the bus closed is still written.
         let last = self.log.take(true);
         if !last.is_empty() {
-            let sent = self.send_round(last).await;
-            let deadline = tokio::time::Instant::now() + self.delivery_timeout;
-            acknowledge(sent, deadline, self.delivery_timeout).await;
+            acknowledge(self.send_round(last).await).await;
         }
     }
 
@@ -211,12 +196,7 @@ impl Writer {
             .payload(&payload);
         self.producer()?
             .send_result(record)
-            .map_err(|(err, _)| match err {
-                rdkafka::error::KafkaError::MessageProduction(
-                    rdkafka::types::RDKafkaErrorCode::QueueFull,
-                ) => BusError::Full(Topic::Points),
-                err => BusError::Unavailable(crate::cause::Cause::new(err)),
-            })
+            .map_err(|(err, _)| not_queued(err, Topic::Points))
     }
 
     fn producer(&mut self) -> Result<&FutureProducer, BusError> {
@@ -226,7 +206,7 @@ impl Writer {
                 .clone()
                 .set("linger.ms", "0")
                 .create()
-                .map_err(|e| BusError::Unavailable(crate::cause::Cause::new(e)))?;
+                .map_err(unavailable)?;
             self.producer = Some(producer);
         }
         Ok(self.producer.as_ref().expect("made above"))
@@ -251,27 +231,18 @@ impl Writer {
     }
 
     async fn read_partitions(&mut self) -> Result<i32, BusError> {
-        let (producer, topic, timeout) = (
-            self.producer()?.clone(),
-            self.topic.clone(),
-            self.metadata_timeout,
-        );
-        let count = tokio::task::spawn_blocking(move || {
+        let (producer, topic) = (self.producer()?.clone(), self.topic.clone());
+        match partition_count(move || {
             producer
                 .client()
-                .fetch_metadata(Some(&topic), timeout)
-                .map(|m| m.topics().first().map_or(0, |t| t.partitions().len()))
+                .fetch_metadata(Some(&topic), METADATA_TIMEOUT)
         })
-        .await
-        .map_err(|e| {
-            BusError::Unavailable(crate::cause::Cause::context("reading topic metadata", e))
-        })?
-        .map_err(|e| BusError::Unavailable(crate::cause::Cause::new(e)))?;
-        match i32::try_from(count) {
-            Ok(count) if count > 0 => Ok(count),
-            _ => Err(BusError::Unavailable(crate::cause::Cause::message(
+        .await?
+        {
+            0 => Err(BusError::Unavailable(crate::cause::Cause::message(
                 format!("topic {} has no partitions yet", self.topic),
             ))),
+            count => Ok(count),
         }
     }
 }
@@ -282,20 +253,12 @@ type Sent = (
     Vec<oneshot::Sender<Result<(), BusError>>>,
 );
 
-/// Tells each predict of `sent` how its record fared, once the brokers say or at `deadline`.
-async fn acknowledge(sent: Vec<Sent>, deadline: tokio::time::Instant, timeout: Duration) {
+/// Tells each predict of `sent` how its record fared, once the brokers say or
+/// `DELIVERY_TIMEOUT` after the round was sent (its slot is then free for the next).
+async fn acknowledge(sent: Vec<Sent>) {
+    let deadline = tokio::time::Instant::now() + DELIVERY_TIMEOUT;
     for (delivery, done) in sent {
-        let outcome = match tokio::time::timeout_at(deadline, delivery).await {
-            Ok(Ok(Ok(_))) => Ok(()),
-            Ok(Ok(Err((err, _)))) => Err(BusError::Unavailable(crate::cause::Cause::new(err))),
-            Ok(Err(_)) => Err(BusError::Unavailable(crate::cause::Cause::message(
-                "the producer stopped before the brokers acknowledged the points",
-            ))),
-            Err(_) => Err(BusError::Unavailable(crate::cause::Cause::message(
-                format!("the brokers did not acknowledge the points within {timeout:?}"),
-            ))),
-        };
-        tell(done, &outcome);
+        tell(done, &acknowledged(delivery, deadline).await);
     }
 }
 
@@ -326,5 +289,3 @@ fn clone_error(err: &BusError) -> BusError {
         }
     }
 }
-
-thread_local! { static STATS: std::cell::RefCell<(u64, usize, u128, std::time::Instant)> = std::cell::RefCell::new((0, 0, 0, std::time::Instant::now())); }
