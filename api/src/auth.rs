@@ -8,12 +8,12 @@
 //! A missing or wrong token is 401: REST answers `{"detail": ...}`, GraphQL an error with code
 //! `UNAUTHENTICATED`.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
@@ -96,14 +96,13 @@ impl ApiToken {
 /// Middleware: lets a request through when no token is configured, when it presents the token,
 /// or when it asks for something public (health, the GraphiQL page, the WebSocket upgrade whose
 /// token comes in `connection_init`).
-pub async fn require_token(
-    State(token): State<Option<ApiToken>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+pub async fn require_token<S>(token: Option<ApiToken>, mut request: Request, next: S) -> Response
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible>,
+{
     let Some(token) = token else {
         request.extensions_mut().insert(Access::Full);
-        return next.run(request).await;
+        return run(next, request).await;
     };
     match token.access_from_header(request.headers()) {
         Some(Access::ReadOnly) if writes(&request) => {
@@ -111,12 +110,12 @@ pub async fn require_token(
         }
         Some(access) => {
             request.extensions_mut().insert(access);
-            return next.run(request).await;
+            return run(next, request).await;
         }
         None if is_public(&request) => {
             // A WebSocket proves its token in `connection_init`; the rest is public reading.
             request.extensions_mut().insert(Access::ReadOnly);
-            return next.run(request).await;
+            return run(next, request).await;
         }
         None => {}
     }
@@ -140,6 +139,17 @@ pub async fn require_token(
         .headers_mut()
         .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     response
+}
+
+/// `request` answered by `service`.
+async fn run<S>(service: S, request: Request) -> Response
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible>,
+{
+    match tower::ServiceExt::oneshot(service, request).await {
+        Ok(response) => response,
+        Err(infallible) => match infallible {},
+    }
 }
 
 /// A REST request that changes or computes something (every REST `POST`, `DELETE`, ...: all but

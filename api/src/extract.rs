@@ -18,14 +18,20 @@ pub struct JsonBody<T>(pub T);
 
 /// Whether a `Content-Type` value names JSON (`application/json`, `application/*+json`).
 fn is_json(content_type: &str) -> bool {
-    let media_type = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    media_type == "application/json"
-        || (media_type.starts_with("application/") && media_type.ends_with("+json"))
+    let media_type = content_type.split(';').next().unwrap_or_default().trim();
+    let starts = |prefix: &str| {
+        media_type
+            .get(..prefix.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+    };
+    let ends = |suffix: &str| {
+        media_type
+            .len()
+            .checked_sub(suffix.len())
+            .and_then(|at| media_type.get(at..))
+            .is_some_and(|tail| tail.eq_ignore_ascii_case(suffix))
+    };
+    media_type.eq_ignore_ascii_case("application/json") || (starts("application/") && ends("+json"))
 }
 
 impl<S, T> FromRequest<S> for JsonBody<T>
@@ -108,4 +114,33 @@ pub fn accepts(headers: &axum::http::HeaderMap, media_type: &str) -> bool {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .any(|accept| accept.contains(media_type))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_json;
+
+    #[test]
+    fn json_media_types_are_told_apart_from_others_whatever_their_case() {
+        for json in [
+            "application/json",
+            "Application/JSON; charset=utf-8",
+            " application/json ;charset=utf-8",
+            "application/vnd.api+json",
+            "application/problem+JSON",
+        ] {
+            assert!(is_json(json), "{json}");
+        }
+        for other in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "application/json-seq",
+            "text/json+plain",
+            "application/",
+            "+json",
+            "",
+        ] {
+            assert!(!is_json(other), "{other}");
+        }
+    }
 }

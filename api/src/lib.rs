@@ -8,6 +8,7 @@
 
 pub mod alertmanager;
 pub mod alerts;
+pub mod answer;
 pub mod assets;
 pub mod auth;
 pub mod backends;
@@ -35,7 +36,6 @@ pub mod state;
 pub mod telemetry;
 pub mod webhooks;
 
-use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -47,7 +47,7 @@ use crate::state::AppState;
 
 /// The gateway's HTTP surface: the REST routes, GraphQL and the dashboard, within the limits of
 /// `state.config`. `shutdown` closes the WebSockets (1001) when the server stops.
-pub fn app(state: AppState, shutdown: CancellationToken) -> Router {
+pub fn app(state: AppState, shutdown: CancellationToken) -> impl listen::HttpService {
     let config = state.config.clone();
     let token = ApiToken::from_config(
         config.api_token.as_deref(),
@@ -90,17 +90,16 @@ pub fn app(state: AppState, shutdown: CancellationToken) -> Router {
         .merge(openapi::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(token, routed::routed));
+        .layer(routed::RoutedLayer::new(token));
     // Run once around the router, not per route (see `routed`); CORS outside the token check,
     // so a browser's preflight is answered.
     let limited = tower::ServiceBuilder::new()
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::Extension(BodyLimit(max_body_bytes)))
         .service(routes);
-    let around = tower::ServiceBuilder::new()
+    tower::ServiceBuilder::new()
         .option_layer(edge::cors(&config.cors_origins))
-        .service(edge::CompressWhenAsked::new(edge::compression(), limited));
-    Router::new().fallback_service(around)
+        .service(edge::CompressWhenAsked::new(edge::compression(), limited))
 }
 
 async fn not_found() -> Response {

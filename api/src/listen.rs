@@ -11,19 +11,19 @@
 //! uploads its whole body before reading reads the 413 instead of a reset. HTTP/1.1 and HTTP/2
 //! (cleartext, by prior knowledge) are both served, told apart by the HTTP/2 preface.
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
 use axum::body::Bytes;
 use axum::extract::Request;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -110,35 +110,50 @@ fn open_files_limit() -> Option<usize> {
     line.split_whitespace().nth(3)?.parse().ok()
 }
 
-/// What runs around the router for every request, as one service rather than a stack of layers
-/// (each layer is a future wrapped around the next, a clone and often a box per request): the
-/// request id (the client's `x-request-id`, or a new UUID, returned on the answer), the body
+/// What `serve` serves: a `Router`, or `crate::app`'s service around one (served directly: a
+/// router wrapped around it only to give it the router's type cost a route lookup, a boxed clone
+/// of the whole service and a boxed future per request).
+pub trait HttpService:
+    tower::Service<Request, Response = Response, Error = Infallible, Future: Send + 'static>
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<T> HttpService for T where
+    T: tower::Service<Request, Response = Response, Error = Infallible, Future: Send + 'static>
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// What runs around the service for every request, as one hyper service rather than a stack of
+/// layers (each layer is a future wrapped around the next, a clone and often a box per request):
+/// the request id (the client's `x-request-id`, or a new UUID, returned on the answer), the body
 /// limit (a body announced over `max_body_bytes` is refused unread, [`refuse_large_body`]) and
 /// the deadline (a request, its body included, taking longer than `timeout` gets 408).
 #[derive(Clone)]
-struct Edge {
-    router: Router,
+struct Edge<S> {
+    service: S,
     timeout: Duration,
     max_body_bytes: usize,
 }
 
-impl tower::Service<hyper::Request<hyper::body::Incoming>> for Edge {
+impl<S: HttpService> hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Edge<S> {
     type Response = Response;
-    type Error = std::convert::Infallible;
-    type Future =
-        Pin<Box<dyn std::future::Future<Output = Result<Response, Self::Error>> + Send + 'static>>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send + 'static>>;
 
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: hyper::Request<hyper::body::Incoming>) -> Self::Future {
+    fn call(&self, request: hyper::Request<hyper::body::Incoming>) -> Self::Future {
         let mut request = request.map(Body::new);
         let id = match request.headers().get(REQUEST_ID) {
             Some(id) => id.clone(),
             None => {
-                let id = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
-                    .expect("a UUID is a valid header value");
+                let id = new_request_id();
                 request.headers_mut().insert(REQUEST_ID, id.clone());
                 id
             }
@@ -147,7 +162,7 @@ impl tower::Service<hyper::Request<hyper::body::Incoming>> for Edge {
             refused.headers_mut().insert(REQUEST_ID, id);
             return Box::pin(std::future::ready(Ok(refused)));
         }
-        let answer = tower::Service::call(&mut self.router, request);
+        let answer = tower::ServiceExt::oneshot(self.service.clone(), request);
         let timeout = self.timeout;
         Box::pin(async move {
             let mut response = match tokio::time::timeout(timeout, answer).await {
@@ -170,6 +185,13 @@ impl tower::Service<hyper::Request<hyper::body::Incoming>> for Edge {
             Ok(response)
         })
     }
+}
+
+/// A new request id: a random UUID, written straight into the header's bytes.
+fn new_request_id() -> HeaderValue {
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text);
+    HeaderValue::from_bytes(&text).expect("a UUID is a valid header value")
 }
 
 /// Answers 413 to a request whose `Content-Length` is over `limit`, before anything reads its body
@@ -198,19 +220,19 @@ fn refuse_large_body(limit: usize, request: &Request) -> Option<Response> {
     Some(response)
 }
 
-/// Serves `router` on `listener` within `limits` until `shutdown` fires, then lets open requests
-/// finish (up to 30 s).
+/// Serves `service` (a router, or `crate::app`) on `listener` within `limits` until `shutdown`
+/// fires, then lets open requests finish (up to 30 s).
 pub async fn serve(
     listener: TcpListener,
-    router: Router,
+    service: impl HttpService,
     limits: &ServerLimits,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let timeout = limits.request_timeout;
     let max_body_bytes = limits.max_body_bytes;
-    // Once around the router (not per route).
+    // Once around the service (not per route).
     let service = Edge {
-        router,
+        service,
         timeout,
         max_body_bytes,
     };
@@ -245,7 +267,7 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(service.clone());
+        let service = service.clone();
         let (http1, http2) = (http1.clone(), http2.clone());
         let (header_timeout, linger) = (limits.header_timeout, limits.linger);
         let shutdown = shutdown.clone();

@@ -7,7 +7,7 @@
 use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::{Arc, LazyLock, OnceLock, RwLock};
+use std::sync::{LazyLock, OnceLock, RwLock};
 
 use axum::Router;
 use axum::http::{HeaderValue, Method, header};
@@ -134,19 +134,29 @@ where
 }
 
 /// The request counter (per status) and duration histogram of one route pattern (never the raw
-/// path, so series ids do not become labels) and method, registered once: a labelled key costs
-/// allocations and hashing of every label when it is looked up per request.
+/// path, so series ids do not become labels) and method, registered once and kept for the
+/// process's life (route patterns and methods are few): a labelled key costs allocations and
+/// hashing of every label when it is looked up per request.
 pub(crate) struct RouteHandles {
     method: &'static str,
     route: String,
     duration: Histogram,
-    /// Counters per status code, added as codes appear.
+    /// The counter of 200 answers, the usual status, reached without a lookup.
+    ok: OnceLock<Counter>,
+    /// Counters per other status code, added as codes appear.
     counters: RwLock<HashMap<u16, Counter>>,
 }
 
+thread_local! {
+    /// The handles this thread used last: a busy route is found again without touching the
+    /// shared table (its lock and reference counts are contended between worker threads).
+    static LAST_USED: std::cell::Cell<Option<&'static RouteHandles>> =
+        const { std::cell::Cell::new(None) };
+}
+
 impl RouteHandles {
-    pub(crate) fn of(route: &str, method: &Method) -> Arc<Self> {
-        type Table = RwLock<HashMap<String, Arc<RouteHandles>>>;
+    pub(crate) fn of(route: &str, method: &Method) -> &'static Self {
+        type Table = RwLock<HashMap<String, &'static RouteHandles>>;
         /// One table per labelled method, the last for `OTHER`.
         static TABLES: LazyLock<[Table; METHODS.len() + 1]> = LazyLock::new(Default::default);
         let at = METHODS
@@ -154,7 +164,13 @@ impl RouteHandles {
             .position(|(m, _)| m == method)
             .unwrap_or(METHODS.len());
         let method = METHODS.get(at).map_or("OTHER", |(_, label)| *label);
-        kept(&TABLES[at], route, || {
+        if let Some(last) = LAST_USED.get()
+            && last.method == method
+            && last.route == route
+        {
+            return last;
+        }
+        let handles = kept(&TABLES[at], route, || {
             let handles = Self {
                 method,
                 route: route.to_owned(),
@@ -163,10 +179,13 @@ impl RouteHandles {
                     "method" => method,
                     "route" => route.to_owned()
                 ),
+                ok: OnceLock::new(),
                 counters: Default::default(),
             };
-            (route.to_owned(), Arc::new(handles))
-        })
+            (route.to_owned(), &*Box::leak(Box::new(handles)))
+        });
+        LAST_USED.set(Some(handles));
+        handles
     }
 
     /// The method's label (`OTHER` for a method without one of its own).
@@ -181,16 +200,20 @@ impl RouteHandles {
 
     pub(crate) fn record(&self, status: u16, seconds: f64) {
         self.duration.record(seconds);
-        let counter = kept(&self.counters, &status, || {
-            let counter = metrics::counter!(
-                "anomaly_http_requests_total",
-                "method" => self.method,
-                "route" => self.route.clone(),
-                "status" => status.to_string()
-            );
-            (status, counter)
-        });
-        counter.increment(1);
+        if status == 200 {
+            self.ok.get_or_init(|| self.counter(200)).increment(1);
+        } else {
+            kept(&self.counters, &status, || (status, self.counter(status))).increment(1);
+        }
+    }
+
+    fn counter(&self, status: u16) -> Counter {
+        metrics::counter!(
+            "anomaly_http_requests_total",
+            "method" => self.method,
+            "route" => self.route.clone(),
+            "status" => status.to_string()
+        )
     }
 }
 

@@ -7,12 +7,14 @@
 //! server's CPU in allocations and virtual clones). Layers that need no route run outside the
 //! router, once (`app`, `listen::serve`).
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::task::Poll;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
+use axum::extract::{MatchedPath, Request};
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
@@ -20,12 +22,64 @@ use crate::auth::{ApiToken, require_token};
 use crate::error::ApiError;
 use crate::prometheus::RouteHandles;
 
-/// Middleware for every route (`from_fn_with_state(token, routed)`); no token: open.
-pub async fn routed(
-    State(token): State<Option<ApiToken>>,
-    request: Request,
-    next: Next,
-) -> Response {
+/// The layer for every route: `router.layer(RoutedLayer::new(token))`; no token: open.
+#[derive(Clone)]
+pub struct RoutedLayer {
+    token: Option<ApiToken>,
+}
+
+impl RoutedLayer {
+    pub fn new(token: Option<ApiToken>) -> Self {
+        Self { token }
+    }
+}
+
+impl<S> tower::Layer<S> for RoutedLayer {
+    type Service = Routed<S>;
+
+    fn layer(&self, route: S) -> Routed<S> {
+        Routed {
+            route,
+            token: self.token.clone(),
+        }
+    }
+}
+
+/// A route inside [`routed`]. Written out rather than through `axum::middleware::from_fn`, which
+/// boxes the route once more as its `Next` and wraps the answer's future twice per request.
+#[derive(Clone)]
+pub struct Routed<S> {
+    route: S,
+    token: Option<ApiToken>,
+}
+
+impl<S> tower::Service<Request> for Routed<S>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.route.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        // The route made ready by `poll_ready` serves this request; its clone the next.
+        let fresh = self.route.clone();
+        let ready = std::mem::replace(&mut self.route, fresh);
+        let token = self.token.clone();
+        Box::pin(async move { Ok(routed(token, request, ready).await) })
+    }
+}
+
+/// The request's span, metrics, token check and panic guard around `handler` (the route's).
+async fn routed<S>(token: Option<ApiToken>, request: Request, handler: S) -> Response
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible>,
+{
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -38,7 +92,7 @@ pub async fn routed(
         .then(|| request.headers().get(crate::edge::REQUEST_ID).cloned())
         .flatten();
     let started = Instant::now();
-    let mut answer = std::pin::pin!(require_token(State(token), request, next));
+    let mut answer = std::pin::pin!(require_token(token, request, handler));
     // A panicking handler answers 500 (the panic hook reports it as usual) instead of dropping
     // the connection.
     let response = std::future::poll_fn(|cx| {
@@ -102,7 +156,7 @@ mod tests {
         let app = Router::new()
             .route("/boom", get(boom))
             .route("/fine", get(|| async { "fine" }))
-            .layer(axum::middleware::from_fn_with_state(None, routed));
+            .layer(RoutedLayer::new(None));
         let get = |path: &str| Request::get(path).body(Body::empty()).unwrap();
         let answer = app.clone().oneshot(get("/boom")).await.unwrap();
         assert_eq!(answer.status(), StatusCode::INTERNAL_SERVER_ERROR);
@@ -147,7 +201,7 @@ mod tests {
         let app = Router::new()
             .route("/failing/{id}", get(failing))
             .route("/fine", get(|| async { "fine" }))
-            .layer(axum::middleware::from_fn_with_state(None, routed));
+            .layer(RoutedLayer::new(None));
         let get = |path: &str| {
             Request::get(path)
                 .header(crate::edge::REQUEST_ID, "req-42")

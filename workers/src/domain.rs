@@ -14,10 +14,34 @@ fn invalid(text: impl Into<String>) -> InvalidInput {
     InvalidInput(text.into())
 }
 
-/// A series identifier: 1 to 128 characters from `[A-Za-z0-9_.:-]`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct SeriesId(String);
+/// A series identifier: 1 to 128 characters from `[A-Za-z0-9_.:-]`. Shared, not copied: a
+/// predict hands its series to its event, its answer and the metrics tally, and a clone is a
+/// reference count instead of an allocation.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SeriesId(std::sync::Arc<str>);
+
+impl Serialize for SeriesId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+/// Parsed from the text as it lies in the input (no intermediate `String`).
+impl<'de> Deserialize<'de> for SeriesId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = SeriesId;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a series id")
+            }
+            fn visit_str<E: serde::de::Error>(self, raw: &str) -> Result<SeriesId, E> {
+                SeriesId::parse(raw).map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_str(Text)
+    }
+}
 
 impl SeriesId {
     pub const MAX_LEN: usize = 128;
@@ -29,7 +53,7 @@ impl SeriesId {
                 "Invalid series_id: use 1 to 128 characters from A-Z, a-z, 0-9, '_', '.', ':', '-'",
             ));
         }
-        Ok(Self(raw.to_owned()))
+        Ok(Self(raw.into()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -60,14 +84,49 @@ impl TryFrom<String> for SeriesId {
 
 impl From<SeriesId> for String {
     fn from(id: SeriesId) -> Self {
-        id.0
+        id.0.as_ref().to_owned()
     }
 }
 
 /// A model version: `v1`, `v2`, ... Every fit of a series makes the next one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Version(u32);
+
+/// Written as its text (`v3`), made on the stack (every predict's answer and event carries one).
+impl Serialize for Version {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut text = [0u8; 11];
+        let mut at = text.len();
+        let mut n = self.0;
+        loop {
+            at -= 1;
+            text[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        at -= 1;
+        text[at] = b'v';
+        serializer.serialize_str(std::str::from_utf8(&text[at..]).expect("ASCII digits"))
+    }
+}
+
+impl<'de> Deserialize<'de> for Version {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = Version;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a model version (v1, v2, ...)")
+            }
+            fn visit_str<E: serde::de::Error>(self, raw: &str) -> Result<Version, E> {
+                Version::parse(raw).map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_str(Text)
+    }
+}
 
 impl Version {
     pub const FIRST: Version = Version(1);
@@ -255,6 +314,33 @@ mod tests {
             assert!(Version::parse(bad).is_err(), "{bad:?} should be refused");
         }
         assert_eq!(Version::FIRST.next().to_string(), "v2");
+    }
+
+    #[test]
+    fn series_ids_and_versions_travel_as_their_text_and_are_checked_when_read() {
+        for number in [1, 9, 10, 42, 1_000_000, 999_999_999] {
+            let version = Version::from_number(number).unwrap();
+            let text = serde_json::to_string(&version).unwrap();
+            assert_eq!(text, format!("\"v{number}\""));
+            assert_eq!(serde_json::from_str::<Version>(&text).unwrap(), version);
+        }
+        let series = SeriesId::parse("host-1.cpu:idle").unwrap();
+        let text = serde_json::to_string(&series).unwrap();
+        assert_eq!(text, "\"host-1.cpu:idle\"");
+        assert_eq!(serde_json::from_str::<SeriesId>(&text).unwrap(), series);
+        // Escaped text is read as what it says.
+        assert_eq!(
+            serde_json::from_str::<SeriesId>(r#""a\u002db""#)
+                .unwrap()
+                .as_str(),
+            "a-b"
+        );
+        for bad in [r#""has space""#, r#""""#, "7", "null"] {
+            assert!(serde_json::from_str::<SeriesId>(bad).is_err(), "{bad}");
+        }
+        for bad in [r#""v0""#, r#""1""#, "1", r#""v99999999999""#] {
+            assert!(serde_json::from_str::<Version>(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

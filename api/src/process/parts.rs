@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use axum::Router;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -121,7 +120,7 @@ pub async fn gateway(
     config: Arc<Config>,
     parts: Gateway,
     shutdown: CancellationToken,
-) -> anyhow::Result<Router> {
+) -> anyhow::Result<impl crate::listen::HttpService> {
     Ok(crate::app(gateway_state(config, parts).await?, shutdown))
 }
 

@@ -73,7 +73,7 @@ async fn serve_http(
     role: Role,
     limits: &crate::listen::ServerLimits,
     listener: Option<TcpListener>,
-    router: Router,
+    router: impl crate::listen::HttpService,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let listener = listener.context("this role answers HTTP and needs a listener")?;

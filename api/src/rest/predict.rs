@@ -1,22 +1,22 @@
 //! `POST /predict/{series_id}`: the seed's answer (`model_version`, `anomaly`) first, then the
 //! evidence (score, expected value and band, detector).
 
-use axum::Json;
 use axum::extract::State;
 use serde::Serialize;
 
-use anomaly_workers::domain::Point;
+use anomaly_workers::domain::{Point, SeriesId, Version};
 use anomaly_workers::events::DetectorName;
 use anomaly_workers::predictor::Prediction;
 
 use super::fit::PointBody;
+use crate::answer::JsonAnswer;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, SeriesPath};
 use crate::state::AppState;
 
 #[derive(Serialize)]
 pub struct PredictAnswer {
-    model_version: String,
+    model_version: Version,
     anomaly: bool,
     score: f64,
     expected: f64,
@@ -24,7 +24,7 @@ pub struct PredictAnswer {
     upper: Option<f64>,
     detector: DetectorName,
     alert: bool,
-    series_id: String,
+    series_id: SeriesId,
     timestamp: i64,
     value: f64,
 }
@@ -33,17 +33,17 @@ pub async fn predict(
     State(state): State<AppState>,
     SeriesPath(series): SeriesPath,
     JsonBody(body): JsonBody<PointBody>,
-) -> Result<Json<PredictAnswer>, ApiError> {
+) -> Result<JsonAnswer<PredictAnswer>, ApiError> {
     let point = Point::parse(body.timestamp, body.value)?;
     let prediction = state.scoring.predict(&series, point).await?;
-    Ok(Json(PredictAnswer::from(prediction)))
+    Ok(JsonAnswer(PredictAnswer::from(prediction)))
 }
 
 impl From<Prediction> for PredictAnswer {
     fn from(prediction: Prediction) -> Self {
         let verdict = prediction.verdict;
         PredictAnswer {
-            model_version: prediction.model_version.to_string(),
+            model_version: prediction.model_version,
             anomaly: verdict.anomaly,
             score: verdict.score,
             expected: verdict.expected,
@@ -51,7 +51,7 @@ impl From<Prediction> for PredictAnswer {
             upper: verdict.upper,
             detector: prediction.detector,
             alert: prediction.alert,
-            series_id: prediction.series_id.to_string(),
+            series_id: prediction.series_id,
             timestamp: prediction.point.timestamp,
             value: prediction.point.value,
         }

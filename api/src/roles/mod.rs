@@ -15,8 +15,5 @@ pub fn observed(router: Router) -> Router {
     crate::prometheus::handle();
     router
         .merge(crate::prometheus::routes())
-        .layer(axum::middleware::from_fn_with_state(
-            None,
-            crate::routed::routed,
-        ))
+        .layer(crate::routed::RoutedLayer::new(None))
 }

@@ -262,11 +262,12 @@ impl Http {
     }
 }
 
-/// Serves `router` on a free port of 127.0.0.1; its URL.
-pub async fn serve(router: axum::Router) -> String {
+/// Serves `service` (a router, or the gateway's `app`) on a free port of 127.0.0.1; its URL.
+pub async fn serve(service: impl anomaly_api::listen::HttpService) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
     let url = format!("http://{}", listener.local_addr().expect("address"));
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    let service = axum::ServiceExt::<axum::extract::Request>::into_make_service(service);
+    tokio::spawn(async move { axum::serve(listener, service).await });
     url
 }
 

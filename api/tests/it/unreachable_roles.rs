@@ -17,8 +17,9 @@ use tokio::net::TcpListener;
 use crate::demo_scenario::{T0, fit_body};
 use crate::support::Http;
 
-async fn serve(listener: TcpListener, router: axum::Router) {
-    tokio::spawn(async move { axum::serve(listener, router).await });
+async fn serve(listener: TcpListener, service: impl anomaly_api::listen::HttpService) {
+    let service = axum::ServiceExt::<axum::extract::Request>::into_make_service(service);
+    tokio::spawn(async move { axum::serve(listener, service).await });
 }
 
 #[tokio::test]
