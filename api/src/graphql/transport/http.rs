@@ -11,8 +11,7 @@ use async_graphql::{BatchResponse, ErrorExtensionValues, ParseRequestError, Serv
 use async_graphql_axum::GraphQLRequest;
 use axum::Extension;
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
@@ -68,9 +67,24 @@ fn text_response(
         .into_response()
 }
 
+/// The media type a client accepts for an answer: `application/graphql-response+json` (the
+/// GraphQL-over-HTTP one) or plain `application/json`.
+#[derive(Clone, Copy)]
+pub(super) struct AnswerType {
+    modern: bool,
+}
+
+impl AnswerType {
+    pub(super) fn of(headers: &HeaderMap) -> Self {
+        Self {
+            modern: accepts(headers, GRAPHQL_RESPONSE_JSON),
+        }
+    }
+}
+
 /// `response` in the media type the client accepts.
-fn respond(headers: &HeaderMap, response: BatchResponse) -> Response {
-    let modern = accepts(headers, GRAPHQL_RESPONSE_JSON);
+fn respond(answer_type: AnswerType, response: BatchResponse) -> Response {
+    let modern = answer_type.modern;
     let content_type = if modern {
         GRAPHQL_RESPONSE_JSON
     } else {
@@ -139,20 +153,26 @@ impl IntoResponse for BadRequest {
     }
 }
 
-pub(super) async fn execute(
-    State(endpoint): State<Endpoint>,
-    access: Option<Extension<Access>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+/// `POST /graphql`. The request is taken whole (not its headers as an extractor, which copies
+/// them) and its headers are read before its body.
+pub(super) async fn execute(State(endpoint): State<Endpoint>, request: Request) -> Response {
+    let headers = request.headers();
     let json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|t| {
             t.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("application/json")
+                .get(.."application/json".len())
+                .is_some_and(|head| head.eq_ignore_ascii_case("application/json"))
         });
+    let answer_type = AnswerType::of(headers);
+    let streaming = Streaming::requested(headers);
+    let access = request
+        .extensions()
+        .get::<Access>()
+        .copied()
+        .unwrap_or(Access::Full);
+    let body = Bytes::from_request(request, &()).await;
     if !json {
         return error_response(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -207,15 +227,14 @@ pub(super) async fn execute(
             ),
         );
     }
-    let access = access.map_or(Access::Full, |Extension(access)| access);
-    let batch = match (Streaming::requested(&headers), batch) {
+    let batch = match (streaming, batch) {
         (Some(kind), async_graphql::BatchRequest::Single(request)) => {
             return streaming::respond(&endpoint, request.data(access), kind);
         }
         (_, batch) => batch,
     };
     respond(
-        &headers,
+        answer_type,
         endpoint.schema.execute_batch(batch.data(access)).await,
     )
 }
@@ -257,7 +276,7 @@ pub(super) async fn query_or_graphiql(
         return streaming::respond(&endpoint, request.data(access), kind);
     }
     respond(
-        &headers,
+        AnswerType::of(&headers),
         BatchResponse::Single(endpoint.schema.execute(request.data(access)).await),
     )
 }
