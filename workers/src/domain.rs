@@ -26,20 +26,29 @@ impl Serialize for SeriesId {
     }
 }
 
-/// Parsed from the text as it lies in the input (no intermediate `String`).
 impl<'de> Deserialize<'de> for SeriesId {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Text;
-        impl serde::de::Visitor<'_> for Text {
-            type Value = SeriesId;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a series id")
-            }
-            fn visit_str<E: serde::de::Error>(self, raw: &str) -> Result<SeriesId, E> {
-                SeriesId::parse(raw).map_err(E::custom)
-            }
-        }
-        deserializer.deserialize_str(Text)
+        deserializer.deserialize_str(ParsedText {
+            expecting: "a series id",
+            parse: SeriesId::parse,
+        })
+    }
+}
+
+/// Reads a value of the vocabulary from its text as it lies in the input (no intermediate
+/// `String`), through its parser, whose refusal is the error.
+struct ParsedText<T> {
+    expecting: &'static str,
+    parse: fn(&str) -> Result<T, InvalidInput>,
+}
+
+impl<T> serde::de::Visitor<'_> for ParsedText<T> {
+    type Value = T;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.expecting)
+    }
+    fn visit_str<E: serde::de::Error>(self, raw: &str) -> Result<T, E> {
+        (self.parse)(raw).map_err(E::custom)
     }
 }
 
@@ -114,17 +123,10 @@ impl Serialize for Version {
 
 impl<'de> Deserialize<'de> for Version {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Text;
-        impl serde::de::Visitor<'_> for Text {
-            type Value = Version;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a model version (v1, v2, ...)")
-            }
-            fn visit_str<E: serde::de::Error>(self, raw: &str) -> Result<Version, E> {
-                Version::parse(raw).map_err(E::custom)
-            }
-        }
-        deserializer.deserialize_str(Text)
+        deserializer.deserialize_str(ParsedText {
+            expecting: "a model version (v1, v2, ...)",
+            parse: Version::parse,
+        })
     }
 }
 
