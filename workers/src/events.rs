@@ -212,6 +212,13 @@ pub struct LearntPoints {
     pub learnt: Vec<IngestedPoint>,
 }
 
+impl LearntPoints {
+    /// The record's key: its first point's series.
+    pub fn key(&self) -> &str {
+        self.learnt.first().map_or("", |p| p.series_id.as_str())
+    }
+}
+
 /// Who scored a logged point, and where it sits in its model version's learning.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScoredBy {
@@ -262,7 +269,7 @@ impl Event {
             Event::Anomaly(s) | Event::Prediction(s) => s.series_id.as_str(),
             Event::Heartbeat(h) => &h.instance,
             Event::Point(p) => &p.series_id,
-            Event::Learnt(l) => l.learnt.first().map_or("", |p| p.series_id.as_str()),
+            Event::Learnt(l) => l.key(),
         }
     }
 }

@@ -86,6 +86,22 @@ pub(super) fn unavailable(err: KafkaError) -> BusError {
     BusError::Unavailable(crate::cause::Cause::new(err))
 }
 
+/// A record of `points`: a producer's point, or a record of a predictor's learning log. The
+/// log's records are known by how the log writes them (`{"learnt":`), so neither kind is parsed
+/// twice; anything else that is not a point is still tried as a log record.
+fn decode_points(bytes: &[u8]) -> serde_json::Result<Event> {
+    if bytes.starts_with(br#"{"learnt":"#) {
+        return serde_json::from_slice(bytes).map(Event::Learnt);
+    }
+    serde_json::from_slice(bytes)
+        .map(Event::Point)
+        .or_else(|err| {
+            serde_json::from_slice(bytes)
+                .map(Event::Learnt)
+                .map_err(|_| err)
+        })
+}
+
 /// Why the producer did not take a record for `topic`: its queue is full, or worse.
 pub(super) fn not_queued(err: KafkaError, topic: Topic) -> BusError {
     match err {
@@ -513,14 +529,7 @@ impl Subscription for KafkaSubscription {
                 .ok_or_else(|| "no payload".to_owned())
                 .and_then(|bytes| {
                     if self.bare_points {
-                        // A producer's point, or a record of a predictor's learning log.
-                        serde_json::from_slice(bytes)
-                            .map(Event::Point)
-                            .or_else(|err| {
-                                serde_json::from_slice(bytes)
-                                    .map(Event::Learnt)
-                                    .map_err(|_| err)
-                            })
+                        decode_points(bytes)
                     } else {
                         serde_json::from_slice::<Event>(bytes)
                     }
@@ -648,6 +657,18 @@ pub(crate) mod tests {
         format!("t{}-", uuid::Uuid::new_v4().simple())
     }
 
+    /// The group member's next delivery, which must come within 30 s (`what` names it).
+    async fn next_within_30s(
+        member: &mut Box<dyn super::super::Subscription>,
+        what: &str,
+    ) -> super::super::Delivery {
+        tokio::time::timeout(std::time::Duration::from_secs(30), member.next())
+            .await
+            .unwrap_or_else(|_| panic!("{what} within 30 s"))
+            .unwrap()
+            .unwrap()
+    }
+
     /// librdkafka's in-process mock cluster: the real protocol, no broker to install. Leaked
     /// because it must outlive the bus; each test runs in its own process.
     pub(crate) async fn mock() -> KafkaBus {
@@ -749,11 +770,7 @@ pub(crate) mod tests {
 
         let writer = TrainingDataWriter::new(store.clone());
         for _ in 0..points.len().div_ceil(POINTS_PER_CHUNK) {
-            let delivery = tokio::time::timeout(std::time::Duration::from_secs(30), member.next())
-                .await
-                .expect("a chunk within 30 s")
-                .unwrap()
-                .unwrap();
+            let delivery = next_within_30s(&mut member, "a chunk").await;
             writer.handle(&delivery.event).await.unwrap();
             member.ack(&delivery).await.unwrap();
         }
@@ -815,11 +832,7 @@ pub(crate) mod tests {
         let mut member = bus.join_group(Topic::Points, "scorers").await.unwrap();
         let mut seen = Vec::new();
         while seen.len() < series.len() + 1 {
-            let delivery = tokio::time::timeout(std::time::Duration::from_secs(30), member.next())
-                .await
-                .expect("a point within 30 s")
-                .unwrap()
-                .unwrap();
+            let delivery = next_within_30s(&mut member, "a point").await;
             let Event::Point(point) = &delivery.event else {
                 panic!("{delivery:?}")
             };
@@ -866,11 +879,7 @@ pub(crate) mod tests {
         let mut member = bus.join_group(Topic::Points, "replayers").await.unwrap();
         let (mut records, mut points) = (0, Vec::new());
         while points.len() < 1_000 {
-            let delivery = tokio::time::timeout(std::time::Duration::from_secs(30), member.next())
-                .await
-                .expect("a record within 30 s")
-                .unwrap()
-                .unwrap();
+            let delivery = next_within_30s(&mut member, "a record").await;
             let Event::Learnt(logged) = &delivery.event else {
                 panic!("{delivery:?}")
             };

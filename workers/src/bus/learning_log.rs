@@ -173,7 +173,7 @@ impl Writer {
                 let record = LearntPoints { learnt: points };
                 match self.send(partition, &record) {
                     Ok(delivery) => sent.push((delivery, done)),
-                    Err(err) => tell(done, &Err(err)),
+                    Err(err) => tell(done, Err(&err)),
                 }
             }
         }
@@ -188,11 +188,10 @@ impl Writer {
         let payload = serde_json::to_vec(record).map_err(|e| {
             BusError::Unavailable(crate::cause::Cause::context("encoding learnt points", e))
         })?;
-        let key = record.learnt.first().map_or("", |p| p.series_id.as_str());
         let topic = self.topic.clone();
         let record = FutureRecord::to(&topic)
             .partition(partition)
-            .key(key)
+            .key(record.key())
             .payload(&payload);
         self.producer()?
             .send_result(record)
@@ -258,23 +257,20 @@ type Sent = (
 async fn acknowledge(sent: Vec<Sent>) {
     let deadline = tokio::time::Instant::now() + DELIVERY_TIMEOUT;
     for (delivery, done) in sent {
-        tell(done, &acknowledged(delivery, deadline).await);
+        tell(
+            done,
+            acknowledged(delivery, deadline).await.as_ref().copied(),
+        );
     }
 }
 
 fn fail(waiting: Vec<Waiting>, err: &BusError) {
-    tell(
-        waiting.into_iter().map(|w| w.done).collect(),
-        &Err(clone_error(err)),
-    );
+    tell(waiting.into_iter().map(|w| w.done).collect(), Err(err));
 }
 
-fn tell(done: Vec<oneshot::Sender<Result<(), BusError>>>, outcome: &Result<(), BusError>) {
+fn tell(done: Vec<oneshot::Sender<Result<(), BusError>>>, outcome: Result<(), &BusError>) {
     for done in done {
-        let _ = done.send(match outcome {
-            Ok(()) => Ok(()),
-            Err(err) => Err(clone_error(err)),
-        });
+        let _ = done.send(outcome.map_err(clone_error));
     }
 }
 
