@@ -3,9 +3,10 @@
 # beside a bare axum JSON handler (the reference), both driven by wrk (an independent load
 # generator; installed from Debian when missing), interleaved, every figure a ratio to the
 # reference run just before it, with p50/p99 and the servers' CPU per request. Each run measures
-# every scenario in 5 interleaved rounds of 3 s and ends with each scenario's median over them (the
-# README's figures); the benchmark runs RUNS times (2 by default), so a second run shows how far a
-# figure moves. Extra arguments go to every run (e.g. --series 1000000, or --database-url
+# every scenario in 5 interleaved rounds of 3 s and ends with each scenario's median over them;
+# the benchmark runs RUNS times (3 by default) and ends with each scenario's medians side by side
+# and their range: the README's figures, which a later run of this script lands in (within
+# ±0.05). Extra arguments go to every run (e.g. --series 1000000, or --database-url
 # postgres://... --kafka HOST:PORT --redis redis://... for the distributed scenario).
 #
 #   bash bench/run.sh [--seconds 3] [--rounds 5] [--series 1000000] [...]
@@ -16,7 +17,24 @@ if ! command -v wrk >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq wrk >/dev/null
 fi
 cargo build --release --locked --bin anomaly -p anomaly-api --example hot_path_bench
-for run in $(seq 1 "${RUNS:-2}"); do
-  printf '\n## run %s of %s (%s)\n' "$run" "${RUNS:-2}" "$(date -u +%FT%TZ)"
-  "$CARGO_TARGET_DIR/release/examples/hot_path_bench" --seconds 3 --rounds 5 "$@"
+runs="${RUNS:-3}"
+summaries=$(mktemp)
+trap 'rm -f "$summaries"' EXIT
+for run in $(seq 1 "$runs"); do
+  printf '\n## run %s of %s (%s)\n' "$run" "$runs" "$(date -u +%FT%TZ)"
+  "$CARGO_TARGET_DIR/release/examples/hot_path_bench" --seconds 3 --rounds 5 "$@" |
+    tee /dev/stderr | awk -v run="$run" '
+      /^\| scenario \| median ratio/ { summary = 1; next }
+      summary && /^\|---/ { next }
+      summary && /^\| / { split($0, cell, " \\| "); sub(/^\| /, "", cell[1]); print run "\t" cell[1] "\t" cell[2]; next }
+      summary { summary = 0 }' >>"$summaries"
 done
+# Each scenario's median ratio in every run, and their range.
+printf '\n## %s runs: each scenario'"'"'s median ratio to the reference, run by run, and their range\n\n' "$runs"
+printf '| scenario | medians, run by run | range |\n|---|---|---|\n'
+awk -F'\t' '
+  !($2 in seen) { seen[$2] = 1; order[++n] = $2; low[$2] = $3; high[$2] = $3 }
+  { medians[$2] = medians[$2] (medians[$2] == "" ? "" : " / ") $3
+    if ($3 + 0 < low[$2] + 0) low[$2] = $3
+    if ($3 + 0 > high[$2] + 0) high[$2] = $3 }
+  END { for (i = 1; i <= n; i++) printf "| %s | %s | %s–%s |\n", order[i], medians[order[i]], low[order[i]], high[order[i]] }' "$summaries"

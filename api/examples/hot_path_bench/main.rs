@@ -16,6 +16,8 @@
 //!   `--kafka mock` runs librdkafka's in-memory mock cluster in this process as the broker;
 //!
 //! then fit ingest: points/s from `fit` to rows in the database (SQLite, or `--database-url`).
+//! On PostgreSQL every run makes a database of its own on the `--database-url` server and drops
+//! it at the end (`fresh_database.rs`).
 //!
 //!   cargo build --release --bin anomaly -p anomaly-api --example hot_path_bench
 //!   target/release/examples/hot_path_bench [--seconds 8] [--connections 50] [--rounds 2] \
@@ -35,6 +37,7 @@ use serde_json::{Value, json};
 
 mod distributed;
 mod failover;
+mod fresh_database;
 mod load;
 mod many_series;
 #[path = "../support/mod.rs"]
@@ -337,10 +340,19 @@ async fn fit_spread_series(port: u16) {
 
 #[tokio::main]
 async fn main() {
-    let options = match options() {
+    let mut options = match options() {
         Ok(options) => options,
         Err(port) => return reference(port).await,
     };
+    let fresh = match &options.database_url {
+        Some(url) if url.starts_with("postgres") => {
+            Some(fresh_database::FreshDatabase::beside(url).await)
+        }
+        _ => None,
+    };
+    if let Some(fresh) = &fresh {
+        options.database_url = Some(fresh.url.clone());
+    }
     let dir = tempfile::tempdir().expect("a temp dir");
     let (reference_port, product_port) = (free_port(), free_port());
     let reference_process = Process(
@@ -586,7 +598,7 @@ async fn main() {
         println!("{note}");
     }
     let database = if options.database_url.is_some() {
-        "the given database"
+        "a fresh database on the given server"
     } else {
         "SQLite"
     };
@@ -595,4 +607,9 @@ async fn main() {
         "fit ingest into {database}: {FITS} fits of {FIT_POINTS} points, {FITS_AT_ONCE} at a time: \
          {rate:.0} points/s from fit to rows, {cpu_per_point:.2} µs server CPU per point"
     );
+    drop(deployments);
+    drop(product);
+    if let Some(fresh) = fresh {
+        fresh.drop_now().await;
+    }
 }

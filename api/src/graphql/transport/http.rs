@@ -11,6 +11,8 @@ use async_graphql::{BatchResponse, ErrorExtensionValues, ParseRequestError, Serv
 use async_graphql_axum::GraphQLRequest;
 use axum::Extension;
 use axum::body::Bytes;
+use std::sync::Arc;
+
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -155,7 +157,7 @@ impl IntoResponse for BadRequest {
 
 /// `POST /graphql`. The request is taken whole (not its headers as an extractor, which copies
 /// them) and its headers are read before its body.
-pub(super) async fn execute(State(endpoint): State<Endpoint>, request: Request) -> Response {
+pub(super) async fn execute(State(endpoint): State<Arc<Endpoint>>, request: Request) -> Response {
     let headers = request.headers();
     let json = headers
         .get(header::CONTENT_TYPE)
@@ -240,7 +242,7 @@ pub(super) async fn execute(State(endpoint): State<Endpoint>, request: Request) 
 }
 
 pub(super) async fn query_or_graphiql(
-    State(endpoint): State<Endpoint>,
+    State(endpoint): State<Arc<Endpoint>>,
     access: Option<Extension<Access>>,
     headers: HeaderMap,
     request: Result<GraphQLRequest<BadRequest>, BadRequest>,

@@ -20,7 +20,8 @@ use crate::auth::ApiToken;
 pub(crate) use http::body_too_large;
 pub use ws_rules::WsLimits;
 
-#[derive(Clone)]
+/// What the GraphQL routes share, behind one `Arc`: a request clones one reference count, not
+/// each of the schema's, the token's and the WebSocket settings'.
 struct Endpoint {
     schema: AnomalySchema,
     batch_limit: usize,
@@ -59,11 +60,11 @@ pub fn routes(
             get(http::query_or_graphiql).post(http::execute),
         )
         .route("/graphql/ws", get(ws::upgrade))
-        .with_state(Endpoint {
+        .with_state(std::sync::Arc::new(Endpoint {
             schema,
             batch_limit,
             max_message_bytes,
             token,
             ws,
-        })
+        }))
 }

@@ -48,7 +48,7 @@ const MISSED_PINGS: u32 = 3;
 const READ_BUFFER_BYTES: usize = 2 * 1024;
 
 pub(super) async fn upgrade(
-    State(endpoint): State<Endpoint>,
+    State(endpoint): State<Arc<Endpoint>>,
     headers: HeaderMap,
     on_upgrade: Option<axum::Extension<OnUpgrade>>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
@@ -185,7 +185,7 @@ impl Drop for CloseOutbox {
 async fn serve(
     socket: WebSocketStream<SocketIo>,
     outbox: Option<Arc<Outbox>>,
-    endpoint: Endpoint,
+    endpoint: Arc<Endpoint>,
     protocol: WebSocketProtocols,
     authorized_by_header: Option<Access>,
 ) {
@@ -235,7 +235,7 @@ async fn serve(
             })
         });
     let executor = ConnectionExecutor {
-        schema: endpoint.schema,
+        schema: endpoint.schema.clone(),
         outbox: outbox.clone(),
         protocol,
         rules: rules.clone(),
