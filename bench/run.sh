@@ -18,23 +18,26 @@ if ! command -v wrk >/dev/null 2>&1; then
 fi
 cargo build --release --locked --bin anomaly -p anomaly-api --example hot_path_bench
 runs="${RUNS:-3}"
-summaries=$(mktemp)
-trap 'rm -f "$summaries"' EXIT
+outputs=$(mktemp -d)
+trap 'rm -rf "$outputs"' EXIT
 for run in $(seq 1 "$runs"); do
   printf '\n## run %s of %s (%s)\n' "$run" "$runs" "$(date -u +%FT%TZ)"
   "$CARGO_TARGET_DIR/release/examples/hot_path_bench" --seconds 3 --rounds 5 "$@" |
-    tee /dev/stderr | awk -v run="$run" '
-      /^\| scenario \| median ratio/ { summary = 1; next }
-      summary && /^\|---/ { next }
-      summary && /^\| / { split($0, cell, " \\| "); sub(/^\| /, "", cell[1]); print run "\t" cell[1] "\t" cell[2]; next }
-      summary { summary = 0 }' >>"$summaries"
+    tee "$outputs/$run"
 done
-# Each scenario's median ratio in every run, and their range.
+# Each scenario's median ratio in every run (the summary table each run ends with), and their
+# range.
 printf '\n## %s runs: each scenario'"'"'s median ratio to the reference, run by run, and their range\n\n' "$runs"
 printf '| scenario | medians, run by run | range |\n|---|---|---|\n'
-awk -F'\t' '
+for run in $(seq 1 "$runs"); do
+  awk -v run="$run" '
+    /^\| scenario \| median ratio/ { summary = 1; next }
+    summary && /^\|---/ { next }
+    summary && /^\| / { split($0, cell, " \\| "); sub(/^\| /, "", cell[1]); print run "\t" cell[1] "\t" cell[2]; next }
+    summary { summary = 0 }' "$outputs/$run"
+done | awk -F'\t' '
   !($2 in seen) { seen[$2] = 1; order[++n] = $2; low[$2] = $3; high[$2] = $3 }
   { medians[$2] = medians[$2] (medians[$2] == "" ? "" : " / ") $3
     if ($3 + 0 < low[$2] + 0) low[$2] = $3
     if ($3 + 0 > high[$2] + 0) high[$2] = $3 }
-  END { for (i = 1; i <= n; i++) printf "| %s | %s | %s–%s |\n", order[i], medians[order[i]], low[order[i]], high[order[i]] }' "$summaries"
+  END { for (i = 1; i <= n; i++) printf "| %s | %s | %s–%s |\n", order[i], medians[order[i]], low[order[i]], high[order[i]] }'
