@@ -29,15 +29,19 @@ done
 # range.
 printf '\n## %s runs: each scenario'"'"'s median ratio to the reference, run by run, and their range\n\n' "$runs"
 printf '| scenario | medians, run by run | range |\n|---|---|---|\n'
-for run in $(seq 1 "$runs"); do
-  awk -v run="$run" '
-    /^\| scenario \| median ratio/ { summary = 1; next }
-    summary && /^\|---/ { next }
-    summary && /^\| / { split($0, cell, " \\| "); sub(/^\| /, "", cell[1]); print run "\t" cell[1] "\t" cell[2]; next }
-    summary { summary = 0 }' "$outputs/$run"
-done | awk -F'\t' '
-  !($2 in seen) { seen[$2] = 1; order[++n] = $2; low[$2] = $3; high[$2] = $3 }
-  { medians[$2] = medians[$2] (medians[$2] == "" ? "" : " / ") $3
-    if ($3 + 0 < low[$2] + 0) low[$2] = $3
-    if ($3 + 0 > high[$2] + 0) high[$2] = $3 }
-  END { for (i = 1; i <= n; i++) printf "| %s | %s | %s–%s |\n", order[i], medians[order[i]], low[order[i]], high[order[i]] }'
+# shellcheck disable=SC2046 # the runs' files, in run order
+awk '
+  FNR == 1 { run++; summary = 0 }
+  /^\| scenario \| median ratio/ { summary = 1; next }
+  summary && /^\|---/ { next }
+  summary && /^\| / {
+    split($0, cell, " \\| "); sub(/^\| /, "", cell[1]); name = cell[1]; median = cell[2]
+    if (!(name in low)) { order[++n] = name; low[name] = median; high[name] = median }
+    medians[name] = medians[name] (run == 1 ? "" : " / ") median
+    if (median + 0 < low[name] + 0) low[name] = median
+    if (median + 0 > high[name] + 0) high[name] = median
+    next
+  }
+  summary { summary = 0 }
+  END { for (i = 1; i <= n; i++) printf "| %s | %s | %s–%s |\n", order[i], medians[order[i]], low[order[i]], high[order[i]] }
+' $(seq -f "$outputs/%g" 1 "$runs")

@@ -4,7 +4,8 @@
 
 use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
 
-/// A database made for this run; dropped (with whatever is still connected to it) on `drop_now`.
+/// A database made for this run; dropped (with whatever is still connected to it) on `drop_now`
+/// (a run that panics leaves it behind, named after its process id).
 pub struct FreshDatabase {
     /// Where the product and the roles find it.
     pub url: String,
@@ -25,17 +26,21 @@ impl FreshDatabase {
         ))
         .await
         .expect("creating the run's database");
+        // scheme://authority[/database][?options]: the run's database in place of the named one.
         let (before_query, query) = url.split_once('?').map_or((url, ""), |(b, q)| (b, q));
-        let server = before_query
-            .rsplit_once('/')
-            .map_or(before_query, |(server, _)| server);
+        let (scheme, rest) = before_query
+            .split_once("://")
+            .unwrap_or(("postgres", before_query));
+        let authority = rest
+            .split_once('/')
+            .map_or(rest, |(authority, _)| authority);
         let suffix = if query.is_empty() {
             String::new()
         } else {
             format!("?{query}")
         };
         Self {
-            url: format!("{server}/{name}{suffix}"),
+            url: format!("{scheme}://{authority}/{name}{suffix}"),
             server: url.to_owned(),
             name,
         }

@@ -6,13 +6,13 @@
 //! `application/json` with 200, as the GraphQL-over-HTTP spec describes. A POST body is read
 //! within `MAX_BODY_BYTES` like every other body (413 past it).
 
+use std::sync::Arc;
+
 use async_graphql::parser::types::OperationType;
 use async_graphql::{BatchResponse, ErrorExtensionValues, ParseRequestError, ServerError};
 use async_graphql_axum::GraphQLRequest;
 use axum::Extension;
 use axum::body::Bytes;
-use std::sync::Arc;
-
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

@@ -11,6 +11,8 @@ mod streaming;
 mod ws;
 pub mod ws_rules;
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::routing::get;
 
@@ -60,7 +62,7 @@ pub fn routes(
             get(http::query_or_graphiql).post(http::execute),
         )
         .route("/graphql/ws", get(ws::upgrade))
-        .with_state(std::sync::Arc::new(Endpoint {
+        .with_state(Arc::new(Endpoint {
             schema,
             batch_limit,
             max_message_bytes,
