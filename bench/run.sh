@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The README's performance figures, as a user reproduces them: the release build of `anomaly`
 # beside a bare axum JSON handler (the reference), both driven by wrk (an independent load
-# generator; installed from Debian when missing), interleaved, every figure a ratio to the
-# reference run just before it, with p50/p99 and the servers' CPU per request. Each run measures
+# generator; installed from Debian when missing), interleaved, every figure a ratio to the mean
+# of the reference runs just before and just after it, with p50/p99, the servers' CPU per request
+# and what the whole machine did (busy cores, the hypervisor's steal). Each run measures
 # every scenario in 5 interleaved rounds of 3 s and ends with each scenario's median over them;
 # the benchmark runs RUNS times (3 by default) and ends with each scenario's medians side by side
 # and their range: the README's figures, which a later run of this script lands in (within

@@ -132,6 +132,8 @@ impl<'de> Deserialize<'de> for Version {
 
 impl Version {
     pub const FIRST: Version = Version(1);
+    /// The highest number a version's text (`v` and at most nine digits) can carry.
+    pub const MAX_NUMBER: u32 = 999_999_999;
 
     pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
         let refuse = || invalid("Invalid version: expected v<N>, for example v1");
@@ -146,10 +148,13 @@ impl Version {
     }
 
     pub fn from_number(n: u32) -> Result<Self, InvalidInput> {
-        if n == 0 {
-            return Err(invalid("Invalid version: numbers start at 1"));
+        match n {
+            0 => Err(invalid("Invalid version: numbers start at 1")),
+            n if n > Self::MAX_NUMBER => {
+                Err(invalid("Invalid version: numbers have at most nine digits"))
+            }
+            n => Ok(Self(n)),
         }
-        Ok(Self(n))
     }
 
     pub fn number(self) -> u32 {
@@ -316,6 +321,13 @@ mod tests {
             assert!(Version::parse(bad).is_err(), "{bad:?} should be refused");
         }
         assert_eq!(Version::FIRST.next().to_string(), "v2");
+        // A number read from storage obeys the same bounds as the text.
+        assert!(Version::from_number(0).is_err());
+        assert!(Version::from_number(Version::MAX_NUMBER + 1).is_err());
+        assert_eq!(
+            Version::from_number(Version::MAX_NUMBER).unwrap(),
+            Version::parse("v999999999").unwrap()
+        );
     }
 
     #[test]

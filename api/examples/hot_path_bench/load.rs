@@ -90,6 +90,56 @@ pub struct Run {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub cpu: Duration,
+    /// What the whole machine did meanwhile.
+    pub machine: MachineUse,
+}
+
+/// The machine's CPU over a run, from /proc/stat: how many cores were busy (every process,
+/// the load generator's too) and the share of time the hypervisor gave to other guests (steal).
+#[derive(Clone, Copy, Default)]
+pub struct MachineUse {
+    pub busy_cores: f64,
+    pub steal: f64,
+}
+
+/// The machine's CPU counters (clock ticks: user, nice, system, idle, iowait, irq, softirq,
+/// steal) and its core count, read at one moment.
+#[derive(Clone, Copy)]
+pub struct MachineTicks {
+    ticks: [u64; 8],
+}
+
+impl MachineTicks {
+    pub fn now() -> Self {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let mut ticks = [0; 8];
+        let first = stat.lines().next().unwrap_or_default();
+        for (slot, field) in ticks.iter_mut().zip(first.split_whitespace().skip(1)) {
+            *slot = field.parse().unwrap_or(0);
+        }
+        Self { ticks }
+    }
+
+    /// What the machine did from `self` until now.
+    pub fn since(self) -> MachineUse {
+        let now = Self::now();
+        let delta: Vec<f64> = now
+            .ticks
+            .iter()
+            .zip(self.ticks)
+            .map(|(after, before)| after.saturating_sub(before) as f64)
+            .collect();
+        let total: f64 = delta.iter().sum();
+        if total == 0.0 {
+            return MachineUse::default();
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        let idle = delta[3] + delta[4];
+        MachineUse {
+            busy_cores: (total - idle - delta[7]) / total * cores,
+            steal: delta[7] / total,
+        }
+    }
 }
 
 /// The `p` quantile of sorted latencies (µs), in ms.
@@ -168,6 +218,7 @@ pub async fn drive(connections: usize, seconds: u64, port: u16, pids: &[u32], lo
     let stop = Arc::new(AtomicBool::new(false));
     let cpu_of = || -> Duration { pids.iter().map(|pid| cpu_time(&pid.to_string())).sum() };
     let cpu = cpu_of();
+    let machine = MachineTicks::now();
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for n in 0..connections as u64 {
@@ -200,5 +251,6 @@ pub async fn drive(connections: usize, seconds: u64, port: u16, pids: &[u32], lo
         p50_ms: percentile_ms(&latencies, 0.5),
         p99_ms: percentile_ms(&latencies, 0.99),
         cpu: cpu_of().saturating_sub(cpu),
+        machine: machine.since(),
     }
 }

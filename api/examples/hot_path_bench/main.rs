@@ -1,7 +1,8 @@
 //! The hot-path benchmark (a benchmark, not a test): a bare axum handler that parses the same JSON
 //! point and answers a small JSON verdict (the ceiling for an HTTP JSON endpoint on this machine)
 //! runs beside `anomaly serve`, and a keep-alive load generator drives each in turn, interleaved,
-//! so every figure is a ratio to the reference measured seconds apart on the same (noisy) box.
+//! so every figure is a ratio to the reference runs just before and after it on the same (noisy)
+//! box (`rounds.rs`).
 //! Prints requests/s, the ratio, p50/p99 latency and the servers' CPU per request for:
 //! - REST predict on one hot series (default detector);
 //! - REST predict spread uniformly over `--series` trained series (1,000,000 by default, `zscore`,
@@ -40,11 +41,13 @@ mod failover;
 mod fresh_database;
 mod load;
 mod many_series;
+mod rounds;
 #[path = "../support/mod.rs"]
 mod support;
 mod wrk;
 
-use load::{Load, Run, drive};
+use load::{Load, drive};
+use rounds::{Driver, Scenario};
 use support::{Process, cpu_time, default_binary, free_port, threads_and_rss};
 
 const SERIES: &str = "hot_series";
@@ -240,74 +243,6 @@ async fn healthcheck_cost(port: u16, pid: u32) -> (f64, f64) {
     )
 }
 
-/// One table row: a run and how it compares with the reference run just before it.
-fn report(round: usize, name: &str, run: &Run, baseline: Option<&Run>) {
-    let ratio = baseline.map_or(1.0, |b| run.rate() / b.rate());
-    println!(
-        "| {round} | {name} | {:.0} | {ratio:.2} | {:.2} ms | {:.2} ms | {:.1} µs | {} |",
-        run.rate(),
-        run.p50_ms,
-        run.p99_ms,
-        run.cpu_us_per_request(),
-        run.errors
-    );
-}
-
-/// One scenario's run in one round.
-struct Measured {
-    round: usize,
-    scenario: String,
-    rate: f64,
-    /// To the reference run just before it.
-    ratio: f64,
-    cpu_us: f64,
-}
-
-/// Each scenario's median over the rounds (a round's ratio is to the reference run just before
-/// it, so a slow moment of the shared machine moves both): the figure the README gives, steadier
-/// from run to run than any one round.
-fn summarise(scenarios: &[Scenario], measured: &[Measured]) {
-    println!(
-        "\n| scenario | median ratio to reference | rounds' range | median server CPU per request |"
-    );
-    println!("|---|---|---|---|");
-    for scenario in scenarios {
-        let mine: Vec<&Measured> = measured
-            .iter()
-            .filter(|m| m.scenario == scenario.name)
-            .collect();
-        let median = |mut values: Vec<f64>| {
-            values.sort_by(f64::total_cmp);
-            let mid = values.len() / 2;
-            if values.len().is_multiple_of(2) {
-                (values[mid - 1] + values[mid]) / 2.0
-            } else {
-                values[mid]
-            }
-        };
-        let ratio: Vec<f64> = mine.iter().map(|m| m.ratio).collect();
-        let (low, high) = ratio
-            .iter()
-            .fold((f64::MAX, f64::MIN), |(l, h), r| (l.min(*r), h.max(*r)));
-        println!(
-            "| {} | {:.2} | {low:.2}–{high:.2} | {:.1} µs |",
-            scenario.name,
-            median(ratio),
-            median(mine.iter().map(|m| m.cpu_us).collect())
-        );
-    }
-}
-
-/// A scenario: the load it sends, to which port, and whose CPU counts.
-struct Scenario {
-    name: String,
-    port: u16,
-    pids: Vec<u32>,
-    load: Load,
-    /// What the reference is sent beside it (the same paths and body).
-    reference_load: Load,
-}
-
 /// Fits `series` on `port` with the default detector on a daily-looking signal.
 async fn fit_hot_series(port: u16, series: &str) {
     let points: Vec<Value> = (0..2_000)
@@ -398,22 +333,30 @@ async fn main() {
         ) })
         .to_string(),
     );
-    let mut scenarios = vec![
-        Scenario {
-            name: "REST predict, one hot series".into(),
-            port: product_port,
-            pids: vec![product_pid],
-            load: hot.clone(),
-            reference_load: hot.clone(),
-        },
-        Scenario {
-            name: "GraphQL predict".into(),
-            port: product_port,
-            pids: vec![product_pid],
-            load: graphql,
-            reference_load: hot.clone(),
-        },
+    let driver = Driver {
+        connections: options.connections,
+        seconds: options.seconds,
+        wrk: options.wrk,
+        reference_port,
+        reference_pid,
+    };
+    let on_product = |name: String, load: Load| Scenario {
+        name,
+        port: product_port,
+        pids: vec![product_pid],
+        load,
+    };
+    // Each group runs with only what it needs up: the million series are loaded after the hot
+    // series' rounds, the distributed roles started after those of the million.
+    let mut names = Vec::new();
+    let mut measured = Vec::new();
+    let hot_group = [
+        on_product("REST predict, one hot series".into(), hot.clone()),
+        on_product("GraphQL predict".into(), graphql),
     ];
+    rounds::header(&driver, options.rounds);
+    names.extend(hot_group.iter().map(|s| s.name.clone()));
+    measured.extend(driver.rounds(options.rounds, &hot, &hot_group).await);
 
     let mut memory_note = None;
     if options.series > 0 {
@@ -422,11 +365,6 @@ async fn main() {
         let loaded = Instant::now();
         many_series::train(&database_url, product_port, series).await;
         let load_seconds = loaded.elapsed().as_secs_f64();
-        let spread = |prefix| Load::Spread {
-            prefix,
-            series,
-            body: Arc::from(POINT),
-        };
         let sweep = Load::Sweep {
             prefix: many_series::PREFIX,
             series,
@@ -454,13 +392,17 @@ async fn main() {
             rss_after / 1024,
             rss_after.saturating_sub(rss_before) as f64 * 1024.0 / series as f64
         ));
-        scenarios.push(Scenario {
-            name: format!("REST predict over {series} series"),
-            port: product_port,
-            pids: vec![product_pid],
-            load: spread(many_series::PREFIX),
-            reference_load: spread(many_series::PREFIX),
-        });
+        let spread = Load::Spread {
+            prefix: many_series::PREFIX,
+            series,
+            body: Arc::from(POINT),
+        };
+        let many_group = [on_product(
+            format!("REST predict over {series} series"),
+            spread.clone(),
+        )];
+        names.extend(many_group.iter().map(|s| s.name.clone()));
+        measured.extend(driver.rounds(options.rounds, &spread, &many_group).await);
     }
 
     // One deployment with one predictor, one with two (each series to its owner), beside the
@@ -487,89 +429,41 @@ async fn main() {
             "the distributed scenario needs --kafka, --redis and a PostgreSQL --database-url"
         ),
     }
-    let spread = Load::Spread {
-        prefix: SPREAD_PREFIX,
-        series: SPREAD_SERIES,
-        body: Arc::from(POINT),
-    };
     if !deployments.is_empty() {
+        let spread = Load::Spread {
+            prefix: SPREAD_PREFIX,
+            series: SPREAD_SERIES,
+            body: Arc::from(POINT),
+        };
         fit_spread_series(product_port).await;
-        scenarios.push(Scenario {
-            name: format!("REST predict over {SPREAD_SERIES} series, embedded (serve)"),
-            port: product_port,
-            pids: vec![product_pid],
-            load: spread.clone(),
-            reference_load: spread.clone(),
-        });
-    }
-    for roles in &deployments {
-        println!(
-            "distributed over {} predictor(s): the gateway routed every partition of points {:.1} s after it started",
-            roles.predictors(),
-            roles.settled_in.as_secs_f64()
-        );
-        fit_spread_series(roles.gateway_port).await;
-        scenarios.push(Scenario {
-            name: format!(
-                "REST predict over {SPREAD_SERIES} series, distributed over {} predictor(s){}",
+        let mut spread_group = vec![on_product(
+            format!("REST predict over {SPREAD_SERIES} series, embedded (serve)"),
+            spread.clone(),
+        )];
+        for roles in &deployments {
+            println!(
+                "distributed over {} predictor(s): the gateway routed every partition of points {:.1} s after it started",
                 roles.predictors(),
-                options
-                    .predictor_cpus
-                    .map_or(String::new(), |c| format!(", {c} core(s) each"))
-            ),
-            port: roles.gateway_port,
-            pids: roles.pids(),
-            load: spread.clone(),
-            reference_load: spread.clone(),
-        });
-    }
-
-    println!(
-        "{} connections, {} s a run, {} rounds, load by {}; each figure beside the reference run just before it",
-        options.connections,
-        options.seconds,
-        options.rounds,
-        if options.wrk {
-            "wrk (2 threads)"
-        } else {
-            "the built-in generator"
-        }
-    );
-    println!(
-        "| round | scenario | requests/s | ratio to reference | p50 | p99 | server CPU per request | errors |"
-    );
-    println!("|---|---|---|---|---|---|---|---|");
-    let mut measured: Vec<Measured> = Vec::new();
-    for round in 1..=options.rounds {
-        for scenario in &scenarios {
-            let (connections, seconds) = (options.connections, options.seconds);
-            let use_wrk = options.wrk;
-            let measure = |port: u16, pids: Vec<u32>, load: Load| async move {
-                if use_wrk {
-                    wrk::drive(connections, seconds, port, &pids, load).await
-                } else {
-                    drive(connections, seconds, port, &pids, load).await
-                }
-            };
-            let baseline = measure(
-                reference_port,
-                vec![reference_pid],
-                scenario.reference_load.clone(),
-            )
-            .await;
-            report(round, "reference axum handler", &baseline, None);
-            let run = measure(scenario.port, scenario.pids.clone(), scenario.load.clone()).await;
-            report(round, &scenario.name, &run, Some(&baseline));
-            measured.push(Measured {
-                round,
-                scenario: scenario.name.clone(),
-                rate: run.rate(),
-                ratio: run.rate() / baseline.rate(),
-                cpu_us: run.cpu_us_per_request(),
+                roles.settled_in.as_secs_f64()
+            );
+            fit_spread_series(roles.gateway_port).await;
+            spread_group.push(Scenario {
+                name: format!(
+                    "REST predict over {SPREAD_SERIES} series, distributed over {} predictor(s){}",
+                    roles.predictors(),
+                    options
+                        .predictor_cpus
+                        .map_or(String::new(), |c| format!(", {c} core(s) each"))
+                ),
+                port: roles.gateway_port,
+                pids: roles.pids(),
+                load: spread.clone(),
             });
         }
+        names.extend(spread_group.iter().map(|s| s.name.clone()));
+        measured.extend(driver.rounds(options.rounds, &spread, &spread_group).await);
     }
-    summarise(&scenarios, &measured);
+    rounds::summarise(&names, &measured);
     // Scaling: two predictors against one, and against the embedded process, round by round.
     for round in 1..=options.rounds {
         let rate = |needle: &str| {

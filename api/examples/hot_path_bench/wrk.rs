@@ -5,7 +5,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::load::{Load, Run};
+use crate::load::{Load, MachineTicks, MachineUse, Run};
 use crate::support::cpu_time;
 
 /// Threads wrk runs (it shares the machine's cores with the servers).
@@ -53,7 +53,7 @@ fn duration_ms(text: &str) -> Option<f64> {
 
 /// Reads wrk's report: requests and seconds from "N requests in Xs", the 50% and 99% lines of
 /// `--latency`, non-2xx answers and socket errors.
-fn parse(report: &str, cpu: Duration) -> Run {
+fn parse(report: &str, cpu: Duration, machine: MachineUse) -> Run {
     let mut run = Run {
         requests: 0,
         errors: 0,
@@ -61,6 +61,7 @@ fn parse(report: &str, cpu: Duration) -> Run {
         p50_ms: 0.0,
         p99_ms: 0.0,
         cpu,
+        machine,
     };
     for line in report.lines().map(str::trim) {
         let words: Vec<&str> = line.split_whitespace().collect();
@@ -95,6 +96,7 @@ pub async fn drive(connections: usize, seconds: u64, port: u16, pids: &[u32], lo
     tokio::task::spawn_blocking(move || {
         let cpu_of = || -> Duration { pids.iter().map(|pid| cpu_time(&pid.to_string())).sum() };
         let cpu = cpu_of();
+        let machine = MachineTicks::now();
         let output = Command::new("wrk")
             .arg(format!("-t{}", WRK_THREADS.min(connections)))
             .arg(format!("-c{connections}"))
@@ -106,9 +108,10 @@ pub async fn drive(connections: usize, seconds: u64, port: u16, pids: &[u32], lo
             .output()
             .expect("wrk (apt-get install wrk; or --generator builtin)");
         let cpu = cpu_of().saturating_sub(cpu);
+        let machine = machine.since();
         let report = String::from_utf8_lossy(&output.stdout);
         assert!(output.status.success(), "wrk failed: {report}");
-        parse(&report, cpu)
+        parse(&report, cpu, machine)
     })
     .await
     .expect("the wrk run")
@@ -122,7 +125,7 @@ mod tests {
             Latency Distribution\n     50%  345.00us\n     75%  1.00ms\n     99%    2.50ms\n\
             493210 requests in 5.00s, 80.00MB read\n  Non-2xx or 3xx responses: 3\n\
             Socket errors: connect 0, read 1, write 0, timeout 2\nRequests/sec:  98642.00\n";
-        let run = super::parse(report, std::time::Duration::ZERO);
+        let run = super::parse(report, std::time::Duration::ZERO, Default::default());
         assert_eq!((run.requests, run.errors), (493_210, 6));
         assert!((run.seconds - 5.0).abs() < 1e-9);
         assert!((run.p50_ms - 0.345).abs() < 1e-9 && (run.p99_ms - 2.5).abs() < 1e-9);
