@@ -488,6 +488,8 @@ async fn main() {
     if let Some(two) = deployments.iter_mut().find(|roles| roles.predictors() == 2) {
         failover::measure(two, SPREAD_PREFIX, SPREAD_SERIES).await;
     }
+    // The ingest is the embedded server's alone: the deployments' consumers stop first.
+    drop(deployments);
     if let Some(note) = memory_note {
         println!("{note}");
     }
@@ -501,7 +503,6 @@ async fn main() {
         "fit ingest into {database}: {FITS} fits of {FIT_POINTS} points, {FITS_AT_ONCE} at a time: \
          {rate:.0} points/s from fit to rows, {cpu_per_point:.2} µs server CPU per point"
     );
-    drop(deployments);
     drop(product);
     if let Some(fresh) = fresh {
         fresh.drop_now().await;
