@@ -141,10 +141,8 @@ impl Version {
         if digits.is_empty() || digits.len() > 9 || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return Err(refuse());
         }
-        match digits.parse::<u32>() {
-            Ok(n) if n >= 1 => Ok(Self(n)),
-            _ => Err(refuse()),
-        }
+        let number = digits.parse::<u32>().map_err(|_| refuse())?;
+        Self::from_number(number).map_err(|_| refuse())
     }
 
     pub fn from_number(n: u32) -> Result<Self, InvalidInput> {

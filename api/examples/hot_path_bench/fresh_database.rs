@@ -27,7 +27,7 @@ impl FreshDatabase {
         .await
         .expect("creating the run's database");
         // scheme://authority[/database][?options]: the run's database in place of the named one.
-        let (before_query, query) = url.split_once('?').map_or((url, ""), |(b, q)| (b, q));
+        let (before_query, query) = url.split_once('?').unwrap_or((url, ""));
         let (scheme, rest) = before_query
             .split_once("://")
             .unwrap_or(("postgres", before_query));

@@ -103,7 +103,7 @@ pub struct MachineUse {
 }
 
 /// The machine's CPU counters (clock ticks: user, nice, system, idle, iowait, irq, softirq,
-/// steal) and its core count, read at one moment.
+/// steal), read at one moment.
 #[derive(Clone, Copy)]
 pub struct MachineTicks {
     ticks: [u64; 8],

@@ -348,14 +348,12 @@ async fn main() {
     };
     // Each group runs with only what it needs up: the million series are loaded after the hot
     // series' rounds, the distributed roles started after those of the million.
-    let mut names = Vec::new();
     let mut measured = Vec::new();
     let hot_group = [
         on_product("REST predict, one hot series".into(), hot.clone()),
         on_product("GraphQL predict".into(), graphql),
     ];
     rounds::header(&driver, options.rounds);
-    names.extend(hot_group.iter().map(|s| s.name.clone()));
     measured.extend(driver.rounds(options.rounds, &hot, &hot_group).await);
 
     let mut memory_note = None;
@@ -401,7 +399,6 @@ async fn main() {
             format!("REST predict over {series} series"),
             spread.clone(),
         )];
-        names.extend(many_group.iter().map(|s| s.name.clone()));
         measured.extend(driver.rounds(options.rounds, &spread, &many_group).await);
     }
 
@@ -460,10 +457,9 @@ async fn main() {
                 load: spread.clone(),
             });
         }
-        names.extend(spread_group.iter().map(|s| s.name.clone()));
         measured.extend(driver.rounds(options.rounds, &spread, &spread_group).await);
     }
-    rounds::summarise(&names, &measured);
+    rounds::summarise(&measured);
     // Scaling: two predictors against one, and against the embedded process, round by round.
     for round in 1..=options.rounds {
         let rate = |needle: &str| {

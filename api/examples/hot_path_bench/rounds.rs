@@ -127,13 +127,20 @@ fn median(mut values: Vec<f64>) -> f64 {
     }
 }
 
-/// Each scenario's median over the rounds: the figure the README gives, steadier from run to
-/// run than any one round. `bench/run.sh` reads this table.
-pub fn summarise(names: &[String], measured: &[Measured]) {
+/// Each scenario's median over the rounds, scenarios in the order they were first measured: the
+/// figure the README gives, steadier from run to run than any one round. `bench/run.sh` reads
+/// this table.
+pub fn summarise(measured: &[Measured]) {
     println!(
         "\n| scenario | median ratio to reference | rounds' range | median server CPU per request |"
     );
     println!("|---|---|---|---|");
+    let mut names: Vec<&String> = Vec::new();
+    for m in measured {
+        if !names.contains(&&m.scenario) {
+            names.push(&m.scenario);
+        }
+    }
     for name in names {
         let mine: Vec<&Measured> = measured.iter().filter(|m| &m.scenario == name).collect();
         let ratio: Vec<f64> = mine.iter().map(|m| m.ratio).collect();
