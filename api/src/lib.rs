@@ -58,6 +58,7 @@ pub fn app(state: AppState, shutdown: CancellationToken) -> impl listen::HttpSer
         &config.webhooks,
     ));
     let schema = graphql::schema_with(state.clone(), &config.graphql, webhook_endpoints.clone());
+    let prepared = graphql::Prepared::new(state.clone(), &config.graphql);
     let probes = probes::routes(vec![probes::Check::database(state.store.clone())]);
     prometheus::handle();
     let max_body_bytes = config.max_body_bytes;
@@ -71,6 +72,7 @@ pub fn app(state: AppState, shutdown: CancellationToken) -> impl listen::HttpSer
         .with_state(state)
         .merge(graphql::routes(
             schema,
+            prepared,
             config.graphql_batch_limit,
             max_body_bytes,
             token.clone(),

@@ -73,6 +73,10 @@ fn describe() {
         "GraphQL operations run, by type (query, mutation, subscription)"
     );
     describe_counter!(
+        "anomaly_graphql_prepared_total",
+        "GraphQL operations run from a prepared plan (the hot predict mutation), not the executor"
+    );
+    describe_counter!(
         "anomaly_graphql_refused_total",
         "GraphQL requests refused before they ran, by code"
     );

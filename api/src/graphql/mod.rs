@@ -13,6 +13,9 @@
 //! - loading nested fields in batches: `schema/loaders.rs`.
 //! - what a request may cost, how long it may run, how large its answer may be, the read-only
 //!   token's rule: `schema/guard.rs` (parsing once per text: `schema/documents.rs`).
+//! - the hot `predict` mutation run without the executor: `schema/prepared.rs`; a field added to
+//!   `Prediction` also gets its `PredictionField` (`schema/types.rs`), or a document selecting it
+//!   is left to the executor.
 //! - a new subscription topic: these files: `schema/subscriptions/<field>.rs` (the field, its
 //!   arguments and the `live::Follow` they make), its line in `SubscriptionRoot`
 //!   (`schema/subscriptions/mod.rs`), and, only if it follows a bus topic the feed does not
@@ -29,8 +32,8 @@ mod schema;
 mod transport;
 
 pub use schema::{
-    AnomalySchema, LOADER_WINDOW, MutationRoot, QueryLimits, QueryRoot, SubscriptionRoot, guard,
-    schema, schema_with, sdl,
+    AnomalySchema, LOADER_WINDOW, MutationRoot, Prepared, QueryLimits, QueryRoot, SubscriptionRoot,
+    guard, schema, schema_with, sdl,
 };
 pub(crate) use transport::body_too_large;
 pub use transport::{WsLimits, WsSettings, routes, ws_rules};

@@ -21,6 +21,7 @@ mod openapi;
 mod predict_batch;
 mod predictor_batches;
 mod predictor_failover;
+mod prepared_predict;
 mod probes;
 mod processes;
 mod prometheus;

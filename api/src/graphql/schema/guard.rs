@@ -89,6 +89,12 @@ pub fn coded(message: impl Into<String>, pos: Option<Pos>, code: &str) -> Server
 
 /// `error` with `code` unless it already has one.
 fn with_code(mut error: ServerError, code: &str) -> ServerError {
+    give_code(&mut error, code);
+    error
+}
+
+/// Gives `error` `code` unless it already has one.
+fn give_code(error: &mut ServerError, code: &str) {
     let has_code = error
         .extensions
         .as_ref()
@@ -98,7 +104,6 @@ fn with_code(mut error: ServerError, code: &str) -> ServerError {
         extensions.set("code", code);
         error.extensions = Some(extensions);
     }
-    error
 }
 
 /// The extension factory the schema is built with.
@@ -152,41 +157,16 @@ enum Validation {
 impl Extension for GuardExtension {
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
         let limits = &self.0;
-        let Ok(response) = tokio::time::timeout(limits.timeout, next.run(ctx)).await else {
-            return Response::from_errors(vec![coded(
-                format!(
-                    "The request did not finish within {} s",
-                    limits.timeout.as_secs_f64()
-                ),
-                None,
-                "TIMEOUT",
-            )]);
+        let Ok(mut response) = tokio::time::timeout(limits.timeout, next.run(ctx)).await else {
+            return timed_out(limits);
         };
-        let size = json_size(&response.data);
-        if self.2.load(std::sync::atomic::Ordering::Relaxed)
-            && size > MAX_INTROSPECTION_RESPONSE_BYTES
-        {
-            return Response::from_errors(vec![coded(
-                format!(
-                    "The introspection answer would be about {size} bytes, over the limit of \
-                     {MAX_INTROSPECTION_RESPONSE_BYTES}: ask for the schema once"
-                ),
-                None,
-                "RESPONSE_TOO_LARGE",
-            )]);
+        // The executor's own errors on a request's values (a variable not given, say) carry no
+        // code: they are the client's.
+        for error in &mut response.errors {
+            give_code(error, "BAD_USER_INPUT");
         }
-        if size > limits.max_response_bytes {
-            return Response::from_errors(vec![coded(
-                format!(
-                    "The answer would be about {size} bytes, over the limit of {} \
-                     (GRAPHQL_MAX_RESPONSE_BYTES): ask for smaller pages",
-                    limits.max_response_bytes
-                ),
-                None,
-                "RESPONSE_TOO_LARGE",
-            )]);
-        }
-        response
+        let introspects = self.2.load(std::sync::atomic::Ordering::Relaxed);
+        bounded(limits, introspects, response)
     }
 
     /// Before async-graphql's own parse step, whose recursion check also walks every fragment
@@ -267,10 +247,59 @@ impl Extension for GuardExtension {
     }
 }
 
+/// The answer to a request that ran past `limits.timeout`.
+pub(super) fn timed_out(limits: &QueryLimits) -> Response {
+    Response::from_errors(vec![coded(
+        format!(
+            "The request did not finish within {} s",
+            limits.timeout.as_secs_f64()
+        ),
+        None,
+        "TIMEOUT",
+    )])
+}
+
+/// `response`, unless it is larger than `limits` allow (or, when the request `introspects`,
+/// than an introspection answer may be): then an error saying so.
+pub(super) fn bounded(limits: &QueryLimits, introspects: bool, response: Response) -> Response {
+    let size = json_size(&response.data);
+    if introspects && size > MAX_INTROSPECTION_RESPONSE_BYTES {
+        return Response::from_errors(vec![coded(
+            format!(
+                "The introspection answer would be about {size} bytes, over the limit of \
+                 {MAX_INTROSPECTION_RESPONSE_BYTES}: ask for the schema once"
+            ),
+            None,
+            "RESPONSE_TOO_LARGE",
+        )]);
+    }
+    if size > limits.max_response_bytes {
+        return Response::from_errors(vec![coded(
+            format!(
+                "The answer would be about {size} bytes, over the limit of {} \
+                 (GRAPHQL_MAX_RESPONSE_BYTES): ask for smaller pages",
+                limits.max_response_bytes
+            ),
+            None,
+            "RESPONSE_TOO_LARGE",
+        )]);
+    }
+    response
+}
+
 /// `anomaly_graphql_operations_total` of each operation in `document` (one, unless a client
 /// sends several). The counters are registered once: a labelled counter looked up per request
 /// hashes its key every time.
 fn operation_counters(document: &ExecutableDocument) -> Vec<&'static metrics::Counter> {
+    let counter = |op: &Positioned<OperationDefinition>| operation_counter(op.node.ty);
+    match &document.operations {
+        DocumentOperations::Single(operation) => vec![counter(operation)],
+        DocumentOperations::Multiple(operations) => operations.values().map(counter).collect(),
+    }
+}
+
+/// `anomaly_graphql_operations_total` of one kind of operation.
+pub(super) fn operation_counter(kind: OperationType) -> &'static metrics::Counter {
     struct Counters {
         query: metrics::Counter,
         mutation: metrics::Counter,
@@ -284,14 +313,10 @@ fn operation_counters(document: &ExecutableDocument) -> Vec<&'static metrics::Co
             subscription: of("subscription"),
         }
     });
-    let counter = |op: &Positioned<OperationDefinition>| match op.node.ty {
+    match kind {
         OperationType::Query => &COUNTERS.query,
         OperationType::Mutation => &COUNTERS.mutation,
         OperationType::Subscription => &COUNTERS.subscription,
-    };
-    match &document.operations {
-        DocumentOperations::Single(operation) => vec![counter(operation)],
-        DocumentOperations::Multiple(operations) => operations.values().map(counter).collect(),
     }
 }
 

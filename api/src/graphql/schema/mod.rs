@@ -10,6 +10,7 @@ mod documents;
 pub mod guard;
 mod loaders;
 mod mutation;
+mod prepared;
 mod query;
 pub(super) mod subscriptions;
 mod types;
@@ -29,6 +30,7 @@ pub use subscriptions::SubscriptionRoot;
 pub type AnomalySchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 pub use guard::QueryLimits;
+pub use prepared::{Lookup, Prepared};
 
 /// The schema with the request limits of `limits` (depth and cost are priced by `guard`, not by
 /// async-graphql's own checks, which expand every fragment spread).

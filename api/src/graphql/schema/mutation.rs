@@ -9,11 +9,29 @@ use anomaly_workers::domain::{SeriesId, TrainingSet};
 use super::context::ContextExt;
 use super::types::{AlertsInput, DetectorInput, FitResult, PointInput, Prediction};
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// Most points one `predictBatch` may score.
 const MAX_BATCH_POINTS: usize = 10_000;
 
 pub struct MutationRoot;
+
+/// The `predict` field: its resolver's body, which a prepared `predict` (`super::prepared`) runs
+/// too.
+pub(super) async fn predict_field(
+    state: &AppState,
+    series_id: &str,
+    point: PointInput,
+) -> async_graphql::Result<Prediction> {
+    let series = self::series_id(series_id)?;
+    let point = point.parse().map_err(ApiError::into_graphql)?;
+    let prediction = state
+        .scoring
+        .predict(&series, point)
+        .await
+        .map_err(|e| ApiError::from(e).into_graphql())?;
+    Ok(prediction.into())
+}
 
 fn series_id(raw: &str) -> async_graphql::Result<SeriesId> {
     SeriesId::parse(raw).map_err(|e| ApiError::from(e).into_graphql())
@@ -101,15 +119,7 @@ impl MutationRoot {
         series_id: String,
         point: PointInput,
     ) -> async_graphql::Result<Prediction> {
-        let state = ctx.services();
-        let series = self::series_id(&series_id)?;
-        let point = point.parse().map_err(ApiError::into_graphql)?;
-        let prediction = state
-            .scoring
-            .predict(&series, point)
-            .await
-            .map_err(|e| ApiError::from(e).into_graphql())?;
-        Ok(prediction.into())
+        predict_field(ctx.services(), &series_id, point).await
     }
 
     /// Scores `points` of one series in the order given, each learning from the ones before.

@@ -193,6 +193,71 @@ impl Prediction {
     }
 }
 
+/// A field of `Prediction`, as a prepared `predict` (`super::prepared`) renders it without
+/// async-graphql's executor: every field of the type, read as its resolver above reads it (a
+/// test compares the two answers byte for byte).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PredictionField {
+    Typename,
+    Cursor,
+    SeriesId,
+    ModelVersion,
+    Detector,
+    Timestamp,
+    Value,
+    Anomaly,
+    Alert,
+    Score,
+    Expected,
+    Lower,
+    Upper,
+}
+
+impl PredictionField {
+    /// The field of that GraphQL name, if `Prediction` has it.
+    pub fn named(name: &str) -> Option<Self> {
+        Some(match name {
+            "__typename" => Self::Typename,
+            "cursor" => Self::Cursor,
+            "seriesId" => Self::SeriesId,
+            "modelVersion" => Self::ModelVersion,
+            "detector" => Self::Detector,
+            "timestamp" => Self::Timestamp,
+            "value" => Self::Value,
+            "anomaly" => Self::Anomaly,
+            "alert" => Self::Alert,
+            "score" => Self::Score,
+            "expected" => Self::Expected,
+            "lower" => Self::Lower,
+            "upper" => Self::Upper,
+            _ => return None,
+        })
+    }
+}
+
+impl Prediction {
+    /// `field`'s value, as async-graphql's executor gives it.
+    pub fn field(&self, field: PredictionField) -> async_graphql::Value {
+        use async_graphql::{ScalarType, Value};
+        let scored = &self.0;
+        match field {
+            PredictionField::Typename => Value::String("Prediction".to_owned()),
+            PredictionField::Cursor => Value::String(scored.id.to_string()),
+            PredictionField::SeriesId => Value::String(scored.series_id.as_str().to_owned()),
+            PredictionField::ModelVersion => Value::String(scored.model_version.to_string()),
+            PredictionField::Detector => Value::String(scored.detector.to_string()),
+            PredictionField::Timestamp => scored.point.timestamp.to_value(),
+            PredictionField::Value => scored.point.value.to_value(),
+            PredictionField::Anomaly => Value::Boolean(scored.verdict.anomaly),
+            PredictionField::Alert => Value::Boolean(scored.alert),
+            PredictionField::Score => scored.verdict.score.to_value(),
+            PredictionField::Expected => scored.verdict.expected.to_value(),
+            PredictionField::Lower => scored.verdict.lower.map_or(Value::Null, |v| v.to_value()),
+            PredictionField::Upper => scored.verdict.upper.map_or(Value::Null, |v| v.to_value()),
+        }
+    }
+}
+
 impl Prediction {
     /// The scored event it shows.
     #[cfg(test)]

@@ -21,6 +21,7 @@ use super::Endpoint;
 use super::streaming::{self, Streaming};
 use crate::auth::Access;
 use crate::extract::accepts;
+use crate::graphql::schema::Lookup;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 
@@ -235,10 +236,25 @@ pub(super) async fn execute(State(endpoint): State<Arc<Endpoint>>, request: Requ
         }
         (_, batch) => batch,
     };
-    respond(
-        answer_type,
-        endpoint.schema.execute_batch(batch.data(access)).await,
-    )
+    let prepared = &endpoint.prepared;
+    let learning = match &batch {
+        async_graphql::BatchRequest::Single(request) => match prepared.lookup(request, access) {
+            Lookup::Plan(plan) => {
+                if let Some(response) = prepared.run(&plan, request).await {
+                    return respond(answer_type, BatchResponse::Single(response));
+                }
+                None
+            }
+            Lookup::Unknown => Some(request.query.clone()),
+            Lookup::Schema => None,
+        },
+        async_graphql::BatchRequest::Batch(_) => None,
+    };
+    let response = endpoint.schema.execute_batch(batch.data(access)).await;
+    if let (Some(query), BatchResponse::Single(answered)) = (learning, &response) {
+        prepared.learn(query, answered);
+    }
+    respond(answer_type, response)
 }
 
 pub(super) async fn query_or_graphiql(

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::get;
 
-use super::schema::AnomalySchema;
+use super::schema::{AnomalySchema, Prepared};
 use crate::auth::ApiToken;
 
 pub(crate) use http::body_too_large;
@@ -26,6 +26,8 @@ pub use ws_rules::WsLimits;
 /// each of the schema's, the token's and the WebSocket settings'.
 struct Endpoint {
     schema: AnomalySchema,
+    /// The hot `predict` mutation, run without the executor once it has run through it.
+    prepared: Prepared,
     batch_limit: usize,
     /// Largest WebSocket message (and frame) a client may send, in bytes.
     max_message_bytes: usize,
@@ -51,6 +53,7 @@ pub struct WsSettings {
 /// `max_message_bytes` closes the connection with 1009).
 pub fn routes(
     schema: AnomalySchema,
+    prepared: Prepared,
     batch_limit: usize,
     max_message_bytes: usize,
     token: Option<ApiToken>,
@@ -64,6 +67,7 @@ pub fn routes(
         .route("/graphql/ws", get(ws::upgrade))
         .with_state(Arc::new(Endpoint {
             schema,
+            prepared,
             batch_limit,
             max_message_bytes,
             token,
