@@ -8,7 +8,8 @@
 //! - REST predict spread uniformly over `--series` trained series (1,000,000 by default, `zscore`,
 //!   written straight into the database, each loaded once by a sweep first) with the product's RSS
 //!   per cached series (`MODEL_CACHE_MAX` is set to the series count);
-//! - the GraphQL `predict` mutation;
+//! - the GraphQL `predict` mutation (prepared after its first run), and the same operation as a
+//!   batch of one, which the executor always runs;
 //! - with `--kafka` and `--redis` (and a PostgreSQL `--database-url`): REST predict spread over
 //!   64 series through a distributed gateway with one predictor and with two (each series to its
 //!   owner), beside the same load on the embedded `serve`; with `--predictor-cpus C` each
@@ -326,13 +327,13 @@ async fn main() {
         body: Arc::from(body),
     };
     let hot = same(&format!("/predict/{SERIES}"), POINT);
-    let graphql = same(
-        "/graphql",
-        &json!({ "query": format!(
-            "mutation {{ predict(seriesId: \"{SERIES}\", point: {{timestamp: 1700600000, value: 52.5}}) {{ modelVersion anomaly score }} }}"
-        ) })
-        .to_string(),
-    );
+    let graphql_operation = json!({ "query": format!(
+        "mutation {{ predict(seriesId: \"{SERIES}\", point: {{timestamp: 1700600000, value: 52.5}}) {{ modelVersion anomaly score }} }}"
+    ) });
+    let graphql = same("/graphql", &graphql_operation.to_string());
+    // The same operation as a batch of one, which async-graphql's executor always runs: what
+    // every GraphQL operation but the prepared `predict` costs.
+    let graphql_executor = same("/graphql", &json!([graphql_operation]).to_string());
     let driver = Driver {
         connections: options.connections,
         seconds: options.seconds,
@@ -352,6 +353,10 @@ async fn main() {
     let hot_group = [
         on_product("REST predict, one hot series".into(), hot.clone()),
         on_product("GraphQL predict".into(), graphql),
+        on_product(
+            "GraphQL predict, executor (batch of one)".into(),
+            graphql_executor,
+        ),
     ];
     rounds::header(&driver, options.rounds);
     measured.extend(driver.rounds(options.rounds, &hot, &hot_group).await);
