@@ -19,7 +19,35 @@ pub const MAX_TEXT_BYTES: usize = 8 * 1024;
 
 #[derive(Default)]
 pub struct DocumentCache {
-    documents: Mutex<HashMap<String, Cached>>,
+    documents: ByText<Cached>,
+}
+
+/// A map from a document's text, holding at most `MAX_ENTRIES` (an arbitrary entry makes room):
+/// what is kept per text here and by the prepared operations (`super::prepared`).
+pub struct ByText<V>(Mutex<HashMap<String, V>>);
+
+impl<V> Default for ByText<V> {
+    fn default() -> Self {
+        Self(Mutex::default())
+    }
+}
+
+impl<V> ByText<V> {
+    pub fn lock(&self) -> MutexGuard<'_, HashMap<String, V>> {
+        // A plain map: a panic elsewhere cannot leave it half-updated.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Keeps `value` for `text`, making room first when the map is full.
+    pub fn keep(&self, text: String, value: V) {
+        let mut map = self.lock();
+        if map.len() >= MAX_ENTRIES
+            && let Some(evicted) = map.keys().next().cloned()
+        {
+            map.remove(&evicted);
+        }
+        map.insert(text, value);
+    }
 }
 
 /// A kept document; for one that declares no variables, the operation name it passed
@@ -41,15 +69,10 @@ pub enum Validated {
 }
 
 impl DocumentCache {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Cached>> {
-        // A plain map: a panic elsewhere cannot leave it half-updated.
-        self.documents.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Gives `request` its parsed document, from the cache or parsed (and then kept), and what
     /// is known of its validation.
     pub fn parse(&self, request: &mut Request) -> Result<Validated, ServerError> {
-        let cached = self.lock().get(&request.query).map(|cached| {
+        let cached = self.documents.lock().get(&request.query).map(|cached| {
             let validated = match &cached.validated {
                 Some((operation, result)) if *operation == request.operation_name => {
                     Validated::Passed(*result)
@@ -71,13 +94,7 @@ impl DocumentCache {
             .operations
             .iter()
             .all(|(_, operation)| operation.node.variable_definitions.is_empty());
-        let mut documents = self.lock();
-        if documents.len() >= MAX_ENTRIES
-            && let Some(evicted) = documents.keys().next().cloned()
-        {
-            documents.remove(&evicted);
-        }
-        documents.insert(
+        self.documents.keep(
             request.query.clone(),
             Cached {
                 document,
@@ -95,7 +112,7 @@ impl DocumentCache {
     /// Keeps that `query` passed validation as `operation`, when it is kept and declares no
     /// variables (validation then depends on nothing else).
     pub fn validated(&self, query: &str, operation: Option<String>, result: ValidationResult) {
-        if let Some(cached) = self.lock().get_mut(query)
+        if let Some(cached) = self.documents.lock().get_mut(query)
             && cached.declares_no_variables
         {
             cached.validated = Some((operation, result));
@@ -104,7 +121,7 @@ impl DocumentCache {
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.lock().len()
+        self.documents.lock().len()
     }
 }
 

@@ -10,8 +10,7 @@
 //! expect (another operation name, a variable missing, of another shape or undeclared, a
 //! read-only token) goes to async-graphql as before, so every error it gives is its own.
 
-use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::sync::{Arc, LazyLock};
 
 use async_graphql::indexmap::IndexMap;
 use async_graphql::parser::types::{
@@ -21,7 +20,7 @@ use async_graphql::parser::types::{
 use async_graphql::{Name, PathSegment, Pos, Request, Response, Value};
 use async_graphql_value::Value as DocumentValue;
 
-use super::documents::{MAX_ENTRIES, MAX_TEXT_BYTES};
+use super::documents::{ByText, MAX_TEXT_BYTES};
 use super::guard::{self, QueryLimits};
 use super::mutation::predict_field;
 use super::types::{PointInput, Prediction, PredictionField};
@@ -33,7 +32,7 @@ pub struct Prepared {
     state: AppState,
     limits: Arc<QueryLimits>,
     /// By document text: its plan, or `None` for a document that is no plain `predict`.
-    plans: Mutex<HashMap<String, Option<Arc<Plan>>>>,
+    plans: ByText<Option<Arc<Plan>>>,
 }
 
 /// What is known of a request's document (`Prepared::lookup`).
@@ -51,13 +50,8 @@ impl Prepared {
         Self {
             state,
             limits: Arc::new(limits.clone()),
-            plans: Mutex::default(),
+            plans: ByText::default(),
         }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Option<Arc<Plan>>>> {
-        // A plain map: a panic elsewhere cannot leave it half-updated.
-        self.plans.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// What to do with `request`, made with `access`.
@@ -67,7 +61,7 @@ impl Prepared {
         if access != Access::Full || !request.extensions.is_empty() || !request.uploads.is_empty() {
             return Lookup::Schema;
         }
-        match self.lock().get(&request.query) {
+        match self.plans.lock().get(&request.query) {
             Some(Some(plan)) => Lookup::Plan(plan.clone()),
             Some(None) => Lookup::Schema,
             None if request.query.len() > MAX_TEXT_BYTES => Lookup::Schema,
@@ -85,13 +79,7 @@ impl Prepared {
             .ok()
             .and_then(|document| Plan::of(&document))
             .map(Arc::new);
-        let mut plans = self.lock();
-        if plans.len() >= MAX_ENTRIES
-            && let Some(evicted) = plans.keys().next().cloned()
-        {
-            plans.remove(&evicted);
-        }
-        plans.insert(query, plan);
+        self.plans.keep(query, plan);
     }
 
     /// Runs `plan` for `request`; `None` (before anything ran) when the request is not the one
