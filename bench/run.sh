@@ -46,3 +46,28 @@ awk '
   summary { summary = 0 }
   END { for (i = 1; i <= n; i++) printf "| %s | %s | %s–%s |\n", order[i], medians[order[i]], low[order[i]], high[order[i]] }
 ' $(seq -f "$outputs/%g" 1 "$runs")
+# Every round of every run together: each scenario's median ratio over all of them, the single
+# figure least moved by one noisy run (a second invocation of this script lands within ±0.05 of
+# it where the README says so).
+printf '\n## all %s runs'"'"' rounds together: each scenario'"'"'s median ratio to the reference\n\n' "$runs"
+printf '| scenario | rounds | median ratio | rounds'"'"' range |\n|---|---|---|---|\n'
+# shellcheck disable=SC2046 # the runs' files, in run order
+awk '
+  /^\| [0-9]+ \| / {
+    split($0, cell, " \\| "); name = cell[2]; ratio = cell[4] + 0
+    if (name == "reference axum handler") next
+    if (!(name in count)) order[++n] = name
+    i = ++count[name]; value[name, i] = ratio
+    # Insertion sort: a few dozen rounds at most.
+    while (i > 1 && value[name, i - 1] > value[name, i]) {
+      t = value[name, i]; value[name, i] = value[name, i - 1]; value[name, i - 1] = t; i--
+    }
+  }
+  END {
+    for (k = 1; k <= n; k++) {
+      name = order[k]; c = count[name]
+      median = c % 2 ? value[name, (c + 1) / 2] : (value[name, c / 2] + value[name, c / 2 + 1]) / 2
+      printf "| %s | %d | %.2f | %.2f–%.2f |\n", name, c, median, value[name, 1], value[name, c]
+    }
+  }
+' $(seq -f "$outputs/%g" 1 "$runs")
