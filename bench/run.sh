@@ -19,6 +19,10 @@ if ! command -v wrk >/dev/null 2>&1; then
 fi
 cargo build --release --locked --bin anomaly -p anomaly-api --example hot_path_bench
 runs="${RUNS:-3}"
+# What the figures were measured on: machines of the same kind differ (the README names its own).
+printf 'machine: %s, %s cores, %s MB, kernel %s\n' \
+  "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)" "$(nproc)" \
+  "$(awk '/^MemTotal/ { printf "%d", $2 / 1024 }' /proc/meminfo)" "$(uname -r)"
 outputs=$(mktemp -d)
 trap 'rm -rf "$outputs"' EXIT
 for run in $(seq 1 "$runs"); do
